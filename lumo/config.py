@@ -1,0 +1,22 @@
+"""Settings: the one place that reads the environment."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LUMO_", extra="ignore")
+
+    database_url: str = "sqlite:///lumo.db"
+    locale: str = "en_US"
+    # Domain thresholds (DESIGN section 3), named so each rule reads its own.
+    stale_activity_days: int = 14
+    dispute_stalled_days: int = 14
+    draft_unsent_days: int = 7
+    contact_cooldown_days: int = 3
+    due_soon_days: int = 3
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,205 @@
+"""SQLAlchemy 2.x typed models of the CRM.
+
+One workspace per database. Ids are the strings of the import format (DESIGN section 5);
+payments and activities, which have no ids there, get integer keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+Money = Numeric(18, 2, asdecimal=True)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware datetimes on SQLite too: stored as UTC, returned aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: moments must carry a time zone")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+ROLES = ("rep", "manager", "admin")
+STATUSES = (
+    "draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off",
+)
+ACTIVITY_KINDS = ("email", "call", "note", "status_change")
+
+
+class Workspace(Base):
+    __tablename__ = "workspace"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    base_currency: Mapped[str] = mapped_column(String(3))
+
+
+class FxRate(Base):
+    """Units of the base currency for one unit of `currency`."""
+
+    __tablename__ = "fx_rates"
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(Numeric(18, 8, asdecimal=True))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    manager_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    slack_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    tier: Mapped[str] = mapped_column(String(32), default="standard")
+    renewal_date: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(64), default="billing")
+    do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    stage: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    deal_id: Mapped[str | None] = mapped_column(ForeignKey("deals.id"))
+    issue_date: Mapped[dt.date] = mapped_column(Date)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    # Kept equal to the sum of payments by the one writer (crm.ledger) so reads need no aggregate.
+    amount_paid: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    status: Mapped[str] = mapped_column(String(16))
+    status_updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    promise_to_pay_date: Mapped[dt.date | None] = mapped_column(Date)
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+    payment_url: Mapped[str | None] = mapped_column(String(500))
+    # Latest activity of any kind, and latest email/call: staleness and cooldown read these.
+    last_activity_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_contacted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    contacts: Mapped[list[Contact]] = relationship(
+        secondary="invoice_contacts", order_by="InvoiceContact.position", viewonly=True
+    )
+
+    __table_args__ = (
+        Index("ix_invoices_account_status", "account_id", "status"),
+        Index("ix_invoices_status_due", "status", "due_date"),
+    )
+
+
+class InvoiceContact(Base):
+    __tablename__ = "invoice_contacts"
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(ForeignKey("contacts.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Activity(Base):
+    """History of an invoice: rows are only ever added."""
+
+    __tablename__ = "activities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_activities_invoice_at", "invoice_id", "at"),)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_tasks_owner_done_due", "owner_id", "done", "due_date"),)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # sha256 of the token: the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+__all__ = [
+    "ACTIVITY_KINDS", "ROLES", "STATUSES", "Account", "Activity", "ApiToken", "Base", "Contact", "Deal",
+    "FxRate", "Invoice", "InvoiceContact", "Payment", "Task", "User", "Workspace"
+]
