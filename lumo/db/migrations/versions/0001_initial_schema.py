@@ -1,16 +1,15 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 22:15:55.139531
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
 import lumo.db.models
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

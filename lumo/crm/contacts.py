@@ -1,0 +1,39 @@
+"""Who to write to about an invoice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lumo.db.models import Contact, InvoiceContact
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    id: str
+    name: str
+    email: str
+    do_not_contact: bool
+
+
+def invoice_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, list[ContactRow]]:
+    """Each invoice's contacts in their listed order."""
+    out: dict[str, list[ContactRow]] = {}
+    if not invoice_ids:
+        return out
+    rows = session.execute(
+        select(InvoiceContact.invoice_id, Contact.id, Contact.name, Contact.email, Contact.do_not_contact)
+        .join(Contact, Contact.id == InvoiceContact.contact_id)
+        .where(InvoiceContact.invoice_id.in_(list(invoice_ids)))
+        .order_by(InvoiceContact.invoice_id, InvoiceContact.position)
+    ).all()
+    for invoice_id, *contact in rows:
+        out.setdefault(invoice_id, []).append(ContactRow(*contact))
+    return out
+
+
+def primary_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, ContactRow]:
+    return {k: v[0] for k, v in invoice_contacts(session, invoice_ids).items() if v}

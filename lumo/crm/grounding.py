@@ -1,0 +1,150 @@
+"""The grounding guard: every amount, invoice number, date and currency in a text must match its facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+from babel.numbers import get_currency_symbol, list_currencies
+
+MONTHS = {
+    m: i + 1
+    for i, names in enumerate(
+        zip(
+            ["january", "february", "march", "april", "may", "june", "july", "august", "september",
+             "october", "november", "december"],
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+            strict=True,
+        )
+    )
+    for m in names
+}
+_MONTH = r"(?:" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+MDY_DATE = re.compile(rf"\b({_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.IGNORECASE)
+DMY_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+({_MONTH}),?\s+(\d{{4}})\b", re.IGNORECASE)
+SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
+INVOICE_NUMBER = re.compile(r"\b[A-Z][A-Z0-9]*-\d{2,}\b")
+NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+BARE_AMOUNT = re.compile(rf"(?<![\w.,/-])({NUMBER})(?![\w/-]|[.,]\d)")
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    kind: str  # amount | currency | invoice_number | date | missing_invoice_number
+    found: str
+    detail: str
+
+
+@cache
+def _currency_tokens() -> tuple[dict[str, str], re.Pattern[str]]:
+    """Symbol or code -> ISO code, and one pattern finding money written with either."""
+    tokens: dict[str, str] = {}
+    for code in sorted(list_currencies()):
+        tokens[code] = code
+        symbol = get_currency_symbol(code, locale="en_US")
+        if symbol != code:
+            tokens.setdefault(symbol, code)
+    alternatives = "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))
+    pattern = re.compile(
+        rf"(?:(?<![A-Za-z])({alternatives})\s?({NUMBER}))|(?:({NUMBER})\s?({alternatives})(?![A-Za-z]))"
+    )
+    return tokens, pattern
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        return Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return None
+
+
+def _dates(text: str) -> list[tuple[str, dt.date | None]]:
+    found: list[tuple[str, dt.date | None]] = []
+
+    def add(raw: str, y: int, m: int, d: int) -> None:
+        try:
+            found.append((raw, dt.date(y, m, d)))
+        except ValueError:
+            found.append((raw, None))
+
+    for mt in ISO_DATE.finditer(text):
+        add(mt.group(0), int(mt[1]), int(mt[2]), int(mt[3]))
+    for mt in MDY_DATE.finditer(text):
+        add(mt.group(0), int(mt[3]), MONTHS[mt[1].lower().rstrip(".")], int(mt[2]))
+    for mt in DMY_DATE.finditer(text):
+        add(mt.group(0), int(mt[3]), MONTHS[mt[2].lower().rstrip(".")], int(mt[1]))
+    for mt in SLASH_DATE.finditer(text):
+        add(mt.group(0), int(mt[3]), int(mt[1]), int(mt[2]))
+    return found
+
+
+def _allowed(facts: dict[str, Any]) -> tuple[set[tuple[str, Decimal]], set[str], set[dt.date], set[str]]:
+    amounts: set[tuple[str, Decimal]] = set()
+    numbers: set[str] = set()
+    dates: set[dt.date] = set()
+    for inv in facts.get("invoices", []):
+        numbers.add(inv["number"])
+        for key in ("amount", "original_amount"):
+            if inv.get(key) is not None:
+                amounts.add((inv["currency"], Decimal(inv[key])))
+        for key in ("due_date", "issue_date", "promise_to_pay_date"):
+            if inv.get(key):
+                dates.add(dt.date.fromisoformat(inv[key]))
+    for total in facts.get("totals", []):
+        amounts.add((total["currency"], Decimal(total["amount"])))
+    if facts.get("today"):
+        dates.add(dt.date.fromisoformat(facts["today"]))
+    currencies = {c for c, _ in amounts}
+    return amounts, numbers, dates, currencies
+
+
+def check_grounding(text: str, facts: dict[str, Any], *, require_all_invoices: bool = True) -> list[Mismatch]:
+    """Every mismatch between what `text` states and the `facts` of a draft (empty when grounded)."""
+    amounts, numbers, dates, currencies = _allowed(facts)
+    problems: list[Mismatch] = []
+    seen_numbers = set(INVOICE_NUMBER.findall(text))
+    for number in sorted(seen_numbers - numbers):
+        problems.append(Mismatch("invoice_number", number, "not one of " + ", ".join(sorted(numbers))))
+    if require_all_invoices:
+        for number in sorted(numbers - seen_numbers):
+            problems.append(Mismatch("missing_invoice_number", number, "invoice of the draft not named"))
+    scrubbed = INVOICE_NUMBER.sub(" ", text)
+    for raw, value in _dates(scrubbed):
+        if value is None or value not in dates:
+            problems.append(Mismatch("date", raw, "no such date among the facts"))
+        scrubbed = scrubbed.replace(raw, " ")
+    scrubbed = re.sub(r"https?://\S+", " ", scrubbed)
+    tokens, money = _currency_tokens()
+    for mt in money.finditer(scrubbed):
+        token, num = (mt[1], mt[2]) if mt[1] else (mt[4], mt[3])
+        currency, value = tokens[token], _decimal(num)
+        problems.extend(_check_amount(mt.group(0), currency, value, amounts, currencies))
+    scrubbed = money.sub(" ", scrubbed)
+    for mt in BARE_AMOUNT.finditer(scrubbed):
+        raw = mt[1]
+        if "." not in raw and "," not in raw:
+            continue  # plain integers are counts (days, items), not amounts
+        value = _decimal(raw)
+        if value is not None and all(value != a for _, a in amounts):
+            problems.append(Mismatch("amount", raw, "no such amount among the facts"))
+    for code in sorted(set(re.findall(r"\b[A-Z]{3}\b", scrubbed)) & set(tokens)):
+        if tokens[code] == code and code not in currencies:
+            problems.append(Mismatch("currency", code, "currency not among the facts"))
+    return problems
+
+
+def _check_amount(raw: str, currency: str, value: Decimal | None, amounts: set[tuple[str, Decimal]],
+                  currencies: set[str]) -> list[Mismatch]:
+    if value is not None and (currency, value) in amounts:
+        return []
+    if value is not None and any(a == value for _, a in amounts):
+        right = sorted(c for c, a in amounts if a == value)
+        return [Mismatch("currency", raw, f"amount is in {', '.join(right)}, not {currency}")]
+    if currency not in currencies:
+        return [Mismatch("currency", raw, f"no {currency} amount among the facts")]
+    return [Mismatch("amount", raw, f"no {currency} amount of {value} among the facts")]

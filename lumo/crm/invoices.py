@@ -1,0 +1,173 @@
+"""Reading invoices under a scope: rows for the rules, and the paged invoice search."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from lumo.crm import stale
+from lumo.crm.errors import InvalidInput, NotFound
+from lumo.crm.lifecycle import (
+    ACTIONABLE_STATUSES,
+    AsOf,
+    InvoiceRow,
+    aging_bucket,
+    bucket_range,
+    days_overdue,
+)
+from lumo.crm.money import amount_str
+from lumo.crm.scope import Scope
+from lumo.db.models import STATUSES, Account, Activity, Contact, Invoice, InvoiceContact, Payment
+
+ROW_COLUMNS = (
+    Invoice.id, Invoice.number, Invoice.account_id, Account.name, Account.tier, Account.renewal_date,
+    Account.owner_id, Invoice.issue_date, Invoice.due_date, Invoice.amount, Invoice.currency,
+    Invoice.amount_paid, Invoice.status, Invoice.status_updated_at, Invoice.promise_to_pay_date,
+    Invoice.dispute_reason, Invoice.payment_url, Invoice.last_activity_at, Invoice.last_contacted_at,
+)
+OVERDUE_STATUSES = ("sent", "viewed", "partially_paid", "overdue")
+MAX_PAGE_SIZE = 500
+
+
+def rows_query(scope: Scope) -> Select[Any]:
+    return select(*ROW_COLUMNS).join(Account, Account.id == Invoice.account_id).where(scope.account_filter())
+
+
+def fetch_rows(session: Session, query: Select[Any]) -> list[InvoiceRow]:
+    return [InvoiceRow(*r) for r in session.execute(query).all()]
+
+
+def actionable_rows(session: Session, scope: Scope, account_id: str | None = None) -> list[InvoiceRow]:
+    """Every invoice in scope that a rule of staleness, priorities or drafting can act on."""
+    query = rows_query(scope).where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)))
+    if account_id is not None:
+        query = query.where(Invoice.account_id == account_id)
+    return fetch_rows(session, query)
+
+
+def get_row(session: Session, scope: Scope, number: str) -> InvoiceRow:
+    """One invoice by number; out of scope is reported exactly like missing."""
+    rows = fetch_rows(session, rows_query(scope).where(Invoice.number == number.strip()))
+    if not rows:
+        raise NotFound(f"invoice {number} not found")
+    return rows[0]
+
+
+def overdue_clause(today: dt.date) -> Any:
+    return and_(
+        Invoice.status.in_(OVERDUE_STATUSES), Invoice.due_date < today, Invoice.amount > Invoice.amount_paid
+    )
+
+
+@dataclass(frozen=True)
+class InvoiceFilter:
+    status: Sequence[str] = ()
+    overdue: bool = False
+    stale: bool = False
+    account: str | None = None
+    bucket: str | None = None
+    currency: str | None = None
+    page: int = 1
+    page_size: int = 50
+
+    def validate(self) -> None:
+        bad = [s for s in self.status if s not in STATUSES]
+        if bad:
+            raise InvalidInput(f"unknown status {bad[0]!r}: use one of {', '.join(STATUSES)}")
+        if self.bucket is not None:
+            bucket_range(self.bucket)
+        if self.page < 1 or not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"page must be >= 1 and page size between 1 and {MAX_PAGE_SIZE}")
+
+
+@dataclass(frozen=True)
+class InvoicePage:
+    items: list[InvoiceRow]
+    total: int
+    page: int
+    page_size: int
+
+
+def search_invoices(session: Session, scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> InvoicePage:
+    flt.validate()
+    query = rows_query(scope)
+    if flt.status:
+        query = query.where(Invoice.status.in_(list(flt.status)))
+    if flt.overdue or (flt.bucket and flt.bucket != "current"):
+        query = query.where(overdue_clause(as_of.today))
+    if flt.bucket:
+        low, high = bucket_range(flt.bucket)
+        if flt.bucket == "current":
+            query = query.where(~overdue_clause(as_of.today))
+        else:
+            query = query.where(Invoice.due_date <= as_of.today - dt.timedelta(days=low))
+            if high is not None:
+                query = query.where(Invoice.due_date >= as_of.today - dt.timedelta(days=high))
+    if flt.currency:
+        query = query.where(Invoice.currency == flt.currency.upper())
+    if flt.account:
+        needle = flt.account.strip()
+        query = query.where(or_(Account.id == needle, func.lower(Account.name).contains(needle.lower())))
+    query = query.order_by(Invoice.due_date, Invoice.number)
+    if flt.stale:
+        query = query.where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)))
+        rows = [r for r in fetch_rows(session, query) if stale.findings_for(r, as_of)]
+        start = (flt.page - 1) * flt.page_size
+        return InvoicePage(rows[start : start + flt.page_size], len(rows), flt.page, flt.page_size)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = fetch_rows(session, query.limit(flt.page_size).offset((flt.page - 1) * flt.page_size))
+    return InvoicePage(rows, total, flt.page, flt.page_size)
+
+
+def invoice_json(row: InvoiceRow, as_of: AsOf) -> dict[str, Any]:
+    days = days_overdue(row, as_of.today)
+    return {
+        "invoice_number": row.number,
+        "account": row.account_name,
+        "status": row.status,
+        "amount": amount_str(row.amount),
+        "amount_paid": amount_str(row.amount_paid),
+        "balance": amount_str(row.balance),
+        "currency": row.currency,
+        "issue_date": row.issue_date.isoformat(),
+        "due_date": row.due_date.isoformat(),
+        "days_overdue": days,
+        "bucket": aging_bucket(days),
+        "promise_to_pay_date": row.promise_to_pay_date.isoformat() if row.promise_to_pay_date else None,
+        "dispute_reason": row.dispute_reason,
+    }
+
+
+def invoice_history(session: Session, scope: Scope, number: str, as_of: AsOf) -> dict[str, Any]:
+    """One invoice's story: its fields, contacts, payments and every event in order."""
+    row = get_row(session, scope, number)
+    contacts = session.execute(
+        select(Contact.name, Contact.email, Contact.do_not_contact)
+        .join(InvoiceContact, InvoiceContact.contact_id == Contact.id)
+        .where(InvoiceContact.invoice_id == row.id)
+        .order_by(InvoiceContact.position)
+    ).all()
+    payments = session.execute(
+        select(Payment.amount, Payment.paid_at).where(Payment.invoice_id == row.id).order_by(Payment.paid_at)
+    ).all()
+    events = session.execute(
+        select(Activity.kind, Activity.at, Activity.by_id, Activity.text, Activity.from_status, Activity.to_status)
+        .where(Activity.invoice_id == row.id)
+        .order_by(Activity.at, Activity.id)
+    ).all()
+    return {
+        **invoice_json(row, as_of),
+        "payment_url": row.payment_url,
+        "contacts": [{"name": n, "email": e, "do_not_contact": d} for n, e, d in contacts],
+        "payments": [{"amount": amount_str(a), "paid_at": p.isoformat()} for a, p in payments],
+        "history": [
+            {"kind": k, "at": at.isoformat(), "by": by, "text": text, "from": f, "to": t}
+            for k, at, by, text, f, t in events
+        ],
+        "stale": [f.as_json() for f in stale.findings_for(row, as_of)],
+    }

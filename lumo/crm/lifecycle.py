@@ -1,0 +1,114 @@
+"""The invoice lifecycle of DESIGN section 3: open, overdue, days overdue, aging buckets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from lumo.crm.errors import InvalidInput
+
+OPEN_STATUSES = frozenset({"sent", "viewed", "partially_paid", "overdue", "disputed"})
+CLOSED_STATUSES = frozenset({"paid", "void", "written_off"})
+# Statuses any rule of priorities, staleness or drafts can act on.
+ACTIONABLE_STATUSES = OPEN_STATUSES | {"draft"}
+BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The day it is for the person asking, in their time zone."""
+
+    today: dt.date
+    tz: ZoneInfo
+
+    def local_date(self, moment: dt.datetime) -> dt.date:
+        return moment.astimezone(self.tz).date()
+
+    def days_since(self, moment: dt.datetime) -> int:
+        return (self.today - self.local_date(moment)).days
+
+    @classmethod
+    def at(cls, now: dt.datetime, tz: ZoneInfo) -> AsOf:
+        return cls(now.astimezone(tz).date(), tz)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRow:
+    """One invoice as the rules see it, joined with its account."""
+
+    id: str
+    number: str
+    account_id: str
+    account_name: str
+    account_tier: str
+    renewal_date: dt.date | None
+    owner_id: str
+    issue_date: dt.date
+    due_date: dt.date
+    amount: Decimal
+    currency: str
+    amount_paid: Decimal
+    status: str
+    status_updated_at: dt.datetime
+    promise_to_pay_date: dt.date | None
+    dispute_reason: str | None
+    payment_url: str | None
+    last_activity_at: dt.datetime | None
+    last_contacted_at: dt.datetime | None
+
+    @property
+    def balance(self) -> Decimal:
+        return max(self.amount - self.amount_paid, Decimal("0"))
+
+    @property
+    def last_touch(self) -> dt.datetime:
+        """The latest event, note or status change."""
+        if self.last_activity_at and self.last_activity_at > self.status_updated_at:
+            return self.last_activity_at
+        return self.status_updated_at
+
+
+def is_open(inv: InvoiceRow) -> bool:
+    return inv.status in OPEN_STATUSES and inv.balance > 0
+
+
+def is_overdue(inv: InvoiceRow, today: dt.date) -> bool:
+    """Overdue is derived, whatever the status says: open, not disputed, past due, balance left."""
+    return is_open(inv) and inv.status != "disputed" and inv.due_date < today
+
+
+def days_overdue(inv: InvoiceRow, today: dt.date) -> int:
+    return (today - inv.due_date).days if is_overdue(inv, today) else 0
+
+
+def aging_bucket(days: int) -> str:
+    if days <= 0:
+        return "current"
+    if days <= 30:
+        return "1-30"
+    if days <= 60:
+        return "31-60"
+    if days <= 90:
+        return "61-90"
+    return "90+"
+
+
+def bucket_range(bucket: str) -> tuple[int, int | None]:
+    """Days-overdue bounds (inclusive; None open-ended) of a bucket name."""
+    ranges: dict[str, tuple[int, int | None]] = {
+        "current": (0, 0), "1-30": (1, 30), "31-60": (31, 60), "61-90": (61, 90), "90+": (91, None),
+    }
+    try:
+        return ranges[bucket]
+    except KeyError:
+        raise InvalidInput(f"unknown aging bucket {bucket!r}: use one of {', '.join(BUCKETS)}") from None
+
+
+def promise_pending(inv: InvoiceRow, today: dt.date) -> bool:
+    return inv.promise_to_pay_date is not None and inv.promise_to_pay_date >= today
+
+
+def promise_broken(inv: InvoiceRow, today: dt.date) -> bool:
+    return inv.promise_to_pay_date is not None and inv.promise_to_pay_date < today and is_open(inv)

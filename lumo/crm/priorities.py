@@ -1,0 +1,250 @@
+"""Today's priorities: a deterministic, explainable ranking of one person's work (DESIGN section 3).
+
+The score adds points for each signal; every signal that adds points also adds a reason in words.
+Ties break on (due date, invoice number, task id) so the order never depends on the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lumo.crm import stale
+from lumo.crm.contacts import primary_contacts
+from lumo.crm.invoices import actionable_rows
+from lumo.crm.lifecycle import AsOf, InvoiceRow, days_overdue, is_open, promise_broken, promise_pending
+from lumo.crm.money import FxTable, amount_str, format_code, load_fx
+from lumo.crm.scope import Scope
+from lumo.crm.tone import tone_for
+from lumo.db.models import Account, Invoice, Task
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Points per signal; named so a reader can see and tune the whole ranking here."""
+
+    amount_per_decade: Decimal = Decimal("10")  # 10 points per 10x of base-currency amount
+    per_day_overdue: Decimal = Decimal("0.5")
+    max_days_counted: int = 120
+    promise_broken: Decimal = Decimal("25")
+    dispute_stalled: Decimal = Decimal("10")
+    per_stale_finding: Decimal = Decimal("8")
+    key_account: Decimal = Decimal("10")
+    renewal_near: Decimal = Decimal("6")
+    renewal_window_days: int = 60
+    per_day_no_contact: Decimal = Decimal("0.25")
+    no_contact_after_days: int = 14
+    max_no_contact_days: int = 60
+    promise_pending: Decimal = Decimal("-20")
+    cooldown: Decimal = Decimal("-15")
+    cooldown_days: int = 3
+    due_soon_days: int = 3
+    due_soon_factor: Decimal = Decimal("0.5")
+    task_base: Decimal = Decimal("20")
+    task_per_day_late: Decimal = Decimal("1")
+    max_task_days: int = 10
+
+
+@dataclass
+class Item:
+    kind: str
+    score: Decimal
+    sort_key: tuple[Any, ...]
+    invoice: InvoiceRow | None = None
+    task_title: str | None = None
+    task_id: str | None = None
+    account_name: str | None = None
+    days_overdue: int = 0
+    reasons: list[str] = field(default_factory=list)
+    action: str = ""
+    rank: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        inv = self.invoice
+        return {
+            "rank": self.rank,
+            "kind": self.kind,
+            "invoice_number": inv.number if inv else None,
+            "account": inv.account_name if inv else self.account_name,
+            "amount": amount_str(inv.balance) if inv else None,
+            "currency": inv.currency if inv else None,
+            "days_overdue": self.days_overdue,
+            "reasons": self.reasons,
+            "action": self.action,
+            "score": str(self.score.quantize(Decimal("0.01"))),
+            "task_id": self.task_id,
+        }
+
+
+def _amount_points(inv: InvoiceRow, fx: FxTable, w: Weights) -> Decimal:
+    base = fx.to_base(inv.balance, inv.currency)
+    return w.amount_per_decade * (Decimal(1) + max(base, Decimal(0))).log10()
+
+
+def _invoice_item(inv: InvoiceRow, as_of: AsOf, fx: FxTable, w: Weights, rules: stale.StaleThresholds) -> Item | None:
+    today = as_of.today
+    late = days_overdue(inv, today)
+    findings = stale.findings_for(inv, as_of, rules)
+    kinds = {f.kind for f in findings}
+    due_in = (inv.due_date - today).days
+    due_soon = is_open(inv) and inv.status != "disputed" and 0 <= due_in <= w.due_soon_days
+    if promise_broken(inv, today):
+        kind = "promise_broken"
+    elif late:
+        kind = "overdue"
+    elif "dispute_stalled" in kinds:
+        kind = "dispute_stalled"
+    elif findings:
+        kind = "stale_status"
+    elif due_soon:
+        kind = "due_soon"
+    else:
+        return None
+
+    money = format_code(inv.balance, inv.currency)
+    reasons: list[str] = []
+    score = _amount_points(inv, fx, w)
+    if late:
+        score += w.per_day_overdue * min(late, w.max_days_counted)
+        reasons.append(f"{money} overdue {late} days")
+    elif kind == "due_soon":
+        score *= w.due_soon_factor
+        reasons.append(f"{money} due {'today' if due_in == 0 else f'in {due_in} days'} ({inv.due_date.isoformat()})")
+    else:
+        reasons.append(f"{money} open")
+    if kind == "promise_broken":
+        score += w.promise_broken
+        reasons.append(f"promise to pay by {inv.promise_to_pay_date} broken")
+    if "dispute_stalled" in kinds:
+        score += w.dispute_stalled
+        reasons.append(f"dispute stalled: {inv.dispute_reason or 'no reason recorded'}")
+    for f in findings:
+        if f.kind in ("overdue_not_marked",):
+            reasons.append(f"status still '{inv.status}'")
+        elif f.kind == "paid_not_marked":
+            reasons.append(f"paid in full but status '{inv.status}'")
+        elif f.kind == "draft_not_sent":
+            reasons.append(f"draft not sent since {inv.issue_date.isoformat()}")
+        if f.kind not in ("promise_broken", "dispute_stalled"):
+            score += w.per_stale_finding
+    if inv.account_tier == "key":
+        score += w.key_account
+        reasons.append("key account")
+    if inv.renewal_date and 0 <= (inv.renewal_date - today).days <= w.renewal_window_days:
+        score += w.renewal_near
+        reasons.append(f"renewal on {inv.renewal_date.isoformat()}")
+    contacted = as_of.days_since(inv.last_contacted_at) if inv.last_contacted_at else None
+    quiet = contacted if contacted is not None else as_of.days_since(inv.status_updated_at)
+    if quiet >= w.no_contact_after_days and kind not in ("stale_status",):
+        score += w.per_day_no_contact * min(quiet, w.max_no_contact_days)
+        reasons.append(f"no contact in {quiet} days")
+    if promise_pending(inv, today):
+        score += w.promise_pending
+        reasons.append(f"promised to pay by {inv.promise_to_pay_date}")
+    if contacted is not None and contacted < w.cooldown_days:
+        score += w.cooldown
+        reasons.append(f"contacted {contacted} day{'s' if contacted != 1 else ''} ago")
+    item = Item(kind=kind, score=score, sort_key=(inv.due_date, inv.number, ""), invoice=inv,
+                days_overdue=late, reasons=reasons)
+    item.action = _invoice_action(item, kinds, contacted, as_of, w)
+    return item
+
+
+def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: AsOf, w: Weights) -> str:
+    inv = item.invoice
+    assert inv is not None
+    today = as_of.today
+    if item.kind == "promise_broken":
+        return f"Call about the broken promise to pay {inv.number} and agree a new date"
+    if promise_pending(inv, today):
+        return f"Wait for the promised payment of {inv.number} by {inv.promise_to_pay_date}; check it arrived then"
+    if contacted is not None and contacted < w.cooldown_days:
+        return f"Wait: {inv.number} was chased {contacted} day{'s' if contacted != 1 else ''} ago"
+    if item.kind == "dispute_stalled":
+        return f"Follow up on the dispute of {inv.number} and record the next step"
+    if "paid_not_marked" in kinds:
+        return f"Mark {inv.number} as paid"
+    if "draft_not_sent" in kinds:
+        return f"Send invoice {inv.number} to the customer"
+    if item.kind in ("overdue", "due_soon"):
+        tone = tone_for(inv.due_date, today) or "courtesy"
+        prefix = "Mark it overdue and send" if "overdue_not_marked" in kinds else "Send"
+        return f"{prefix} a {tone.replace('_', ' ')} reminder for {inv.number}"
+    return f"Check in on {inv.number} and log the latest contact"
+
+
+def _task_items(session: Session, scope: Scope, as_of: AsOf, w: Weights) -> list[Item]:
+    query = (
+        select(Task.id, Task.title, Task.due_date, Account.name, Invoice.number)
+        .outerjoin(Account, Account.id == Task.account_id)
+        .outerjoin(Invoice, Invoice.id == Task.invoice_id)
+        .where(Task.done.is_(False), Task.due_date <= as_of.today, Task.owner_id.in_(_task_owners(session, scope)))
+    )
+    items = []
+    for task_id, title, due, account, number in session.execute(query).all():
+        late = (as_of.today - due).days
+        score = w.task_base + w.task_per_day_late * min(late, w.max_task_days)
+        reasons = [f"task due {'today' if late == 0 else f'{late} days ago'} ({due.isoformat()})"]
+        if number:
+            reasons.append(f"for invoice {number}")
+        items.append(Item(kind="task_due", score=score, sort_key=(due, number or "", task_id), task_id=task_id,
+                          task_title=title, account_name=account, reasons=reasons, action=f"Do the task: {title}"))
+    return items
+
+
+def _task_owners(session: Session, scope: Scope) -> Any:
+    if scope.owner_ids is None:
+        return select(Task.owner_id).distinct().scalar_subquery()
+    return sorted(scope.owner_ids)
+
+
+def compute_priorities(
+    session: Session,
+    scope: Scope,
+    as_of: AsOf,
+    *,
+    limit: int | None = 20,
+    weights: Weights = Weights(),
+    rules: stale.StaleThresholds = stale.StaleThresholds(),
+    fx: FxTable | None = None,
+) -> list[Item]:
+    """The ranked work of `scope` for the day `as_of`; top `limit` items (None: all)."""
+    fx = fx or load_fx(session)
+    items = [
+        item for inv in actionable_rows(session, scope)
+        if (item := _invoice_item(inv, as_of, fx, weights, rules)) is not None
+    ]
+    items.extend(_task_items(session, scope, as_of, weights))
+    items.sort(key=lambda i: (-i.score, *i.sort_key))
+    top = items if limit is None else items[:limit]
+    _name_contacts(session, top)
+    for rank, item in enumerate(top, start=1):
+        item.rank = rank
+    return top
+
+
+def _name_contacts(session: Session, items: list[Item]) -> None:
+    """Put the contact's name into the actions of the items shown (only those: it costs a query)."""
+    invoices = [i.invoice for i in items if i.invoice is not None]
+    contacts = primary_contacts(session, [inv.id for inv in invoices])
+    for item in items:
+        if item.invoice is None:
+            continue
+        contact = contacts.get(item.invoice.id)
+        if contact is None:
+            item.reasons.append("no billing contact on file")
+        elif contact.do_not_contact:
+            item.reasons.append(f"{contact.name} is do-not-contact")
+            if item.action.startswith(("Send a", "Mark it overdue and send", "Call")):
+                item.action = f"Do not email {contact.name} (do-not-contact): agree next steps with the account owner"
+        else:
+            item.action = f"{item.action} ({contact.name}, {contact.email})"
+
+
+def as_of_date(today: dt.date, scope: Scope) -> AsOf:
+    return AsOf(today, scope.tz)

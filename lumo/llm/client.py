@@ -1,0 +1,274 @@
+"""Chat Completions client for Lumo: bounded retries, a total deadline, typed replies, usage tracking."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from tenacity import RetryCallState, RetryError
+
+from lumo.llm.retry import Clock, Deadline, RetryPolicy, Sleep, make_retrying
+
+log = logging.getLogger("lumo.llm")
+
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class ModelUnavailable(Exception):
+    """Transient failures outlasted the retry budget; callers may fall back to an offline model."""
+
+    def __init__(self, last_error: BaseException | None, attempts: int) -> None:
+        super().__init__(f"model unavailable after {attempts} attempt(s): {last_error!r}")
+        self.last_error = last_error
+        self.attempts = attempts
+
+
+class ModelError(Exception):
+    """The API rejected the request (non-retryable 4xx, or a malformed reply)."""
+
+    def __init__(self, status: int | None, message: str, request_id: str | None = None) -> None:
+        prefix = "model error" if status is None else f"model error {status}"
+        super().__init__(f"{prefix}: {message}")
+        self.status = status
+        self.message = message
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    api_key: str = field(repr=False)  # never show the key in logs or tracebacks
+    base_url: str | None = None
+    model: str = DEFAULT_MODEL
+    max_attempts: int = 5
+    total_deadline_s: float = 60.0
+    request_timeout_s: float = 30.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        for name in ("total_deadline_s", "request_timeout_s", "backoff_initial_s", "backoff_max_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LLMSettings:
+        """Build settings from an environment mapping (pass os.environ, or a dict in tests)."""
+        api_key = env.get("OPENAI_API_KEY", "").strip()
+        if not api_key:
+            raise ValueError("OPENAI_API_KEY is not set")
+        return cls(
+            api_key=api_key,
+            base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+            model=env.get("LUMO_MODEL", "").strip() or DEFAULT_MODEL,
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            total_deadline_s=self.total_deadline_s,
+            backoff_initial_s=self.backoff_initial_s,
+            backoff_max_s=self.backoff_max_s,
+        )
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # raw JSON text as the model wrote it; the caller validates it
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_api(cls, usage: Any | None) -> Usage:
+        # Some OpenAI-compatible servers omit usage entirely; report zeros rather than None.
+        if usage is None:
+            return cls()
+        return cls(
+            prompt_tokens=usage.prompt_tokens or 0,
+            completion_tokens=usage.completion_tokens or 0,
+            total_tokens=usage.total_tokens or 0,
+        )
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, usage: Usage) -> UsageTotals:
+        return UsageTotals(
+            calls=self.calls + 1,
+            prompt_tokens=self.prompt_tokens + usage.prompt_tokens,
+            completion_tokens=self.completion_tokens + usage.completion_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    content: str | None
+    tool_calls: list[ToolCall]
+    usage: Usage
+    model: str
+    attempts: int
+    finish_reason: str | None = None
+
+
+class ModelClient:
+    """Thin async wrapper over Chat Completions; retries are ours, not the SDK's (max_retries=0)."""
+
+    def __init__(
+        self,
+        settings: LLMSettings,
+        client: openai.AsyncOpenAI | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._owns_client = client is None
+        self._client = client or openai.AsyncOpenAI(
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            max_retries=0,
+            timeout=settings.request_timeout_s,
+        )
+        self._sleep = sleep
+        self._clock = clock
+        self._policy = settings.retry_policy()
+        self._totals = UsageTotals()
+
+    @property
+    def usage_totals(self) -> UsageTotals:
+        return self._totals
+
+    def reset_usage(self) -> UsageTotals:
+        """Zero the running totals and return what they were."""
+        previous, self._totals = self._totals, UsageTotals()
+        return previous
+
+    async def aclose(self) -> None:
+        # An injected client belongs to the caller, who closes it.
+        if self._owns_client:
+            await self._client.close()
+
+    async def __aenter__(self) -> ModelClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def complete(
+        self,
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        tool_choice: Any = None,
+    ) -> ModelReply:
+        request = build_request(self.settings.model, messages, tools, tool_choice)
+        completion, attempts = await self._create_with_retries(request)
+        reply = to_reply(completion, attempts)
+        self._totals = self._totals.add(reply.usage)
+        log.info(
+            "llm.call model=%s attempts=%d prompt_tokens=%d completion_tokens=%d",
+            reply.model, attempts, reply.usage.prompt_tokens, reply.usage.completion_tokens,
+            extra={"model": reply.model, "attempts": attempts, "prompt_tokens": reply.usage.prompt_tokens,
+                   "completion_tokens": reply.usage.completion_tokens},
+        )
+        return reply
+
+    async def _create_with_retries(self, request: dict[str, Any]) -> tuple[Any, int]:
+        deadline = Deadline(self._clock, self.settings.total_deadline_s)
+        retrying = make_retrying(self._policy, deadline=deadline, sleep=self._sleep, before_sleep=_log_retry)
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    completion = await self._client.chat.completions.create(**request)
+        except RetryError as exc:
+            raise _unavailable(exc) from exc.last_attempt.exception()
+        except openai.APIStatusError as exc:  # tenacity re-raises non-retryable errors as-is
+            log.warning("llm.error status=%d", exc.status_code, extra={"status": exc.status_code})
+            raise ModelError(exc.status_code, exc.message, exc.request_id) from exc
+        except openai.OpenAIError as exc:  # e.g. a 200 whose body doesn't validate
+            log.warning("llm.error status=None error=%s", type(exc).__name__)
+            raise ModelError(getattr(exc, "status_code", None), str(exc)) from exc
+        return completion, attempts
+
+
+def build_request(
+    model: str, messages: list[dict], tools: list[dict] | None, tool_choice: Any
+) -> dict[str, Any]:
+    """Chat Completions kwargs; optional keys are omitted, since an empty `tools` array is a 400."""
+    request: dict[str, Any] = {"model": model, "messages": messages}
+    if tools:
+        request["tools"] = tools
+    if tool_choice is not None:
+        request["tool_choice"] = tool_choice
+    return request
+
+
+def to_reply(completion: Any, attempts: int) -> ModelReply:
+    if not completion.choices:
+        raise ModelError(None, "completion has no choices")
+    choice = completion.choices[0]
+    message = choice.message
+    return ModelReply(
+        content=message.content,
+        tool_calls=[_to_tool_call(tc) for tc in message.tool_calls or []],
+        usage=Usage.from_api(completion.usage),
+        model=completion.model,
+        attempts=attempts,
+        finish_reason=choice.finish_reason,
+    )
+
+
+def _to_tool_call(tool_call: Any) -> ToolCall:
+    # openai 3.x has both function tool calls and "custom" (free-text input) tool calls.
+    if getattr(tool_call, "type", "function") == "custom":
+        return ToolCall(id=tool_call.id, name=tool_call.custom.name, arguments=tool_call.custom.input)
+    return ToolCall(id=tool_call.id, name=tool_call.function.name, arguments=tool_call.function.arguments)
+
+
+def _status_of(exc: BaseException | None) -> int | None:
+    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    status = _status_of(exc)
+    log.warning(
+        "llm.retry attempt=%d status=%s error=%s wait=%.2f",
+        retry_state.attempt_number, status, type(exc).__name__, retry_state.upcoming_sleep,
+        extra={"attempt": retry_state.attempt_number, "status": status,
+               "error_type": type(exc).__name__, "wait_s": retry_state.upcoming_sleep},
+    )
+
+
+def _unavailable(exc: RetryError) -> ModelUnavailable:
+    last = exc.last_attempt
+    error = last.exception()
+    log.error(
+        "llm.unavailable attempts=%d status=%s error=%s",
+        last.attempt_number, _status_of(error), type(error).__name__,
+        extra={"attempts": last.attempt_number, "status": _status_of(error),
+               "error_type": type(error).__name__},
+    )
+    return ModelUnavailable(error, last.attempt_number)
