@@ -174,7 +174,7 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
     if item.kind in ("overdue", "due_soon"):
         tone = tone_for(inv.due_date, today) or "courtesy"
         prefix = "Mark it overdue and send" if "overdue_not_marked" in kinds else "Send"
-        return f"{prefix} a {tone.replace('_', ' ')} reminder for {inv.number}"
+        return f"{prefix} the {tone.replace('_', ' ')} reminder for {inv.number}"
     return f"Check in on {inv.number} and log the latest contact"
 
 
@@ -240,7 +240,7 @@ def _name_contacts(session: Session, items: list[Item]) -> None:
             item.reasons.append("no billing contact on file")
         elif contact.do_not_contact:
             item.reasons.append(f"{contact.name} is do-not-contact")
-            if item.action.startswith(("Send a", "Mark it overdue and send", "Call")):
+            if item.action.startswith(("Send the", "Mark it overdue and send", "Call")):
                 item.action = f"Do not email {contact.name} (do-not-contact): agree next steps with the account owner"
         else:
             item.action = f"{item.action} ({contact.name}, {contact.email})"

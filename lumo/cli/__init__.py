@@ -1,0 +1,8 @@
+"""The `lumo` command line."""
+
+from __future__ import annotations
+
+from lumo.cli import data, reads  # noqa: F401  (registers the commands)
+from lumo.cli.app import app, main
+
+__all__ = ["app", "main"]

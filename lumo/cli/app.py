@@ -1,0 +1,76 @@
+"""The Typer app, its shared options, and the one place errors become a line and an exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
+
+from lumo.config import get_settings
+from lumo.crm.errors import ImportRejected, InvalidInput, LumoError
+from lumo.crm.lifecycle import AsOf
+from lumo.crm.scope import Scope
+from lumo.db.session import make_engine, make_sessionmaker
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Lumo, the assistant of Lumenbase CRM.")
+
+RepOpt = Annotated[str, typer.Option("--rep", help="Email of the user whose scope applies.")]
+DateOpt = Annotated[str | None, typer.Option("--date", help="The day it is, YYYY-MM-DD (default: today for the user).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def parse_date(value: str, name: str = "date") -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"bad {name} {value!r}: use YYYY-MM-DD") from None
+
+
+def as_of_for(scope: Scope, date: str | None, now: dt.datetime | None = None) -> AsOf:
+    """The day for `scope`: the given date, or today in the user's time zone (the clock is read only here)."""
+    if date is not None:
+        return AsOf(parse_date(date), scope.tz)
+    return AsOf.at(now or dt.datetime.now(dt.UTC), scope.tz)
+
+
+@contextmanager
+def open_session() -> Iterator[Session]:
+    engine = make_engine(get_settings().database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except ImportRejected as exc:
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        fail(str(exc), exc.exit_code)
+    except LumoError as exc:
+        fail(str(exc), exc.exit_code)
+    except (OperationalError, ProgrammingError) as exc:
+        text = str(exc.orig) if exc.orig else str(exc)
+        if "no such table" in text or "does not exist" in text:
+            fail("the database is not set up: run `lumo db upgrade` (or `lumo seed --demo`)", 1)
+        fail(f"database error: {text.splitlines()[0]}", 1)

@@ -1,0 +1,86 @@
+"""Commands that set up and move data: db upgrade, seed, import, export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lumo.cli.app import DateOpt, app, open_session, parse_date
+from lumo.config import get_settings
+from lumo.crm.errors import InvalidInput
+from lumo.crm.exchange import export_snapshot, import_snapshot, load_file
+from lumo.db.migrate import upgrade
+from lumo.db.seed import DEMO_EMAIL, database_is_empty, seed_demo
+from lumo.db.session import make_engine
+
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest version."""
+    upgrade(get_settings().database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def seed(
+    demo: Annotated[bool, typer.Option("--demo", help="Seed realistic demo data.")] = False,
+    invoices: Annotated[int, typer.Option(help="Number of invoices.")] = 2000,
+    reps: Annotated[int, typer.Option(help="Number of reps.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same data.")] = 7,
+    date: DateOpt = None,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the database has data.")] = False,
+) -> None:
+    """Fill the database with demo data (deterministic per seed)."""
+    if not demo:
+        raise InvalidInput("only demo data can be seeded: pass --demo")
+    if invoices < 1 or reps < 1:
+        raise InvalidInput("--invoices and --reps must be at least 1")
+    url = get_settings().database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        if not database_is_empty(engine):
+            if if_empty:
+                typer.echo(f"database already has data; demo login: {DEMO_EMAIL}")
+                return
+            raise InvalidInput("the database already has data: seed into an empty database (or use --if-empty)")
+        today = parse_date(date) if date else dt.date.today()
+        columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("invoices", total=invoices)
+            summary = seed_demo(engine, invoices=invoices, reps=reps, seed=seed, today=today,
+                                progress=lambda n: bar.update(task, completed=n))
+    finally:
+        engine.dispose()
+    typer.echo(f"seeded {summary}; demo login: {DEMO_EMAIL}")
+
+
+@app.command("import")
+def import_(file: Annotated[Path, typer.Argument(help="Workspace snapshot (JSON, DESIGN section 5).")]) -> None:
+    """Load a workspace snapshot; writes nothing if any record is bad."""
+    data = load_file(file)
+    upgrade(get_settings().database_url)
+    with open_session() as session:
+        summary = import_snapshot(session, data)
+        session.commit()
+    typer.echo(f"imported {file}: {summary}")
+
+
+@app.command()
+def export(file: Annotated[Path, typer.Argument(help="Where to write the snapshot (JSON).")]) -> None:
+    """Write the whole workspace as a snapshot that `lumo import` reads back."""
+    with open_session() as session:
+        data = export_snapshot(session)
+    try:
+        file.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {file}: {exc.strerror}") from None
+    typer.echo(f"exported to {file}")
