@@ -93,7 +93,8 @@ class InvoicePage:
     page_size: int
 
 
-def search_invoices(session: Session, scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> InvoicePage:
+def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[Any]:
+    """The SQL part of a filter (everything but staleness), ordered by due date then number."""
     flt.validate()
     query = rows_query(scope)
     if flt.status:
@@ -113,14 +114,25 @@ def search_invoices(session: Session, scope: Scope, flt: InvoiceFilter, as_of: A
     if flt.account:
         needle = flt.account.strip()
         query = query.where(or_(Account.id == needle, func.lower(Account.name).contains(needle.lower())))
-    query = query.order_by(Invoice.due_date, Invoice.number)
     if flt.stale:
         query = query.where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)))
-        rows = [r for r in fetch_rows(session, query) if stale.findings_for(r, as_of)]
-        start = (flt.page - 1) * flt.page_size
+    return query.order_by(Invoice.due_date, Invoice.number)
+
+
+def matching_rows(session: Session, scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> list[InvoiceRow]:
+    """Every invoice matching the filter, unpaged."""
+    rows = fetch_rows(session, filtered_query(scope, flt, as_of))
+    return [r for r in rows if stale.findings_for(r, as_of)] if flt.stale else rows
+
+
+def search_invoices(session: Session, scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> InvoicePage:
+    start = (flt.page - 1) * flt.page_size
+    if flt.stale:  # staleness is a rule in Python, so page after it
+        rows = matching_rows(session, scope, flt, as_of)
         return InvoicePage(rows[start : start + flt.page_size], len(rows), flt.page, flt.page_size)
+    query = filtered_query(scope, flt, as_of)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = fetch_rows(session, query.limit(flt.page_size).offset((flt.page - 1) * flt.page_size))
+    rows = fetch_rows(session, query.limit(flt.page_size).offset(start))
     return InvoicePage(rows, total, flt.page, flt.page_size)
 
 

@@ -201,5 +201,38 @@ class ApiToken(Base):
 
 __all__ = [
     "ACTIVITY_KINDS", "ROLES", "STATUSES", "Account", "Activity", "ApiToken", "Base", "Contact", "Deal",
-    "FxRate", "Invoice", "InvoiceContact", "Payment", "Task", "User", "Workspace"
+    "AgentAction", "FxRate", "Invoice", "InvoiceContact", "OutboxEmail", "Payment", "Task", "User", "Workspace",
 ]
+
+
+class OutboxEmail(Base):
+    """An approved email waiting for (or done with) the SMTP sender: queued -> sent | failed."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The approved action that queued it: one action never queues two emails.
+    action_id: Mapped[str] = mapped_column(String(200), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    to: Mapped[str] = mapped_column(Text)  # comma-separated addresses
+    cc: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    invoice_numbers: Mapped[str] = mapped_column(Text, default="")  # comma-separated
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class AgentAction(Base):
+    """A side effect the agent ran after approval, keyed by action id so a resumed step never repeats it."""
+
+    __tablename__ = "agent_actions"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(200), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    tool: Mapped[str] = mapped_column(String(64))
+    args: Mapped[str] = mapped_column(Text)  # JSON
+    result: Mapped[str] = mapped_column(Text)  # JSON
+    executed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

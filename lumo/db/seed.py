@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from faker import Faker
 from sqlalchemy import Connection, Engine, Table, func, inspect, select
@@ -119,7 +119,7 @@ def database_is_empty(engine: Engine) -> bool:
     tables = set(inspect(engine).get_table_names())
     with engine.connect() as conn:
         for model in (Workspace, User, Invoice):
-            table = model.__table__
+            table = cast(Table, model.__table__)
             if table.name in tables and conn.execute(select(func.count()).select_from(table)).scalar():
                 return False
     return True
@@ -153,9 +153,9 @@ def seed_demo(
             _fast_sqlite(conn)
         try:
             users = gen.users(reps)
-            _insert(conn, Workspace.__table__, [gen.workspace()])
-            _insert(conn, FxRate.__table__, gen.fx_rows())
-            _insert(conn, User.__table__, users)
+            _insert(conn, cast(Table, Workspace.__table__), [gen.workspace()])
+            _insert(conn, cast(Table, FxRate.__table__), gen.fx_rows())
+            _insert(conn, cast(Table, User.__table__), users)
             counts.users = len(users)
             rep_ids = [u["id"] for u in users if u["role"] == "rep"]
             plan = gen.plan_accounts(n_accounts, rep_ids, invoices)
@@ -204,8 +204,7 @@ def _analyze(conn: Connection, sqlite: bool) -> None:
 
 
 TABLE_ORDER: tuple[Table, ...] = tuple(
-    m.__table__  # type: ignore[misc]
-    for m in (Account, Contact, Deal, Invoice, InvoiceContact, Payment, Activity, Task)
+    cast(Table, m.__table__) for m in (Account, Contact, Deal, Invoice, InvoiceContact, Payment, Activity, Task)
 )
 
 
@@ -231,9 +230,8 @@ class _Counts:
 
     def add(self, batch: _Batch) -> None:
         for name, rows in batch.rows.items():
-            attr = "contacts" if name == "invoice_contacts" else name
-            if name != "invoice_contacts":
-                setattr(self, attr, getattr(self, attr) + len(rows))
+            if hasattr(self, name):
+                setattr(self, name, getattr(self, name) + len(rows))
 
     def summary(self, seconds: float) -> SeedSummary:
         return SeedSummary(
@@ -280,7 +278,7 @@ class _Inv:
     issue: dt.date = dt.date.min
     due: dt.date = dt.date.min
     status: str = "draft"
-    status_at: dt.datetime | None = None
+    status_at: dt.datetime = dt.datetime.min.replace(tzinfo=dt.UTC)
     promise: dt.date | None = None
     dispute: str | None = None
     clock: dt.datetime | None = None
@@ -312,6 +310,7 @@ class _Generator:
         self.last_names = sorted({_ascii(fake.last_name()) for _ in range(3000)} - {""})
         self.companies = [fake.company() for _ in range(300)]
         self.used_names: set[str] = set()
+        self.midnights: dict[dt.date, dt.datetime] = {}
         self.seq = {"contact": 0, "deal": 0, "invoice": 0, "task": 0}
         self.opening: dict[str, int] = {}
         self.scenarios = list(SCENARIO_WEIGHTS)
@@ -330,11 +329,12 @@ class _Generator:
     def users(self, reps: int) -> list[dict[str, Any]]:
         """Admin, then managers (one per ~8 reps), then reps: parents before children."""
         managers = max(1, math.ceil(reps / REPS_PER_MANAGER))
+        taken = {ADMIN_EMAIL, DEMO_REP_EMAIL}
         rows = [self._user("u-admin-0001", ADMIN_EMAIL, "Avery Admin", "admin", None, "UTC", 9_000_001)]
         for m in range(1, managers + 1):
             name = self._person()
             rows.append(self._user(
-                f"u-mgr-{m:04d}", _email(name, f"m{m}", "lumenbase.test"), name, "manager", "u-admin-0001",
+                f"u-mgr-{m:04d}", _unique_email(name, taken), name, "manager", "u-admin-0001",
                 self.rng.choice(TIME_ZONES), 8_000_000 + m,
             ))
         for r in range(1, reps + 1):
@@ -343,7 +343,7 @@ class _Generator:
                 name, email, tz = DEMO_REP_NAME, DEMO_REP_EMAIL, "America/New_York"
             else:
                 name = self._person()
-                email, tz = _email(name, str(r), "lumenbase.test"), self.rng.choice(TIME_ZONES)
+                email, tz = _unique_email(name, taken), self.rng.choice(TIME_ZONES)
             rows.append(self._user(f"u-rep-{r:04d}", email, name, "rep", manager, tz, r))
         return rows
 
@@ -412,7 +412,7 @@ class _Generator:
 
     def _renewal_date(self, tier: str) -> dt.date | None:
         if self.rng.random() < (0.8 if tier == "key" else 0.35):
-            return self.today + dt.timedelta(days=self.rng.randint(-20, 365))
+            return self.today + dt.timedelta(days=self._ri(-20, 365))
         return None
 
     def _contacts(self, account_id: str, domain: str) -> Iterator[dict[str, Any]]:
@@ -459,7 +459,8 @@ class _Generator:
             yield "payments", {"invoice_id": invoice_id, "amount": _money(cents, inv.currency), "paid_at": at}
         for kind, at, text, from_status, to_status in inv.events:
             yield "activities", {
-                "invoice_id": invoice_id, "kind": kind, "at": at, "by_id": owner,
+                # The customer opening the invoice is nobody's action in the CRM.
+                "invoice_id": invoice_id, "kind": kind, "at": at, "by_id": None if to_status == "viewed" else owner,
                 "text": text.replace("{number}", number), "from_status": from_status, "to_status": to_status,
             }
         if inv.task is not None:
@@ -483,7 +484,7 @@ class _Generator:
             "deal_id": self.rng.choice(won) if won and self.rng.random() < 0.6 else None,
             "issue_date": inv.issue, "due_date": inv.due, "amount": _money(inv.amount, inv.currency),
             "currency": inv.currency, "amount_paid": _money(inv.paid, inv.currency), "status": inv.status,
-            "status_updated_at": inv.status_at or self._at(inv.issue),
+            "status_updated_at": inv.status_at,
             "promise_to_pay_date": inv.promise, "dispute_reason": inv.dispute,
             "payment_url": f"https://pay.lumenbase.test/{number}" if self.rng.random() < 0.85 else None,
             "last_activity_at": at_any, "last_contacted_at": at_contact,
@@ -507,35 +508,51 @@ class _Generator:
         usd = math.exp(self.rng.uniform(math.log(300), math.log(60_000)))
         units = usd / float(FX_RATES[currency])
         if currency in ZERO_DECIMAL_CURRENCIES:
-            return max(100, round(units, -2))
+            return max(100, int(round(units, -2)))
         return max(100, round(units * 100))
 
     # -- time
+    # Moments fall in 08:00-16:59 UTC, so in every zone from UTC-8 to UTC+13 they are at most one
+    # calendar day later; "stale" events are >= 16 days old and "fresh" ones <= 12, clear of 14.
 
     def _at(self, day: dt.date) -> dt.datetime:
         """A working-hours moment on `day`, never later than yesterday (so never in the future)."""
         day = min(day, self.yesterday)
-        return dt.datetime(
-            day.year, day.month, day.day, self.rng.randint(8, 17), self.rng.randint(0, 59),
-            self.rng.randint(0, 59), tzinfo=dt.UTC,
-        )
+        midnight = self.midnights.get(day)
+        if midnight is None:
+            midnight = self.midnights[day] = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        return midnight + dt.timedelta(seconds=8 * 3600 + self._ri(0, 9 * 3600 - 1))
+
+    def _ri(self, low: int, high: int) -> int:
+        # randint's argument checks cost more than the rest of a row's generation.
+        return low + int(self.rng.random() * (high - low + 1))
+
+    def _moment(self, inv: _Inv, day: dt.date) -> dt.datetime:
+        """The next moment of this invoice's story: on `day`, but never before the previous one."""
+        at = self._at(day)
+        if inv.clock is not None and at <= inv.clock:
+            at = inv.clock + dt.timedelta(minutes=self._ri(1, 20))
+        inv.clock = at
+        return at
 
     def _days_ago(self, low: int, high: int) -> dt.date:
-        return self.today - dt.timedelta(days=self.rng.randint(low, high))
+        return self.today - dt.timedelta(days=self._ri(low, high))
 
     def _overdue_days(self, bucket: int | None) -> int:
         if bucket is None:
             bucket = self.rng.choices((1, 2, 3, 4), BUCKET_WEIGHTS)[0]
         low, high = BUCKET_DAYS[bucket]
-        return self.rng.randint(low, high)
+        return self._ri(low, high)
+
+    @staticmethod
+    def _day(inv: _Inv) -> dt.date:
+        assert inv.clock is not None
+        return inv.clock.date()
 
     # -- the story of an invoice
 
     def _event(self, inv: _Inv, kind: str, day: dt.date, text: str, to: str | None = None) -> dt.datetime:
-        at = self._at(day)
-        if inv.clock is not None and at <= inv.clock:
-            at = inv.clock + dt.timedelta(minutes=self.rng.randint(5, 90))
-        inv.clock = at
+        at = self._moment(inv, day)
         if kind == "status_change":
             inv.events.append((kind, at, text, inv.status, to))
             inv.status, inv.status_at = str(to), at
@@ -543,24 +560,31 @@ class _Generator:
             inv.events.append((kind, at, text, None, None))
         return at
 
-    def _issue(self, inv: _Inv, due: dt.date, terms: int | None = None) -> None:
+    def _issue(self, inv: _Inv, due: dt.date, terms: int | None = None, draft: bool = False) -> None:
+        """Set the dates; an invoice that will be sent is issued yesterday at the latest."""
+        terms = terms or self.rng.choice(PAYMENT_TERMS)
+        if not draft:
+            terms = max(terms, (due - self.yesterday).days)
         inv.due = due
-        inv.issue = due - dt.timedelta(days=terms or self.rng.choice(PAYMENT_TERMS))
-        inv.status_at = self._at(inv.issue)
-        inv.clock = inv.status_at
+        inv.issue = due - dt.timedelta(days=terms)
+        inv.clock = None
+        inv.status_at = self._moment(inv, inv.issue)
 
     def _send(self, inv: _Inv, viewed: float = 0.5) -> None:
         self._event(inv, "status_change", inv.issue, "Invoice {number} sent", "sent")
         if self.rng.random() < viewed:
-            seen = min(inv.issue + dt.timedelta(days=self.rng.randint(0, 4)), self.yesterday)
+            seen = inv.issue + dt.timedelta(days=self._ri(0, 4))
             self._event(inv, "status_change", seen, "Customer opened the invoice", "viewed")
 
-    def _pay(self, inv: _Inv, cents: int, day: dt.date) -> dt.datetime:
-        at = self._event(inv, "note", day, "Payment received")
-        inv.payments.append((cents, at))
-        return at
+    def _pay(self, inv: _Inv, minor: int, day: dt.date) -> None:
+        # Payments are not activities (crm.ledger.add_payment logs none); they still follow the story.
+        inv.payments.append((minor, self._moment(inv, day)))
 
-    def _part(self, inv: _Inv, low: float = 0.2, high: float = 0.7) -> int:
+    def _pay_part(self, inv: _Inv, day: dt.date, low: float = 0.2, high: float = 0.7) -> None:
+        self._pay(inv, self._part(inv, low, high), day)
+        self._event(inv, "status_change", self._day(inv), "Partial payment received", "partially_paid")
+
+    def _part(self, inv: _Inv, low: float, high: float) -> int:
         unit = 1 if inv.currency in ZERO_DECIMAL_CURRENCIES else 100
         part = int(inv.amount * self.rng.uniform(low, high)) // unit * unit
         return min(max(unit, part), inv.amount - unit)
@@ -570,16 +594,16 @@ class _Generator:
         if start > end:
             return
         span = (end - start).days
-        for _ in range(self.rng.randint(1, 3) if span > 2 else 1):
-            day = start + dt.timedelta(days=self.rng.randint(0, span))
+        count = self._ri(1, 3) if span > 2 else 1
+        for day in sorted(start + dt.timedelta(days=self._ri(0, span)) for _ in range(count)):
             if self.rng.random() < 0.7:
                 self._event(inv, "email", day, "Payment reminder for {number} sent")
             else:
                 self._event(inv, "call", day, "Called accounts payable about {number}")
 
     def _touch(self, inv: _Inv) -> None:
-        """A recent, non-urgent touch (4-13 days ago) so the invoice does not look abandoned."""
-        day = self._days_ago(4, 13)
+        """A recent, non-urgent touch (5-12 days ago) so the invoice does not look abandoned."""
+        day = self._days_ago(5, 12)
         if inv.clock is not None and inv.clock.date() >= day:
             return
         kind = self.rng.choice(("email", "call", "note"))
@@ -593,33 +617,34 @@ class _Generator:
             done = due < self.today and self.rng.random() < 0.35
         inv.task = (title, due, done)
 
-    def _maybe_task(self, inv: _Inv, title: str, chance: float = 0.15) -> None:
+    def _maybe_task(self, inv: _Inv, title: str, chance: float) -> None:
         if self.rng.random() < chance:
             self._task(inv, title)
 
-    def _overdue_base(self, inv: _Inv, bucket: int | None, mark: bool) -> None:
-        """Issued, sent, chased; status marked overdue a few days after the due date when `mark`."""
-        self._issue(inv, self.today - dt.timedelta(days=self._overdue_days(bucket)))
+    def _overdue_base(
+        self, inv: _Inv, days: int, *, mark: bool, until: dt.date | None = None, fresh: bool = True
+    ) -> None:
+        """Issued, sent, chased until `until`; status marked overdue after the due date when `mark`."""
+        self._issue(inv, self.today - dt.timedelta(days=days))
         self._send(inv)
         if mark:
-            self._event(inv, "status_change", inv.due + dt.timedelta(days=self.rng.randint(1, 4)),
+            self._event(inv, "status_change", inv.due + dt.timedelta(days=self._ri(1, 4)),
                         "Past due: marked overdue", "overdue")
-        self._reminders(inv, inv.due + dt.timedelta(days=3), self._days_ago(4, 10))
+        self._reminders(inv, inv.due + dt.timedelta(days=3), until or self._days_ago(5, 10))
+        if fresh:
+            self._touch(inv)
 
     # One method per scenario; `bucket` forces the aging bucket of the overdue ones.
 
     def _sc_paid(self, inv: _Inv, bucket: int | None) -> None:
         self._issue(inv, self._days_ago(-20, 380))
         self._send(inv)
-        paid_on = min(max(inv.due + dt.timedelta(days=self.rng.randint(-15, 25)),
+        paid_on = min(max(inv.due + dt.timedelta(days=self._ri(-15, 25)),
                           inv.issue + dt.timedelta(days=1)), self.yesterday)
         if paid_on > inv.due + dt.timedelta(days=5):
             self._reminders(inv, inv.due + dt.timedelta(days=2), paid_on - dt.timedelta(days=1))
-        if self.rng.random() < 0.25 and (paid_on - inv.issue).days > 2:
-            first = self._part(inv)
-            self._pay(inv, first, paid_on - dt.timedelta(days=self.rng.randint(1, (paid_on - inv.issue).days - 1)))
-            self._event(inv, "status_change", inv.clock.date() if inv.clock else paid_on,
-                        "Partial payment received", "partially_paid")
+        if self.rng.random() < 0.25 and (paid_on - self._day(inv)).days > 2:
+            self._pay_part(inv, paid_on - dt.timedelta(days=self._ri(1, (paid_on - self._day(inv)).days)))
         self._pay(inv, inv.amount - inv.paid, paid_on)
         self._event(inv, "status_change", paid_on, "Paid in full", "paid")
 
@@ -640,38 +665,32 @@ class _Generator:
 
     def _sc_partially_paid_current(self, inv: _Inv, bucket: int | None) -> None:
         self._sc_sent_current(inv, bucket)
-        self._pay(inv, self._part(inv), inv.clock.date() if inv.clock else self.yesterday)
-        self._event(inv, "status_change", inv.clock.date() if inv.clock else self.yesterday,
-                    "Partial payment received", "partially_paid")
+        self._pay_part(inv, self._day(inv))
 
     def _sc_overdue_marked(self, inv: _Inv, bucket: int | None) -> None:
-        self._overdue_base(inv, bucket, mark=True)
+        self._overdue_base(inv, self._overdue_days(bucket), mark=True)
         if bucket == 1:
             self._task(inv, "Call {account} about overdue {number}", self.today, False)
         else:
             self._maybe_task(inv, "Follow up on overdue {number}", 0.2)
 
     def _sc_overdue_not_marked(self, inv: _Inv, bucket: int | None) -> None:
-        self._overdue_base(inv, bucket, mark=False)
+        self._overdue_base(inv, self._overdue_days(bucket), mark=False)
         self._maybe_task(inv, "Chase {number}", 0.1)
 
     def _sc_partially_paid_overdue(self, inv: _Inv, bucket: int | None) -> None:
-        self._overdue_base(inv, bucket, mark=False)
-        day = inv.clock.date() if inv.clock else self.yesterday
-        self._pay(inv, self._part(inv), day)
-        self._event(inv, "status_change", day, "Partial payment received", "partially_paid")
+        self._overdue_base(inv, self._overdue_days(bucket), mark=False)
+        self._pay_part(inv, self._day(inv))
 
     def _sc_paid_not_marked(self, inv: _Inv, bucket: int | None) -> None:
         self._issue(inv, self._days_ago(-10, 60))
         self._send(inv)
         roll = self.rng.random()
-        if roll < 0.3 and inv.due < self.yesterday:
+        if roll < 0.3 and inv.due < self._days_ago(2, 2):
             self._event(inv, "status_change", inv.due + dt.timedelta(days=1), "Past due: marked overdue",
                         "overdue")
         elif roll < 0.6:
-            self._pay(inv, self._part(inv), self._days_ago(10, 20))
-            self._event(inv, "status_change", inv.clock.date() if inv.clock else self.yesterday,
-                        "Partial payment received", "partially_paid")
+            self._pay_part(inv, self._days_ago(10, 20))
         # The rest arrived by bank transfer and nobody updated the status.
         self._pay(inv, inv.amount - inv.paid, self._days_ago(1, 9))
 
@@ -680,30 +699,29 @@ class _Generator:
         if roll < 0.6:
             self._issue(inv, self._days_ago(40, 120))
             self._send(inv, viewed=0.0)
-            self._event(inv, "status_change", min(inv.due + dt.timedelta(days=2), self._days_ago(15, 30)),
-                        "Past due: marked overdue", "overdue")
+            self._event(inv, "status_change", inv.due + dt.timedelta(days=2), "Past due: marked overdue",
+                        "overdue")
         elif roll < 0.8:
-            self._issue(inv, self._days_ago(-40, -5), 60)
-            self._issue(inv, inv.due, 60)
+            self._issue(inv, self._days_ago(16, 50) + dt.timedelta(days=60), 60)
             self._send(inv, viewed=0.0)
         else:
-            self._issue(inv, self._days_ago(-10, 20), 60)
+            self._issue(inv, self._days_ago(40, 80) + dt.timedelta(days=60), 60)
             self._send(inv, viewed=0.0)
-            self._pay(inv, self._part(inv), self._days_ago(15, 30))
-            self._event(inv, "status_change", inv.clock.date() if inv.clock else self.yesterday,
-                        "Partial payment received", "partially_paid")
+            self._pay_part(inv, self._days_ago(16, 30))
 
     def _sc_promise_pending(self, inv: _Inv, bucket: int | None) -> None:
-        self._overdue_base(inv, bucket, mark=True)
+        self._overdue_base(inv, self._overdue_days(bucket), mark=True, until=self._days_ago(9, 14))
         inv.promise = self._days_ago(-14, -1)
-        self._event(inv, "call", self._days_ago(3, 8),
+        self._event(inv, "call", self._days_ago(4, 8),
                     f"Spoke with AP: they promised to pay {{number}} by {inv.promise.isoformat()}")
 
     def _sc_promise_broken(self, inv: _Inv, bucket: int | None) -> None:
-        self._overdue_base(inv, bucket if bucket else 2, mark=True)
         inv.promise = self._days_ago(1, 12)
-        self._event(inv, "call", inv.promise - dt.timedelta(days=self.rng.randint(3, 10)),
-                    f"Promise to pay {{number}} by {inv.promise.isoformat()}")
+        call = inv.promise - dt.timedelta(days=self._ri(3, 10))
+        # Due (and marked overdue) well before the call that produced the promise.
+        days = max(self._overdue_days(bucket), (self.today - call).days + 5)
+        self._overdue_base(inv, days, mark=True, until=call - dt.timedelta(days=1), fresh=False)
+        self._event(inv, "call", call, f"Promise to pay {{number}} by {inv.promise.isoformat()}")
         self._task(inv, "Promise on {number} was broken: call {account}", self._days_ago(0, 3), False)
 
     def _dispute(self, inv: _Inv, opened: dt.date) -> None:
@@ -715,39 +733,39 @@ class _Generator:
         self._send(inv)
         self._dispute(inv, max(inv.issue + dt.timedelta(days=3), self._days_ago(14, 40)))
         self._event(inv, "note", self._days_ago(1, 12), "Sent the signed delivery note to their AP team")
-        self._task(inv, "Resolve the dispute on {number}", self._days_ago(-7, 7))
+        self._task(inv, "Send {account} the signed delivery note for {number}", self._days_ago(1, 10), True)
 
     def _sc_disputed_stalled(self, inv: _Inv, bucket: int | None) -> None:
         self._issue(inv, self._days_ago(50, 150))
         self._send(inv)
         self._dispute(inv, self._days_ago(30, 90))
-        self._event(inv, "email", self._days_ago(15, 29), "Asked for the customer's evidence on {number}")
+        self._event(inv, "email", self._days_ago(16, 29), "Asked for the customer's evidence on {number}")
 
     def _sc_draft_fresh(self, inv: _Inv, bucket: int | None) -> None:
         terms = self.rng.choice(PAYMENT_TERMS)
-        self._issue(inv, self._days_ago(-3, 6) + dt.timedelta(days=terms), terms)
+        self._issue(inv, self._days_ago(-3, 6) + dt.timedelta(days=terms), terms, draft=True)
         if self.rng.random() < 0.3:
-            self._event(inv, "note", inv.issue, "Draft prepared; waiting for PO number")
+            self._event(inv, "note", inv.issue, "Draft prepared; waiting for the PO number")
 
     def _sc_draft_stale(self, inv: _Inv, bucket: int | None) -> None:
         terms = self.rng.choice(PAYMENT_TERMS)
-        self._issue(inv, self._days_ago(8, 45) + dt.timedelta(days=terms), terms)
+        self._issue(inv, self._days_ago(8, 45) + dt.timedelta(days=terms), terms, draft=True)
 
     def _sc_void(self, inv: _Inv, bucket: int | None) -> None:
         self._issue(inv, self._days_ago(-20, 200))
-        self._send(inv)
-        self._event(inv, "status_change", min(inv.issue + dt.timedelta(days=self.rng.randint(1, 10)),
-                                               self.yesterday), "Issued in error; replaced", "void")
+        self._send(inv, viewed=0.2)
+        self._event(inv, "status_change", inv.issue + dt.timedelta(days=self._ri(1, 10)),
+                    "Issued in error; replaced", "void")
 
     def _sc_written_off(self, inv: _Inv, bucket: int | None) -> None:
-        self._overdue_base(inv, 4, mark=True)
-        inv.issue, inv.due = inv.issue - dt.timedelta(days=120), inv.due - dt.timedelta(days=120)
+        self._overdue_base(inv, self._ri(200, 400), mark=True, until=self._days_ago(90, 150),
+                           fresh=False)
         if self.rng.random() < 0.3:
-            self._pay(inv, self._part(inv, 0.1, 0.4), self._days_ago(20, 60))
-        self._event(inv, "status_change", self._days_ago(5, 30), "Uncollectable: written off", "written_off")
+            self._pay_part(inv, self._days_ago(60, 90), 0.1, 0.4)
+        self._event(inv, "status_change", self._days_ago(16, 45), "Uncollectable: written off", "written_off")
 
     def _sc_cooldown(self, inv: _Inv, bucket: int | None) -> None:
-        self._overdue_base(inv, bucket, mark=True)
+        self._overdue_base(inv, self._overdue_days(bucket), mark=True)
         self._event(inv, "email", self._days_ago(1, 2), "Payment reminder for {number} sent")
 
     # -- helpers
@@ -803,6 +821,16 @@ def _slug(text: str) -> str:
 
 def _email(name: str, tag: str, domain: str) -> str:
     return f"{_slug(name).replace('-', '.')}{tag}@{domain}"
+
+
+def _unique_email(name: str, taken: set[str], domain: str = "lumenbase.test") -> str:
+    """first.last@domain, numbered when a colleague already has it (user emails are unique)."""
+    email, n = _email(name, "", domain), 1
+    while email in taken:
+        n += 1
+        email = _email(name, str(n), domain)
+    taken.add(email)
+    return email
 
 
 __all__ = ["DEMO_REP_EMAIL", "DEMO_REP_ID", "SeedSummary", "database_is_empty", "seed_demo"]

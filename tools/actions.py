@@ -1,0 +1,147 @@
+"""Tools with side effects. The graph runs them only after the rep approves; each checks scope again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+from pydantic import EmailStr, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lumo.crm import invoices, ledger
+from lumo.crm.contacts import invoice_contacts
+from lumo.crm.errors import InvalidInput, NotFound
+from lumo.db.models import Account, Invoice, OutboxEmail, Task
+from tools.base import Args, ToolContext, tool
+from tools.read import Status
+
+
+def _invoice(ctx: ToolContext, session: Session, number: str) -> Invoice:
+    row = invoices.get_row(session, ctx.scope, number)  # NotFound outside scope
+    inv = session.get(Invoice, row.id)
+    assert inv is not None
+    return inv
+
+
+def _account_id(ctx: ToolContext, session: Session, account: str) -> str:
+    found = session.scalars(
+        select(Account.id).where(ctx.scope.account_filter(), (Account.id == account) | (Account.name == account))
+    ).all()
+    if not found:
+        raise NotFound(f"account {account} not found")
+    return found[0]
+
+
+class TaskArgs(Args):
+    title: str = Field(min_length=3, max_length=300, description="What to do, e.g. 'Call Hank about INV-1042'.")
+    due_date: dt.date | None = Field(default=None, description="YYYY-MM-DD; default tomorrow.")
+    invoice_number: str | None = None
+    account: str | None = Field(default=None, description="Account name or id.")
+
+
+def _describe_task(ctx: ToolContext, args: TaskArgs, session: Session) -> str:
+    if args.invoice_number:
+        _invoice(ctx, session, args.invoice_number)
+    if args.account:
+        _account_id(ctx, session, args.account)
+    due = args.due_date or ctx.as_of.today + dt.timedelta(days=1)
+    if due < ctx.as_of.today:
+        raise InvalidInput(f"due date {due} is in the past")
+    about = f" for {args.invoice_number}" if args.invoice_number else f" for {args.account}" if args.account else ""
+    return f"Create task '{args.title}'{about}, due {due.isoformat()}"
+
+
+@tool(TaskArgs, side_effect=True, describe=_describe_task)
+def create_follow_up_task(ctx: ToolContext, args: TaskArgs, session: Session) -> dict[str, Any]:
+    """Create a follow-up task for the rep (needs the rep's approval)."""
+    _describe_task(ctx, args, session)
+    invoice = _invoice(ctx, session, args.invoice_number) if args.invoice_number else None
+    account_id = invoice.account_id if invoice else _account_id(ctx, session, args.account) if args.account else None
+    task = Task(id=f"t-{uuid.uuid4().hex[:12]}", owner_id=ctx.scope.user_id, account_id=account_id,
+                invoice_id=invoice.id if invoice else None, title=args.title,
+                due_date=args.due_date or ctx.as_of.today + dt.timedelta(days=1), done=False)
+    session.add(task)
+    return {"task_id": task.id, "title": task.title, "due_date": task.due_date.isoformat() if task.due_date else None}
+
+
+class NoteArgs(Args):
+    invoice_number: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=4000, description="The note, as the rep would write it.")
+
+
+def _describe_note(ctx: ToolContext, args: NoteArgs, session: Session) -> str:
+    _invoice(ctx, session, args.invoice_number)
+    return f"Log a note on {args.invoice_number}: {args.text[:200]}"
+
+
+@tool(NoteArgs, side_effect=True, describe=_describe_note)
+def log_note(ctx: ToolContext, args: NoteArgs, session: Session) -> dict[str, Any]:
+    """Log a note on an invoice's history (needs the rep's approval)."""
+    inv = _invoice(ctx, session, args.invoice_number)
+    ledger.record_activity(session, inv, kind="note", at=ctx.now, by_id=ctx.scope.user_id, text=args.text)
+    return {"invoice_number": inv.number, "logged": True}
+
+
+class StatusArgs(Args):
+    invoice_number: str = Field(min_length=1, max_length=64)
+    status: Status
+    reason: str = Field(min_length=3, max_length=1000, description="Why the status changes (kept in the history).")
+
+
+def _describe_status(ctx: ToolContext, args: StatusArgs, session: Session) -> str:
+    inv = _invoice(ctx, session, args.invoice_number)
+    if inv.status == args.status:
+        raise InvalidInput(f"{inv.number} is already '{args.status}'")
+    return f"Change {inv.number} from '{inv.status}' to '{args.status}' because: {args.reason}"
+
+
+@tool(StatusArgs, side_effect=True, describe=_describe_status)
+def update_invoice_status(ctx: ToolContext, args: StatusArgs, session: Session) -> dict[str, Any]:
+    """Change an invoice's status with a reason, recorded in its history (needs the rep's approval)."""
+    _describe_status(ctx, args, session)
+    inv = _invoice(ctx, session, args.invoice_number)
+    event = ledger.change_status(session, inv, to_status=args.status, at=ctx.now, by_id=ctx.scope.user_id,
+                                 reason=args.reason)
+    return {"invoice_number": inv.number, "from": event.from_status, "to": event.to_status}
+
+
+class EmailArgs(Args):
+    to: list[EmailStr] = Field(min_length=1, max_length=10)
+    cc: list[EmailStr] = Field(default_factory=list, max_length=10)
+    subject: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=20000)
+    invoice_numbers: list[str] = Field(min_length=1, max_length=50, description="Invoices the email is about.")
+
+
+def _describe_email(ctx: ToolContext, args: EmailArgs, session: Session) -> str:
+    allowed: set[str] = set()
+    blocked: set[str] = set()
+    for number in args.invoice_numbers:
+        inv = _invoice(ctx, session, number)
+        for c in invoice_contacts(session, [inv.id]).get(inv.id, []):
+            (blocked if c.do_not_contact else allowed).add(c.email.lower())
+    for address in args.to:
+        if address.lower() in blocked:
+            raise InvalidInput(f"{address} is marked do-not-contact")
+        if address.lower() not in allowed:
+            raise InvalidInput(f"{address} is not a contact of {', '.join(args.invoice_numbers)}")
+    return f"Send '{args.subject}' to {', '.join(args.to)}" + (f" (cc {', '.join(args.cc)})" if args.cc else "")
+
+
+@tool(EmailArgs, side_effect=True, describe=_describe_email)
+def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str, Any]:
+    """Send an email to invoice contacts: queued in the outbox for the mail sender (needs the rep's approval)."""
+    _describe_email(ctx, args, session)
+    email = OutboxEmail(
+        action_id=ctx.action_id or f"{ctx.thread_id}:{uuid.uuid4().hex}", user_id=ctx.scope.user_id, to=",".join(args.to),
+        cc=",".join(args.cc), subject=args.subject, body=args.body, invoice_numbers=",".join(args.invoice_numbers),
+        status="queued", created_at=ctx.now,
+    )
+    session.add(email)
+    session.flush()
+    return {"outbox_id": email.id, "status": "queued", "to": list(args.to)}
+
+
+ACTION = Literal["create_follow_up_task", "log_note", "update_invoice_status", "send_email"]

@@ -1,0 +1,168 @@
+"""Read-only tools: thin wrappers over lumo.crm; results compact (ids, numbers, reasons) and limited."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from lumo.crm import drafts, health, invoices, priorities, stale
+from lumo.crm.lifecycle import InvoiceRow, days_overdue
+from lumo.crm.money import amount_str, totals_by_currency
+from tools.base import Args, ToolContext, tool
+
+Limit = Field(default=10, ge=1, le=50, description="At most this many rows.")
+Bucket = Literal["current", "1-30", "31-60", "61-90", "90+"]
+Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
+
+
+def compact(row: InvoiceRow, ctx: ToolContext) -> dict[str, Any]:
+    return {
+        "invoice_number": row.number, "account": row.account_name, "status": row.status,
+        "balance": amount_str(row.balance), "currency": row.currency, "due_date": row.due_date.isoformat(),
+        "days_overdue": days_overdue(row, ctx.as_of.today),
+    }
+
+
+class SearchArgs(Args):
+    status: list[Status] | None = Field(default=None, description="Only these statuses.")
+    overdue: bool = Field(default=False, description="Only overdue invoices.")
+    stale: bool = Field(default=False, description="Only invoices whose status is stale.")
+    account: str | None = Field(default=None, description="Account name (or part of it) or id.")
+    bucket: Bucket | None = Field(default=None, description="Aging bucket.")
+    currency: str | None = Field(default=None, min_length=3, max_length=3, description="ISO-4217 code.")
+    limit: int = Limit
+    page: int = Field(default=1, ge=1)
+
+
+def _search(ctx: ToolContext, args: SearchArgs, session: Session) -> dict[str, Any]:
+    flt = invoices.InvoiceFilter(status=args.status or (), overdue=args.overdue, stale=args.stale, account=args.account,
+                                 bucket=args.bucket, currency=args.currency, page=args.page, page_size=args.limit)
+    page = invoices.search_invoices(session, ctx.scope, flt, ctx.as_of)
+    return {"total": page.total, "page": page.page, "invoices": [compact(r, ctx) for r in page.items]}
+
+
+@tool(SearchArgs)
+def search_invoices(ctx: ToolContext, args: SearchArgs, session: Session) -> dict[str, Any]:
+    """Search the rep's invoices by status, overdue, stale, account, aging bucket or currency (paged)."""
+    return _search(ctx, args, session)
+
+
+class OverdueArgs(Args):
+    account: str | None = Field(default=None, description="Account name (or part of it) or id.")
+    bucket: Bucket | None = None
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    limit: int = Limit
+
+
+@tool(OverdueArgs)
+def overdue_invoices(ctx: ToolContext, args: OverdueArgs, session: Session) -> dict[str, Any]:
+    """List overdue invoices (all, or of one account, bucket or currency), most overdue first, with totals per currency."""
+    flt = invoices.InvoiceFilter(overdue=True, account=args.account, bucket=args.bucket, currency=args.currency)
+    rows = invoices.matching_rows(session, ctx.scope, flt, ctx.as_of)
+    rows.sort(key=lambda r: (r.due_date, r.number))
+    totals = totals_by_currency((r.balance, r.currency) for r in rows)
+    return {
+        "total": len(rows),
+        "totals": [{"currency": c, "amount": amount_str(a)} for c, a in totals.items()],
+        "invoices": [compact(r, ctx) for r in rows[: args.limit]],
+    }
+
+
+class InvoiceArgs(Args):
+    invoice_number: str = Field(min_length=1, max_length=64, description="Invoice number, e.g. INV-1042.")
+
+
+@tool(InvoiceArgs)
+def get_invoice(ctx: ToolContext, args: InvoiceArgs, session: Session) -> dict[str, Any]:
+    """Get one invoice's details, contacts, payments, stale findings and history of events."""
+    story = invoices.invoice_history(session, ctx.scope, args.invoice_number, ctx.as_of)
+    story["history"] = story["history"][-20:]
+    return story
+
+
+class StaleArgs(Args):
+    account: str | None = Field(default=None, description="Account name (or part of it) or id.")
+    kind: Literal[stale.KINDS] | None = Field(default=None, description="Only this kind of finding.")  # type: ignore[valid-type]
+    limit: int = Limit
+
+
+@tool(StaleArgs)
+def stale_findings(ctx: ToolContext, args: StaleArgs, session: Session) -> dict[str, Any]:
+    """Find invoices whose recorded status is stale, with the evidence and the fix for each."""
+    rows = invoices.actionable_rows(session, ctx.scope)
+    if args.account:
+        needle = args.account.lower()
+        rows = [r for r in rows if needle in r.account_name.lower() or r.account_id == args.account]
+    found = [f for f in stale.stale_findings(rows, ctx.as_of) if args.kind is None or f.kind == args.kind]
+    counts: dict[str, int] = {}
+    for f in found:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    return {"total": len(found), "by_kind": counts, "findings": [f.as_json() for f in found[: args.limit]]}
+
+
+class PrioritiesArgs(Args):
+    limit: int = Limit
+
+
+@tool(PrioritiesArgs)
+def todays_priorities(ctx: ToolContext, args: PrioritiesArgs, session: Session) -> dict[str, Any]:
+    """Today's ranked work for the rep, each item with its reasons and suggested next action."""
+    items = priorities.compute_priorities(session, ctx.scope, ctx.as_of, limit=args.limit)
+    return {"date": ctx.as_of.today.isoformat(), "items": [i.as_json() for i in items]}
+
+
+class HealthArgs(Args):
+    account: str | None = Field(default=None, description="One account's name or id; omit for the worst accounts.")
+    limit: int = Field(default=5, ge=1, le=50)
+
+
+@tool(HealthArgs)
+def account_health(ctx: ToolContext, args: HealthArgs, session: Session) -> dict[str, Any]:
+    """Account health: score, grade and the reasons (overdue, lateness, disputes, stale statuses)."""
+    found = _health(ctx, args.account, session)
+    return {"accounts": [h.as_json() for h in found[: args.limit]]}
+
+
+def _health(ctx: ToolContext, account: str | None, session: Session) -> list[health.AccountHealth]:
+    if account is None:
+        return health.account_health(session, ctx.scope, ctx.as_of)
+    try:
+        return health.account_health(session, ctx.scope, ctx.as_of, account=account)
+    except Exception:
+        # Not an exact name: fall back to a partial match within scope.
+        every = health.account_health(session, ctx.scope, ctx.as_of)
+        matches = [h for h in every if account.lower() in h.name.lower()]
+        if not matches:
+            raise
+        return matches
+
+
+class RiskArgs(Args):
+    limit: int = Field(default=5, ge=1, le=50)
+
+
+@tool(RiskArgs)
+def revenue_at_risk(ctx: ToolContext, args: RiskArgs, session: Session) -> dict[str, Any]:
+    """Revenue at risk: overdue balances plus open balances of accounts in poor health, in the base currency."""
+    risk = health.revenue_at_risk(health.account_health(session, ctx.scope, ctx.as_of))
+    risk["accounts"] = risk["accounts"][: args.limit]
+    return risk
+
+
+class DraftArgs(Args):
+    invoice_number: str | None = Field(default=None, description="Invoice to chase.")
+    account: str | None = Field(default=None, description="Or an account: its most overdue invoice is chased.")
+
+
+@tool(DraftArgs)
+def draft_followup_email(ctx: ToolContext, args: DraftArgs, session: Session) -> dict[str, Any]:
+    """Draft the reminder email for an invoice or account from the tone ladder (nothing is sent)."""
+    if args.invoice_number:
+        d = drafts.draft_for_invoice(session, ctx.scope, args.invoice_number, ctx.as_of)
+    elif args.account:
+        d = drafts.draft_for_account(session, ctx.scope, args.account, ctx.as_of)
+    else:
+        raise ValueError("give invoice_number or account")
+    return {"draft": d.as_json()}
