@@ -155,3 +155,9 @@ def draft_for_account(session: Session, scope: Scope, account: str, as_of: AsOf)
         raise NotFound(f"no open invoices for account {account}")
     chaseable = [r for r in rows if skip_reason(r, as_of) is None and r.status != "disputed"]
     return draft_for_invoice(session, scope, (chaseable or rows)[0].number, as_of)
+
+
+def facts_for_invoices(session: Session, scope: Scope, numbers: list[str], as_of: AsOf) -> dict[str, Any]:
+    """The facts an email about these invoices may state (for the grounding guard)."""
+    rows = [get_row(session, scope, n) for n in numbers]
+    return _facts(rows, None, as_of, None)

@@ -18,7 +18,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, union, update
+from sqlalchemy import ColumnElement, String, any_, delete, insert, literal, select, union, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from lumo.crm.errors import ImportRejected, InvalidInput, LumoError
@@ -59,7 +60,7 @@ from lumo.db.models import (
     Workspace,
 )
 
-# Small enough for any SQLite's bound-parameter limit; large enough that 10k ids take a dozen queries.
+# Ids per IN list on SQLite: under any version's bound-parameter limit.
 CHUNK = 900
 
 # (list, field, list it points to); `contact_ids` is checked on its own, being a list.
@@ -198,8 +199,8 @@ def _load_existing(session: Session, checked: Checked) -> Existing:
 def _invoice_numbers(session: Session, invoice_ids: set[str], numbers: set[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for column, values in ((Invoice.id, invoice_ids), (Invoice.number, numbers)):
-        for chunk in _chunks(sorted(values)):
-            found.update(session.execute(select(Invoice.id, Invoice.number).where(column.in_(chunk))).tuples().all())
+        for clause in _one_of(session, column, values):
+            found.update(session.execute(select(Invoice.id, Invoice.number).where(clause)).tuples().all())
     return found
 
 
@@ -319,8 +320,8 @@ def _write(session: Session, workspace: WorkspaceIn, checked: Checked, existing:
         rows = [to_row(record) for record in checked.valid(list_name)]
         summary.counts[list_name] = _upsert(session, model, rows, existing.ids[list_name])
     _write_invoice_contacts(session, invoices)
-    touched = {i.id for i in invoices}
-    touched |= _write_payments(session, checked.valid("payments"), summary)
+    # Only new history changes the derived columns (a new invoice starts at their defaults).
+    touched = _write_payments(session, checked.valid("payments"), summary)
     touched |= _write_activities(session, checked.valid("activities"), summary)
     task_rows = [_task_row(t) for t in checked.valid("tasks")]
     summary.counts["tasks"] = _upsert(session, Task, task_rows, existing.ids["tasks"])
@@ -423,8 +424,8 @@ def _task_row(t: TaskIn) -> dict[str, Any]:
 
 def _write_invoice_contacts(session: Session, invoices: Sequence[InvoiceIn]) -> None:
     """The file's contact list replaces the invoice's, in the file's order."""
-    for chunk in _chunks(sorted(i.id for i in invoices)):
-        session.execute(delete(InvoiceContact).where(InvoiceContact.invoice_id.in_(chunk)))
+    for clause in _one_of(session, InvoiceContact.invoice_id, {i.id for i in invoices}):
+        session.execute(delete(InvoiceContact).where(clause))
     rows = [
         {"invoice_id": i.id, "contact_id": contact_id, "position": position}
         for i in invoices
@@ -478,8 +479,8 @@ def _natural_keys(
     session: Session, columns: Sequence[Any], by: Any, invoice_ids: set[str], key: Any
 ) -> Counter[Hashable]:
     have: Counter[Hashable] = Counter()
-    for chunk in _chunks(sorted(invoice_ids)):
-        have.update(key(row) for row in session.execute(select(*columns).where(by.in_(chunk))))
+    for clause in _one_of(session, by, invoice_ids):
+        have.update(key(row) for row in session.execute(select(*columns).where(clause)))
     return have
 
 
@@ -624,13 +625,25 @@ def _unreported(checked: Checked, list_name: str, index: int, key: str) -> bool:
     return key not in checked.bad_fields.get((list_name, index), set())
 
 
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
+def _one_of(session: Session, column: Any, values: Iterable[str]) -> Iterator[ColumnElement[bool]]:
+    """WHERE clauses that together cover `column IN values`.
+
+    PostgreSQL gets one array parameter: a long IN list of separate parameters ends up with a
+    slow generic plan once psycopg prepares the repeated statement. SQLite gets chunks under its
+    bound-parameter limit.
+    """
+    ordered = sorted(set(values))
+    if not ordered:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        yield column == any_(literal(ordered, ARRAY(String)))
+        return
+    for start in range(0, len(ordered), CHUNK):
+        yield column.in_(ordered[start : start + CHUNK])
 
 
 def _present(session: Session, column: InstrumentedAttribute[str], values: set[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(sorted(values)):
-        found.update(session.scalars(select(column).where(column.in_(chunk))))
+    for clause in _one_of(session, column, values):
+        found.update(session.scalars(select(column).where(clause)))
     return found

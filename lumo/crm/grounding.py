@@ -107,11 +107,19 @@ def _allowed(facts: dict[str, Any]) -> tuple[set[tuple[str, Decimal]], set[str],
 def check_grounding(text: str, facts: dict[str, Any], *, require_all_invoices: bool = True) -> list[Mismatch]:
     """Every mismatch between what `text` states and the `facts` of a draft (empty when grounded)."""
     amounts, numbers, dates, currencies = _allowed(facts)
+    return check_text(text, amounts, numbers, dates, currencies, require_all_invoices=require_all_invoices)
+
+
+def check_text(
+    text: str, amounts: set[tuple[str, Decimal]], numbers: set[str], dates: set[dt.date], currencies: set[str],
+    *, require_all_invoices: bool = False,
+) -> list[Mismatch]:
+    """The guard over explicit sets of allowed (currency, amount) pairs, invoice numbers and dates."""
     problems: list[Mismatch] = []
     text = URL.sub(" ", text)  # links carry ids and query strings, not statements
     seen_numbers = set(INVOICE_NUMBER.findall(text))
     for number in sorted(seen_numbers - numbers):
-        problems.append(Mismatch("invoice_number", number, "not one of " + ", ".join(sorted(numbers))))
+        problems.append(Mismatch("invoice_number", number, "not one of the invoices in the facts"))
     if require_all_invoices:
         for number in sorted(numbers - seen_numbers):
             problems.append(Mismatch("missing_invoice_number", number, "invoice of the draft not named"))
@@ -137,6 +145,27 @@ def check_grounding(text: str, facts: dict[str, Any], *, require_all_invoices: b
         if tokens[code] == code and code not in currencies:
             problems.append(Mismatch("currency", code, "currency not among the facts"))
     return problems
+
+
+def facts_in_text(text: str) -> tuple[set[tuple[str, Decimal]], set[str], set[dt.date]]:
+    """Money, invoice numbers and ISO dates stated in a trusted text (such as a tool's JSON result)."""
+    tokens, money = _currency_tokens()
+    amounts = set()
+    for mt in money.finditer(text):
+        token, num = (mt[1], mt[2]) if mt[1] else (mt[4], mt[3])
+        value = _decimal(num)
+        if value is not None:
+            amounts.add((tokens[token], value))
+    dates = {dt.date(int(m[1]), int(m[2]), int(m[3])) for m in ISO_DATE.finditer(text) if _valid(m)}
+    return amounts, set(INVOICE_NUMBER.findall(text)), dates
+
+
+def _valid(mt: re.Match[str]) -> bool:
+    try:
+        dt.date(int(mt[1]), int(mt[2]), int(mt[3]))
+    except ValueError:
+        return False
+    return True
 
 
 def _check_amount(raw: str, currency: str, value: Decimal | None, amounts: set[tuple[str, Decimal]],

@@ -44,16 +44,19 @@ def recompute_derived(session: Session, invoice_ids: Iterable[str]) -> None:
                 .group_by(Activity.invoice_id)
             ).all()
         )
-        for invoice_id in chunk:
-            session.execute(
-                update(Invoice)
-                .where(Invoice.id == invoice_id)
-                .values(
-                    amount_paid=Decimal(str(paid.get(invoice_id, 0))),
-                    last_activity_at=_aware(last_any.get(invoice_id)),
-                    last_contacted_at=_aware(last_contact.get(invoice_id)),
-                )
-            )
+        # One executemany of UPDATE ... WHERE id = ? for the chunk (ORM bulk update by primary key).
+        session.execute(
+            update(Invoice),
+            [
+                {
+                    "id": invoice_id,
+                    "amount_paid": Decimal(str(paid.get(invoice_id, 0))),
+                    "last_activity_at": _aware(last_any.get(invoice_id)),
+                    "last_contacted_at": _aware(last_contact.get(invoice_id)),
+                }
+                for invoice_id in chunk
+            ],
+        )
 
 
 def _aware(value: dt.datetime | str | None) -> dt.datetime | None:

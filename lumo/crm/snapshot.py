@@ -33,8 +33,9 @@ from pydantic import (
 )
 
 CENT = Decimal("0.01")
-_DECIMAL = re.compile(r"\d+(\.\d+)?")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits only: \d would also take other scripts' digits.
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CODE = re.compile(r"[A-Z]{3}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
@@ -463,8 +464,8 @@ def _check_record(checked: Checked, list_name: str, index: int, raw: object, mod
 
 
 __all__ = [
-    "LISTS", "AccountIn", "ActivityIn", "Checked", "ContactIn", "DealIn", "InvoiceIn", "PaymentIn",
-    "Problems", "Record", "Snapshot", "TaskIn", "UserIn", "Where", "WorkspaceIn", "amount_text",
-    "check_fields", "day_text", "moment_text", "parse_amount", "parse_currency", "parse_day",
-    "parse_moment", "parse_rate", "parse_timezone", "rate_text", "where",
+    "CENT", "LISTS", "SNAPSHOT", "WORKSPACE", "AccountIn", "ActivityIn", "Checked", "ContactIn", "DealIn",
+    "InvoiceIn", "PaymentIn", "Problems", "Record", "Snapshot", "TaskIn", "UserIn", "Where", "WorkspaceIn",
+    "amount_text", "check_fields", "day_text", "moment_text", "parse_amount", "parse_currency", "parse_day",
+    "parse_email", "parse_moment", "parse_rate", "parse_timezone", "rate_text", "report", "where",
 ]

@@ -139,13 +139,13 @@ def seed_demo(
 
     `accounts` defaults to one per ten invoices.
     """
-    if invoices < 0 or reps < 1:
-        raise InvalidInput("seed needs invoices >= 0 and reps >= 1")
+    n_accounts = accounts if accounts is not None else max(1, invoices // 10)
+    if invoices < 0 or reps < 1 or n_accounts < 1:
+        raise InvalidInput("seed needs invoices >= 0, reps >= 1 and accounts >= 1")
     if not database_is_empty(engine):
         raise InvalidInput("the database is not empty: seed only into a fresh database")
     started = time.perf_counter()
     gen = _Generator(random.Random(seed), _faker(seed), today)
-    n_accounts = accounts if accounts is not None else max(1, invoices // 10)
     counts = _Counts()
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"

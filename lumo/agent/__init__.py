@@ -1,0 +1,1 @@
+"""The Lumo agent: a LangGraph graph over the tools."""

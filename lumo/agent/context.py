@@ -1,0 +1,33 @@
+"""What a run needs that is not state: who is asking, the day, clients. Passed per run, never checkpointed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from lumo.crm.lifecycle import AsOf
+from lumo.crm.scope import Scope
+from lumo.llm import ModelReply
+
+
+class Model(Protocol):
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None
+    ) -> ModelReply: ...
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    session_factory: sessionmaker[Session]
+    scope: Scope
+    as_of: AsOf
+    now: dt.datetime
+    thread_key: str  # the user-scoped thread id
+    model: Model  # the real model, or the offline one
+    offline: Model  # the deterministic fallback
+    model_is_offline: bool
+    max_steps: int = 6
+    history_messages: int = 24  # how much of the thread the model sees

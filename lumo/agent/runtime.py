@@ -1,0 +1,31 @@
+"""Opening Lumo once per process: the database, the checkpointer and the model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from lumo.agent.checkpoint import open_checkpointer
+from lumo.agent.service import Lumo
+from lumo.db.session import make_engine, make_sessionmaker
+from lumo.llm import LLMSettings, ModelClient
+
+
+def model_from_env(env: Mapping[str, str]) -> ModelClient | None:
+    """The real model when OPENAI_API_KEY is set (LUMO_LLM=offline forces the offline model)."""
+    if env.get("LUMO_LLM", "").lower() == "offline" or not env.get("OPENAI_API_KEY", "").strip():
+        return None
+    return ModelClient(LLMSettings.from_env(env))
+
+
+@asynccontextmanager
+async def open_lumo(database_url: str, env: Mapping[str, str]) -> AsyncIterator[Lumo]:
+    engine = make_engine(database_url)
+    model = model_from_env(env)
+    try:
+        async with open_checkpointer(database_url) as checkpointer:
+            yield Lumo.create(checkpointer, make_sessionmaker(engine), model)
+    finally:
+        if model is not None:
+            await model.aclose()
+        engine.dispose()

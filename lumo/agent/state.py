@@ -1,0 +1,28 @@
+"""The graph's state: the conversation in OpenAI message dicts, and what this turn produced."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+class AgentState(TypedDict, total=False):
+    messages: Annotated[list[dict[str, Any]], operator.add]  # the whole thread, only ever appended
+    turn_start: int  # index of this turn's user message
+    steps: int  # model calls this turn
+    pending: list[dict[str, Any]]  # side effects awaiting the rep: {id, call_id, tool, args, description}
+    decisions: dict[str, dict[str, Any]]  # action id -> {type: approve|edit|reject, args?, reason?}
+    items: list[dict[str, Any]]  # structured items the answer used (priorities, invoices, findings)
+    drafts: list[dict[str, Any]]
+    model: str
+    usage: dict[str, int]
+    notes: list[str]
+    email_rewrites: int
+
+
+def new_turn(message: str) -> AgentState:
+    """The input that starts a turn: the user's message and this turn's fields reset."""
+    return AgentState(
+        messages=[{"role": "user", "content": message}], steps=0, pending=[], decisions={}, items=[], drafts=[],
+        model="", usage={"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0}, notes=[], email_rewrites=0,
+    )

@@ -1,0 +1,90 @@
+"""Chat from the command line: `lumo ask` runs a turn, `lumo approve` resumes one paused for approval."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json as jsonlib
+import os
+from typing import Annotated, Any
+
+import typer
+
+from lumo.agent.runtime import open_lumo
+from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, emit_json
+from lumo.config import get_settings
+from lumo.crm.errors import InvalidInput
+from lumo.crm.scope import scope_for_email
+from lumo.db.session import make_engine, make_sessionmaker
+
+
+def _scope(email: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(get_settings().database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return scope_for_email(session, email)
+    finally:
+        engine.dispose()
+
+
+def _show(result: dict[str, Any], rep: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(result)
+        return
+    typer.echo(result["reply"])
+    for note in result.get("notes", []):
+        if note not in result["reply"]:
+            typer.echo(f"\nnote: {note}")
+    if result["pending_actions"]:
+        thread = result["thread_id"]
+        typer.echo(f"\nTo approve: lumo approve {thread} --rep {rep}"
+                   f"\nTo reject:  lumo approve {thread} --rep {rep} --reject \"why\""
+                   f"\nTo edit:    lumo approve {thread} --rep {rep} --action ID --edit '{{\"field\": \"value\"}}'")
+    typer.echo(f"\n[thread {result['thread_id']} · {result['model']}]")
+
+
+@app.command()
+def ask(
+    message: Annotated[str, typer.Argument(help="What to ask Lumo.")],
+    rep: RepOpt, date: DateOpt = None, json: JsonOpt = False,
+    thread: Annotated[str | None, typer.Option("--thread", help="Continue this thread.")] = None,
+) -> None:
+    """Run one chat turn (offline model unless OPENAI_API_KEY is set)."""
+    scope = _scope(rep)
+    now = dt.datetime.now(dt.UTC)
+    as_of = as_of_for(scope, date, now)
+
+    async def run() -> dict[str, Any]:
+        async with open_lumo(get_settings().database_url, os.environ) as lumo:
+            return await lumo.ask(scope, message, as_of=as_of, now=now, thread_id=thread)
+
+    _show(asyncio.run(run()), rep, json)
+
+
+@app.command()
+def approve(
+    thread: Annotated[str, typer.Argument(help="The thread waiting for approval.")],
+    rep: RepOpt, date: DateOpt = None, json: JsonOpt = False,
+    action: Annotated[str | None, typer.Option("--action", help="One action id (default: all waiting).")] = None,
+    edit: Annotated[str | None, typer.Option("--edit", help="JSON object of changed arguments.")] = None,
+    reject: Annotated[str | None, typer.Option("--reject", help="Reject, with this feedback.")] = None,
+) -> None:
+    """Approve, edit or reject the actions a thread is waiting on, and continue it."""
+    changes = None
+    if edit is not None:
+        try:
+            changes = jsonlib.loads(edit)
+        except jsonlib.JSONDecodeError as exc:
+            raise InvalidInput(f"--edit is not valid JSON: {exc.msg}") from None
+        if not isinstance(changes, dict):
+            raise InvalidInput("--edit must be a JSON object of changed arguments")
+    scope = _scope(rep)
+    now = dt.datetime.now(dt.UTC)
+    as_of = as_of_for(scope, date, now)
+
+    async def run() -> dict[str, Any]:
+        async with open_lumo(get_settings().database_url, os.environ) as lumo:
+            return await lumo.approve(scope, thread, as_of=as_of, now=now, action_id=action, edit=changes,
+                                      reject=reject)
+
+    _show(asyncio.run(run()), rep, json)
