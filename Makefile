@@ -14,7 +14,7 @@ $(BIN)/lumo: pyproject.toml
 run: $(BIN)/lumo
 	$(BIN)/lumo db upgrade
 	$(BIN)/lumo seed --demo --if-empty
-	$(BIN)/lumo priorities --rep $$($(BIN)/lumo demo-rep)
+	$(BIN)/lumo priorities --rep demo@lumenbase.test --limit 10
 
 test: $(BIN)/lumo
 	$(BIN)/pytest -q

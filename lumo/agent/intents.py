@@ -30,7 +30,7 @@ class Intent:
 
 # --- what a message names ---------------------------------------------------------------------------
 
-_INVOICE = re.compile(r"\b([A-Za-z]{2,8})-(\d{2,}(?:-\d+)*)\b")
+_INVOICE = re.compile(r"\b([A-Za-z]{2,8})-(\d+(?:-\d+)*)\b")
 _NOT_INVOICE_PREFIXES = frozenset({"mid", "pre", "post", "net", "covid", "top", "over", "under", "non", "year"})
 
 # Uppercase ISO codes are unambiguous; lowercase only for common ones, as "all" or "top" are words.
@@ -203,7 +203,7 @@ _SEND = re.compile(
     re.I,
 )
 _DRAFT = re.compile(
-    rf"\b(?:draft|write|prepare|compose|create|make|generate|get)\b(?:\s+\S+){{0,3}}?\s+{_OUTREACH}\b"
+    rf"\b(?:draft|write|prepare|compose|create|make|generate|get|send\s+me)\b(?:\s+\S+){{0,3}}?\s+(?:{_OUTREACH}|draft)\b"
     rf"|{_POLITE}draft\b"
     r"|\b(?:chase|nudge)\b|\bremind\b(?!\s+me\b)",
     re.I,

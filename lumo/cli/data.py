@@ -15,7 +15,8 @@ from lumo.config import get_settings
 from lumo.crm.errors import InvalidInput
 from lumo.crm.exchange import export_snapshot, import_snapshot, load_file
 from lumo.db.migrate import upgrade
-from lumo.db.seed import DEMO_EMAIL, database_is_empty, seed_demo
+from lumo.db.seed import DEMO_REP_EMAIL as DEMO_EMAIL
+from lumo.db.seed import database_is_empty, seed_demo
 from lumo.db.session import make_engine
 
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
@@ -60,7 +61,8 @@ def seed(
                                 progress=lambda n: bar.update(task, completed=n))
     finally:
         engine.dispose()
-    typer.echo(f"seeded {summary}; demo login: {DEMO_EMAIL}")
+    typer.echo(f"seeded {summary.invoices:,} invoices, {summary.accounts:,} accounts and {summary.users:,} users "
+               f"in {summary.seconds:.1f} s; demo login: {DEMO_EMAIL}")
 
 
 @app.command("import")

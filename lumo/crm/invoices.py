@@ -39,7 +39,8 @@ def rows_query(scope: Scope) -> Select[Any]:
 
 
 def fetch_rows(session: Session, query: Select[Any]) -> list[InvoiceRow]:
-    return [InvoiceRow(*r) for r in session.execute(query).all()]
+    # Core execution: these are plain column rows, so the ORM's loading machinery is pure overhead.
+    return [InvoiceRow(*r) for r in session.connection().execute(query).all()]
 
 
 def actionable_rows(session: Session, scope: Scope, account_id: str | None = None) -> list[InvoiceRow]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -57,10 +57,10 @@ class InvoiceRow:
     payment_url: str | None
     last_activity_at: dt.datetime | None
     last_contacted_at: dt.datetime | None
+    balance: Decimal = field(init=False)  # what is left to pay, never negative
 
-    @property
-    def balance(self) -> Decimal:
-        return max(self.amount - self.amount_paid, Decimal("0"))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "balance", max(self.amount - self.amount_paid, Decimal("0")))
 
     @property
     def last_touch(self) -> dt.datetime:

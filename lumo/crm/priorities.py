@@ -7,8 +7,8 @@ Ties break on (due date, invoice number, task id) so the order never depends on 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -28,38 +28,41 @@ from lumo.db.models import Account, Invoice, Task
 class Weights:
     """Points per signal; named so a reader can see and tune the whole ranking here."""
 
-    amount_per_decade: Decimal = Decimal("10")  # 10 points per 10x of base-currency amount
-    per_day_overdue: Decimal = Decimal("0.5")
+    amount_per_decade: float = 10  # 10 points per 10x of base-currency amount
+    per_day_overdue: float = 0.5
     max_days_counted: int = 120
-    promise_broken: Decimal = Decimal("25")
-    dispute_stalled: Decimal = Decimal("10")
-    per_stale_finding: Decimal = Decimal("8")
-    key_account: Decimal = Decimal("10")
-    renewal_near: Decimal = Decimal("6")
+    promise_broken: float = 25
+    dispute_stalled: float = 10
+    per_stale_finding: float = 8
+    key_account: float = 10
+    renewal_near: float = 6
     renewal_window_days: int = 60
-    per_day_no_contact: Decimal = Decimal("0.25")
+    per_day_no_contact: float = 0.25
     no_contact_after_days: int = 14
     max_no_contact_days: int = 60
-    promise_pending: Decimal = Decimal("-20")
-    cooldown: Decimal = Decimal("-15")
+    promise_pending: float = -20
+    cooldown: float = -15
     cooldown_days: int = 3
     due_soon_days: int = 3
-    due_soon_factor: Decimal = Decimal("0.5")
-    task_base: Decimal = Decimal("20")
-    task_per_day_late: Decimal = Decimal("1")
+    due_soon_factor: float = 0.5
+    task_base: float = 20
+    task_per_day_late: float = 1
     max_task_days: int = 10
 
 
 @dataclass
 class Item:
     kind: str
-    score: Decimal
+    score: float
     sort_key: tuple[Any, ...]
     invoice: InvoiceRow | None = None
     task_title: str | None = None
     task_id: str | None = None
     account_name: str | None = None
     days_overdue: int = 0
+    stale_kinds: tuple[str, ...] = ()
+    contacted_days: int | None = None  # days since the last email or call
+    quiet_days: int = 0  # days since the last contact (or status change, without one)
     reasons: list[str] = field(default_factory=list)
     action: str = ""
     rank: int = 0
@@ -76,83 +79,96 @@ class Item:
             "days_overdue": self.days_overdue,
             "reasons": self.reasons,
             "action": self.action,
-            "score": str(self.score.quantize(Decimal("0.01"))),
+            "score": f"{self.score:.2f}",
             "task_id": self.task_id,
         }
 
 
-def _amount_points(inv: InvoiceRow, fx: FxTable, w: Weights) -> Decimal:
-    base = fx.to_base(inv.balance, inv.currency)
-    return w.amount_per_decade * (Decimal(1) + max(base, Decimal(0))).log10()
+def _kind(inv: InvoiceRow, today: dt.date, late: int, kinds: list[str], due_soon: bool) -> str | None:
+    if promise_broken(inv, today):
+        return "promise_broken"
+    if late:
+        return "overdue"
+    if "dispute_stalled" in kinds:
+        return "dispute_stalled"
+    if kinds:
+        return "stale_status"
+    return "due_soon" if due_soon else None
 
 
-def _invoice_item(inv: InvoiceRow, as_of: AsOf, fx: FxTable, w: Weights, rules: stale.StaleThresholds) -> Item | None:
+def _score_invoice(inv: InvoiceRow, as_of: AsOf, fx: FxTable, w: Weights, rules: stale.StaleThresholds) -> Item | None:
+    """Rank one invoice from its signals; words come later, and only for the items shown."""
     today = as_of.today
     late = days_overdue(inv, today)
-    findings = stale.findings_for(inv, as_of, rules)
-    kinds = {f.kind for f in findings}
+    kinds = stale.stale_kinds(inv, as_of, rules)
     due_in = (inv.due_date - today).days
     due_soon = is_open(inv) and inv.status != "disputed" and 0 <= due_in <= w.due_soon_days
-    if promise_broken(inv, today):
-        kind = "promise_broken"
-    elif late:
-        kind = "overdue"
-    elif "dispute_stalled" in kinds:
-        kind = "dispute_stalled"
-    elif findings:
-        kind = "stale_status"
-    elif due_soon:
-        kind = "due_soon"
-    else:
+    kind = _kind(inv, today, late, kinds, due_soon)
+    if kind is None:
         return None
-
-    money = format_code(inv.balance, inv.currency)
-    reasons: list[str] = []
-    score = _amount_points(inv, fx, w)
-    if late:
-        score += w.per_day_overdue * min(late, w.max_days_counted)
-        reasons.append(f"{money} overdue {late} days")
-    elif kind == "due_soon":
+    # A ranking score, not money: the amount only sets its order of magnitude.
+    score = w.amount_per_decade * math.log10(int(fx.to_base(inv.balance, inv.currency)) + 1)
+    if kind == "due_soon":
         score *= w.due_soon_factor
+    score += w.per_day_overdue * min(late, w.max_days_counted)
+    if kind == "promise_broken":
+        score += w.promise_broken
+    if "dispute_stalled" in kinds:
+        score += w.dispute_stalled
+    score += w.per_stale_finding * sum(k not in ("promise_broken", "dispute_stalled") for k in kinds)
+    if inv.account_tier == "key":
+        score += w.key_account
+    if inv.renewal_date and 0 <= (inv.renewal_date - today).days <= w.renewal_window_days:
+        score += w.renewal_near
+    contacted = as_of.days_since(inv.last_contacted_at) if inv.last_contacted_at else None
+    quiet = contacted if contacted is not None else as_of.days_since(inv.status_updated_at)
+    if quiet >= w.no_contact_after_days and kind != "stale_status":
+        score += w.per_day_no_contact * min(quiet, w.max_no_contact_days)
+    if promise_pending(inv, today):
+        score += w.promise_pending
+    if contacted is not None and contacted < w.cooldown_days:
+        score += w.cooldown
+    return Item(kind=kind, score=round(score, 6), sort_key=(inv.due_date, inv.number, ""), invoice=inv,
+                days_overdue=late, stale_kinds=tuple(kinds), contacted_days=contacted, quiet_days=quiet)
+
+
+def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
+    """The reasons in words and the next action, for an invoice item that is shown."""
+    inv = item.invoice
+    assert inv is not None
+    today, kinds, late = as_of.today, set(item.stale_kinds), item.days_overdue
+    money = format_code(inv.balance, inv.currency)
+    reasons = item.reasons
+    if late:
+        reasons.append(f"{money} overdue {late} days")
+    elif item.kind == "due_soon":
+        due_in = (inv.due_date - today).days
         reasons.append(f"{money} due {'today' if due_in == 0 else f'in {due_in} days'} ({inv.due_date.isoformat()})")
     else:
         reasons.append(f"{money} open")
-    if kind == "promise_broken":
-        score += w.promise_broken
+    if item.kind == "promise_broken":
         reasons.append(f"promise to pay by {inv.promise_to_pay_date} broken")
     if "dispute_stalled" in kinds:
-        score += w.dispute_stalled
         reasons.append(f"dispute stalled: {inv.dispute_reason or 'no reason recorded'}")
-    for f in findings:
-        if f.kind in ("overdue_not_marked",):
+    for kind in item.stale_kinds:
+        if kind == "overdue_not_marked":
             reasons.append(f"status still '{inv.status}'")
-        elif f.kind == "paid_not_marked":
+        elif kind == "paid_not_marked":
             reasons.append(f"paid in full but status '{inv.status}'")
-        elif f.kind == "draft_not_sent":
+        elif kind == "draft_not_sent":
             reasons.append(f"draft not sent since {inv.issue_date.isoformat()}")
-        if f.kind not in ("promise_broken", "dispute_stalled"):
-            score += w.per_stale_finding
     if inv.account_tier == "key":
-        score += w.key_account
         reasons.append("key account")
     if inv.renewal_date and 0 <= (inv.renewal_date - today).days <= w.renewal_window_days:
-        score += w.renewal_near
         reasons.append(f"renewal on {inv.renewal_date.isoformat()}")
-    contacted = as_of.days_since(inv.last_contacted_at) if inv.last_contacted_at else None
-    quiet = contacted if contacted is not None else as_of.days_since(inv.status_updated_at)
-    if quiet >= w.no_contact_after_days and kind not in ("stale_status",):
-        score += w.per_day_no_contact * min(quiet, w.max_no_contact_days)
-        reasons.append(f"no contact in {quiet} days")
+    if item.quiet_days >= w.no_contact_after_days and item.kind != "stale_status":
+        reasons.append(f"no contact in {item.quiet_days} days")
     if promise_pending(inv, today):
-        score += w.promise_pending
         reasons.append(f"promised to pay by {inv.promise_to_pay_date}")
+    contacted = item.contacted_days
     if contacted is not None and contacted < w.cooldown_days:
-        score += w.cooldown
         reasons.append(f"contacted {contacted} day{'s' if contacted != 1 else ''} ago")
-    item = Item(kind=kind, score=score, sort_key=(inv.due_date, inv.number, ""), invoice=inv,
-                days_overdue=late, reasons=reasons)
     item.action = _invoice_action(item, kinds, contacted, as_of, w)
-    return item
 
 
 def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: AsOf, w: Weights) -> str:
@@ -217,11 +233,14 @@ def compute_priorities(
     fx = fx or load_fx(session)
     items = [
         item for inv in actionable_rows(session, scope)
-        if (item := _invoice_item(inv, as_of, fx, weights, rules)) is not None
+        if (item := _score_invoice(inv, as_of, fx, weights, rules)) is not None
     ]
     items.extend(_task_items(session, scope, as_of, weights))
     items.sort(key=lambda i: (-i.score, *i.sort_key))
     top = items if limit is None else items[:limit]
+    for item in top:
+        if item.invoice is not None:
+            _explain(item, as_of, weights)
     _name_contacts(session, top)
     for rank, item in enumerate(top, start=1):
         item.rank = rank
