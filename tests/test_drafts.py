@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal  # noqa: F401
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,8 +12,6 @@ from lumo.crm.errors import NotFound
 from lumo.crm.grounding import check_grounding
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import scope_for_email
-from decimal import Decimal  # noqa: F401
-
 from tests import factories as f
 
 AS_OF = AsOf(f.TODAY, ZoneInfo("UTC"))
