@@ -144,7 +144,7 @@ def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
     elif item.kind == "due_soon":
         due_in = (inv.due_date - today).days
         reasons.append(f"{money} due {'today' if due_in == 0 else f'in {due_in} days'} ({inv.due_date.isoformat()})")
-    else:
+    elif inv.balance > 0:
         reasons.append(f"{money} open")
     if item.kind == "promise_broken":
         reasons.append(f"promise to pay by {inv.promise_to_pay_date} broken")
@@ -154,7 +154,7 @@ def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
         if kind == "overdue_not_marked":
             reasons.append(f"status still '{inv.status}'")
         elif kind == "paid_not_marked":
-            reasons.append(f"paid in full but status '{inv.status}'")
+            reasons.append(f"paid in full ({format_code(inv.amount_paid, inv.currency)}) but status '{inv.status}'")
         elif kind == "draft_not_sent":
             reasons.append(f"draft not sent since {inv.issue_date.isoformat()}")
     if inv.account_tier == "key":
