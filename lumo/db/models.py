@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -200,8 +201,26 @@ class ApiToken(Base):
 
 
 __all__ = [
-    "ACTIVITY_KINDS", "ROLES", "STATUSES", "Account", "Activity", "ApiToken", "Base", "Contact", "Deal",
-    "AgentAction", "FxRate", "Invoice", "InvoiceContact", "OutboxEmail", "Payment", "Task", "User", "Workspace",
+    "ACTIVITY_KINDS",
+    "Account",
+    "Activity",
+    "AgentAction",
+    "ApiToken",
+    "Base",
+    "Contact",
+    "Deal",
+    "DigestRun",
+    "FxRate",
+    "Invoice",
+    "InvoiceContact",
+    "OutboxEmail",
+    "Payment",
+    "ROLES",
+    "STATUSES",
+    "SlackEvent",
+    "Task",
+    "User",
+    "Workspace",
 ]
 
 
@@ -236,3 +255,26 @@ class AgentAction(Base):
     args: Mapped[str] = mapped_column(Text)  # JSON
     result: Mapped[str] = mapped_column(Text)  # JSON
     executed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class DigestRun(Base):
+    """One rep's digest for one day: a re-run never sends twice; a failed send stays unsent."""
+
+    __tablename__ = "digest_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    day: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("user_id", "day", name="uq_digest_runs_user_day"),)
+
+
+class SlackEvent(Base):
+    """Slack event ids already taken: Slack retries an event until acked, we process it once."""
+
+    __tablename__ = "slack_events"
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
