@@ -1,0 +1,3 @@
+"""Lumo, the assistant of Lumenbase CRM."""
+
+__version__ = "0.1.0"

@@ -16,6 +16,15 @@ class Settings(BaseSettings):
     draft_unsent_days: int = 7
     contact_cooldown_days: int = 3
     due_soon_days: int = 3
+    # Mail: digest and approved emails leave through this server (smtp://user:pass@host:port, smtps://...).
+    smtp_url: str = "smtp://127.0.0.1:25"
+    mail_from: str = "Lumo <lumo@lumenbase.test>"
+    # Slack: the app's signing secret and bot token; the Web API base URL is configurable for tests.
+    slack_signing_secret: str = ""
+    slack_bot_token: str = ""
+    slack_api_url: str = "https://slack.com/api/"
+    # HTTP API limits.
+    max_request_bytes: int = 64_000
 
 
 def get_settings() -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,24 @@ class Lumo:
 
     async def ask(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime,
                   thread_id: str | None = None) -> dict[str, Any]:
+        message, thread_id, key, config = await self.begin(scope, message, thread_id)
+        await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now))
+        return await self.result(scope, thread_id)
+
+    async def ask_stream(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime,
+                         thread_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The same turn as `ask`, as events: one per graph step, then the final result."""
+        message, thread_id, key, config = await self.begin(scope, message, thread_id)
+        yield {"event": "thread", "data": {"thread_id": thread_id}}
+        context = self._context(scope, key, as_of, now)
+        async for update in self.graph.astream(new_turn(message), config, context=context, stream_mode="updates"):
+            for node, change in update.items():
+                if node.startswith("__"):
+                    continue
+                yield {"event": "step", "data": _step_summary(node, change or {})}
+        yield {"event": "message", "data": await self.result(scope, thread_id)}
+
+    async def begin(self, scope: Scope, message: str, thread_id: str | None) -> tuple[str, str, str, dict[str, Any]]:
         message = message.strip()
         if not message:
             raise InvalidInput("the message is empty")
@@ -62,8 +81,7 @@ class Lumo:
         if waiting:
             ids = ", ".join(a["id"] for a in waiting)
             raise InvalidInput(f"thread {thread_id} is waiting for approval of {ids}: approve or reject it first")
-        await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now))
-        return await self.result(scope, thread_id)
+        return message, thread_id, key, config
 
     async def approve(self, scope: Scope, thread_id: str, *, as_of: AsOf, now: dt.datetime,
                       action_id: str | None = None, edit: dict[str, Any] | None = None,
@@ -121,3 +139,17 @@ class Lumo:
             "usage": values.get("usage", {}),
             "notes": values.get("notes", []),
         }
+
+
+def _step_summary(node: str, change: dict[str, Any]) -> dict[str, Any]:
+    """What a step did, for a progress display: tools called, results, actions waiting."""
+    summary: dict[str, Any] = {"node": node}
+    calls = [c["function"]["name"] for m in change.get("messages", []) for c in m.get("tool_calls") or []]
+    if calls:
+        summary["tool_calls"] = calls
+    results = sum(1 for m in change.get("messages", []) if m.get("role") == "tool")
+    if results:
+        summary["tool_results"] = results
+    if change.get("pending"):
+        summary["pending_actions"] = [a["id"] for a in change["pending"]]
+    return summary

@@ -1,0 +1,54 @@
+"""The FastAPI app: the database, checkpointer and model are opened once, in the lifespan."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from lumo import __version__
+from lumo.agent.runtime import open_lumo
+from lumo.api import errors, routes_chat, routes_reads
+from lumo.api.limits import BodySizeLimit
+from lumo.api.schemas import Health
+from lumo.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    environment = os.environ if env is None else env
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_lumo(settings.database_url, environment) as lumo:
+            app.state.lumo = lumo
+            app.state.session_factory = lumo.session_factory
+            app.state.settings = settings
+            yield
+
+    app = FastAPI(title="Lumo API", version=__version__, lifespan=lifespan,
+                  description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    errors.install(app)
+    app.include_router(routes_chat.router)
+    app.include_router(routes_reads.router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Health, tags=["health"], summary="The database answers",
+             responses={503: {"model": Health}})
+    def readyz() -> JSONResponse:
+        try:
+            with app.state.session_factory() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001  (any failure means not ready)
+            return JSONResponse({"status": "database unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app

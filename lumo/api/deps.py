@@ -1,0 +1,72 @@
+"""Dependencies declared once: the database session, the current user's scope, the day, Lumo itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from lumo.agent.service import Lumo
+from lumo.auth import user_for_token
+from lumo.crm.errors import InvalidInput, LumoError
+from lumo.crm.lifecycle import AsOf
+from lumo.crm.scope import Scope, scope_for_user
+
+bearer = HTTPBearer(auto_error=False, description="A token from `lumo tokens create`.")
+
+
+class Unauthorized(LumoError):
+    http_status = 401
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def current_scope(session: SessionDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Scope:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing bearer token")
+    user = user_for_token(session, credentials.credentials)
+    if user is None:
+        raise Unauthorized("invalid or revoked token")
+    return scope_for_user(session, user)
+
+
+CurrentScope = Annotated[Scope, Depends(current_scope)]
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+Now = Annotated[dt.datetime, Depends(now_utc)]
+
+
+def as_of(scope: CurrentScope, now: Now,
+          date: Annotated[str | None, Query(description="The day it is, YYYY-MM-DD (default: today for the user).")] = None,
+          ) -> AsOf:
+    if date is None:
+        return AsOf.at(now, scope.tz)
+    try:
+        return AsOf(dt.date.fromisoformat(date), scope.tz)
+    except ValueError:
+        raise InvalidInput(f"bad date {date!r}: use YYYY-MM-DD") from None
+
+
+AsOfDep = Annotated[AsOf, Depends(as_of)]
+
+
+def get_lumo(request: Request) -> Lumo:
+    return request.app.state.lumo
+
+
+LumoDep = Annotated[Lumo, Depends(get_lumo)]

@@ -1,0 +1,37 @@
+"""Every error is JSON `{"error": message}` with a 4xx status; nothing leaks a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lumo.crm.errors import ImportRejected, LumoError
+
+log = logging.getLogger("lumo.api")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LumoError)
+    async def lumo_error(_: Request, exc: LumoError) -> JSONResponse:
+        body: dict[str, object] = {"error": str(exc)}
+        if isinstance(exc, ImportRejected):
+            body["problems"] = exc.problems
+        return JSONResponse(body, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"error": "; ".join(problems) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("api.crash path=%s", request.url.path)
+        return JSONResponse({"error": "internal error"}, status_code=500)

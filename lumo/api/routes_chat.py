@@ -1,0 +1,69 @@
+"""Chat: a turn as JSON or as a Server-Sent Events stream, and decisions on pending actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from sse_starlette.sse import EventSourceResponse
+
+from lumo.api.deps import CurrentScope, LumoDep, Now
+from lumo.api.schemas import ChatRequest, ChatResponse, DecisionRequest
+from lumo.crm.errors import InvalidInput, LumoError
+from lumo.crm.lifecycle import AsOf
+from lumo.crm.scope import Scope
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+HEARTBEAT_SECONDS = 15
+
+
+def _as_of(scope: Scope, date: str | None, now: dt.datetime) -> AsOf:
+    if date is None:
+        return AsOf.at(now, scope.tz)
+    try:
+        return AsOf(dt.date.fromisoformat(date), scope.tz)
+    except ValueError:
+        raise InvalidInput(f"bad date {date!r}: use YYYY-MM-DD") from None
+
+
+@router.post("/chat", response_model=ChatResponse, summary="Run one chat turn")
+async def chat(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> dict[str, Any]:
+    """Ask Lumo; the reply may wait on pending actions that need a decision."""
+    return await lumo.ask(scope, body.message, as_of=_as_of(scope, body.date, now), now=now, thread_id=body.thread_id)
+
+
+@router.post("/chat/stream", summary="Run one chat turn as Server-Sent Events",
+             responses={200: {"content": {"text/event-stream": {}}}})
+async def chat_stream(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> EventSourceResponse:
+    """Events: `thread`, one `step` per graph step, then `message` (the /v1/chat body); `error` on failure."""
+    as_of = _as_of(scope, body.date, now)
+    await lumo.begin(scope, body.message, body.thread_id)  # a wrong request gets a 4xx, not a stream
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        try:
+            async for event in lumo.ask_stream(scope, body.message, as_of=as_of, now=now, thread_id=body.thread_id):
+                yield {"event": event["event"], "data": json.dumps(event["data"], default=str)}
+        except LumoError as exc:
+            yield {"event": "error", "data": json.dumps({"error": str(exc)})}
+
+    return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
+
+
+@router.post("/threads/{thread_id}/decision", response_model=ChatResponse, summary="Approve, edit or reject")
+async def decide(thread_id: str, body: DecisionRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> dict[str, Any]:
+    """Decide the actions a thread waits on, then continue the turn."""
+    if body.decision == "edit" and not body.args:
+        raise InvalidInput("an edit needs `args` with the changed arguments")
+    return await lumo.approve(
+        scope, thread_id, as_of=_as_of(scope, body.date, now), now=now, action_id=body.action_id,
+        edit=body.args if body.decision == "edit" else None,
+        reject=(body.reason or "rejected by the rep") if body.decision == "reject" else None,
+    )
+
+
+@router.get("/threads/{thread_id}", response_model=ChatResponse, summary="A thread's latest turn")
+async def thread(thread_id: str, scope: CurrentScope, lumo: LumoDep) -> dict[str, Any]:
+    return await lumo.result(scope, thread_id)

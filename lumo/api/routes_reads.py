@@ -1,0 +1,67 @@
+"""Reads that mirror the CLI's --json output, under the caller's scope."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from lumo.api.deps import AsOfDep, CurrentScope, SessionDep
+from lumo.api.schemas import AccountsResponse, InvoicePageResponse, ItemsResponse
+from lumo.crm.drafts import draft_for_invoice
+from lumo.crm.health import account_health, revenue_at_risk
+from lumo.crm.invoices import MAX_PAGE_SIZE, InvoiceFilter, actionable_rows, invoice_history, invoice_json, search_invoices
+from lumo.crm.priorities import compute_priorities
+from lumo.crm.stale import stale_findings
+
+router = APIRouter(prefix="/v1", tags=["reads"])
+Bucket = Literal["current", "1-30", "31-60", "61-90", "90+"]
+Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
+
+
+@router.get("/priorities", response_model=ItemsResponse, summary="Today's ranked work")
+def priorities(session: SessionDep, scope: CurrentScope, as_of: AsOfDep,
+               limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+    return {"items": [i.as_json() for i in compute_priorities(session, scope, as_of, limit=limit)]}
+
+
+@router.get("/invoices", response_model=InvoicePageResponse, summary="Search invoices (paged)")
+def invoices(
+    session: SessionDep, scope: CurrentScope, as_of: AsOfDep,
+    status: Annotated[list[Status] | None, Query()] = None,
+    overdue: bool = False,
+    stale: bool = False,
+    account: Annotated[str | None, Query(max_length=200)] = None,
+    bucket: Bucket | None = None,
+    currency: Annotated[str | None, Query(min_length=3, max_length=3)] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+) -> dict[str, Any]:
+    flt = InvoiceFilter(status=status or (), overdue=overdue, stale=stale, account=account, bucket=bucket,
+                        currency=currency, page=page, page_size=page_size)
+    result = search_invoices(session, scope, flt, as_of)
+    return {"items": [invoice_json(r, as_of) for r in result.items], "total": result.total, "page": result.page,
+            "page_size": result.page_size}
+
+
+@router.get("/invoices/{number}", summary="One invoice with its history")
+def invoice(number: str, session: SessionDep, scope: CurrentScope, as_of: AsOfDep) -> dict[str, Any]:
+    return invoice_history(session, scope, number, as_of)
+
+
+@router.get("/invoices/{number}/draft", summary="The reminder email the tone ladder calls for (not sent)")
+def draft(number: str, session: SessionDep, scope: CurrentScope, as_of: AsOfDep) -> dict[str, Any]:
+    return draft_for_invoice(session, scope, number, as_of).as_json()
+
+
+@router.get("/stale", response_model=ItemsResponse, summary="Stale statuses with evidence and fix")
+def stale(session: SessionDep, scope: CurrentScope, as_of: AsOfDep) -> dict[str, Any]:
+    return {"items": [f.as_json() for f in stale_findings(actionable_rows(session, scope), as_of)]}
+
+
+@router.get("/accounts", response_model=AccountsResponse, summary="Account health and revenue at risk")
+def accounts(session: SessionDep, scope: CurrentScope, as_of: AsOfDep,
+             account: Annotated[str | None, Query(max_length=200)] = None,
+             limit: Annotated[int, Query(ge=1, le=500)] = 20) -> dict[str, Any]:
+    healths = account_health(session, scope, as_of, account=account)
+    return {"accounts": [h.as_json() for h in healths[:limit]], "revenue_at_risk": revenue_at_risk(healths)}

@@ -1,0 +1,63 @@
+"""Request and response bodies of the HTTP API (the shapes of `lumo ask --json` and the read commands)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ThreadId = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Continue this thread.")
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=4000)
+    thread_id: str | None = ThreadId
+    date: str | None = Field(default=None, description="The day Lumo believes it is, YYYY-MM-DD.")
+
+
+class PendingAction(BaseModel):
+    id: str
+    tool: str
+    args: dict[str, Any]
+    description: str
+
+
+class ChatResponse(BaseModel):
+    thread_id: str
+    reply: str
+    model: str
+    items: list[dict[str, Any]]
+    drafts: list[dict[str, Any]]
+    pending_actions: list[PendingAction]
+    usage: dict[str, int] = {}
+    notes: list[str] = []
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "edit", "reject"] = "approve"
+    action_id: str | None = Field(default=None, max_length=300, description="One action (default: all waiting).")
+    args: dict[str, Any] | None = Field(default=None, description="For edit: the changed arguments.")
+    reason: str | None = Field(default=None, max_length=2000, description="For reject: feedback for Lumo.")
+    date: str | None = None
+
+
+class ItemsResponse(BaseModel):
+    items: list[dict[str, Any]]
+
+
+class InvoicePageResponse(BaseModel):
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+
+
+class AccountsResponse(BaseModel):
+    accounts: list[dict[str, Any]]
+    revenue_at_risk: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: str

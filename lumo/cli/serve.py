@@ -1,0 +1,67 @@
+"""`lumo serve`: the HTTP API under uvicorn (several workers on PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from lumo.auth import create_token
+from lumo.cli.app import app, open_session
+from lumo.config import get_settings
+from lumo.crm.errors import InvalidInput
+from lumo.db.migrate import upgrade
+from lumo.db.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
+from lumo.db.session import make_engine
+
+
+def _demo_setup(host: str, port: int) -> None:
+    """Seed demo data into an empty database and print a working curl with a fresh demo token."""
+    url = get_settings().database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        if database_is_empty(engine):
+            seed_demo(engine, today=dt.date.today())
+    finally:
+        engine.dispose()
+    with open_session() as session:
+        token = create_token(session, DEMO_REP_EMAIL, dt.datetime.now(dt.UTC), "demo")
+        session.commit()
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    auth = f"-H 'Authorization: Bearer {token}'"
+    typer.echo(f"Demo rep {DEMO_REP_EMAIL}, token {token}\nTry:\n"
+               f"  curl -s {auth} {base}/v1/priorities\n"
+               f"  curl -s {auth} -H 'Content-Type: application/json' "
+               f"-d '{{\"message\": \"what should I do today?\"}}' {base}/v1/chat\n"
+               f"API docs: {base}/docs")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (more than 1 needs PostgreSQL).")] = 1,
+    demo: Annotated[bool, typer.Option("--demo", help="Seed demo data if empty and print a curl with a demo token.")] = False,
+    digest_at: Annotated[str | None, typer.Option("--digest-at", help="Send digests at this local time, HH:MM.")] = None,
+) -> None:
+    """Serve the HTTP API (and Slack endpoints)."""
+    url = get_settings().database_url
+    if workers > 1 and make_url(url).get_backend_name() != "postgresql":
+        raise InvalidInput("several workers need PostgreSQL: set LUMO_DATABASE_URL=postgresql+psycopg://...")
+    if digest_at is not None:
+        try:
+            dt.time.fromisoformat(digest_at)
+        except ValueError:
+            raise InvalidInput(f"bad --digest-at {digest_at!r}: use HH:MM") from None
+        os.environ["LUMO_DIGEST_AT"] = digest_at  # read by each worker's lifespan
+    if demo:
+        _demo_setup(host, port)
+    else:
+        upgrade(url)
+    uvicorn.run("lumo.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=False)
