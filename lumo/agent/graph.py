@@ -25,7 +25,7 @@ from lumo.agent.facts import TurnFacts
 from lumo.agent.intents import parse_intent
 from lumo.agent.state import AgentState
 from lumo.crm.drafts import draft_for_invoice, facts_for_invoices
-from lumo.crm.grounding import check_grounding
+from lumo.crm.grounding import check_grounding, facts_in_text
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
 from lumo.templates import render
 from tools import REGISTRY, ToolContext, schemas
@@ -177,9 +177,14 @@ def _turn_facts(state: AgentState) -> TurnFacts:
     for message in state["messages"][state.get("turn_start", 0):]:
         if message["role"] == "tool":
             try:
-                facts.add_result(message["content"], json.loads(message["content"]))
+                data = json.loads(message["content"])
             except json.JSONDecodeError:
                 continue
+            if isinstance(data, dict) and "error" in data:
+                # An error may quote what the model got wrong (an email's amount): only its invoice numbers count.
+                facts.numbers |= facts_in_text(message["content"])[1]
+                continue
+            facts.add_result(message["content"], data)
     return facts
 
 

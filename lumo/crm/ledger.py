@@ -50,7 +50,8 @@ def recompute_derived(session: Session, invoice_ids: Iterable[str]) -> None:
             [
                 {
                     "id": invoice_id,
-                    "amount_paid": Decimal(str(paid.get(invoice_id, 0))),
+                    # SQLite sums money as floats: round back to cents.
+                    "amount_paid": Decimal(str(paid.get(invoice_id, 0))).quantize(Decimal("0.01")),
                     "last_activity_at": _aware(last_any.get(invoice_id)),
                     "last_contacted_at": _aware(last_contact.get(invoice_id)),
                 }
