@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import email_validator
 import httpx2
 import pytest
 import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
@@ -298,9 +297,6 @@ async def test_a_model_written_email_with_a_wrong_amount_is_rewritten_once_then_
     db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # send_email's EmailStr rejects the reserved ".test" domain of the book's (and the seed's) contacts;
-    # email-validator's own switch for test environments lets this test reach the guard.
-    monkeypatch.setattr(email_validator, "TEST_ENVIRONMENT", True)
     wrong = {"to": ["c1@customer.test"], "subject": "INV-1042 is overdue",
              "body": "Hi Hank, please pay EUR 13,000.00 for INV-1042.", "invoice_numbers": ["INV-1042"]}
     still_wrong = {**wrong, "body": "Hi Hank, please pay EUR 12,000.00 for INV-1042."}
@@ -336,7 +332,6 @@ async def test_an_amount_quoted_back_in_a_tool_error_does_not_become_a_fact(
     db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(email_validator, "TEST_ENVIRONMENT", True)  # see the test above
     wrong = {"to": ["c1@customer.test"], "subject": "Overdue invoice", "body": "Hi Hank, please pay EUR 13,000.00.",
              "invoice_numbers": ["INV-1042"]}
     route.side_effect = [

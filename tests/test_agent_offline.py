@@ -179,3 +179,20 @@ async def test_offline_answers_carry_the_engines_numbers(db_url: str, session_fa
         assert reminder["drafts"][0]["invoice_numbers"] == draft.invoice_numbers
         helped = await ask(lumo, scope, "help")
         assert "today's work" in helped["reply"].lower()
+
+
+async def test_send_reminder_queues_one_email_only_after_approval(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
+    from lumo.db.models import OutboxEmail
+
+    scope = scope_of(session_factory, "u1@acme.test")
+    async with open_lumo(db_url, session_factory, None) as lumo:
+        out = await ask(lumo, scope, "Send the reminder for INV-1042")
+        [action] = out["pending_actions"]
+        assert action["tool"] == "send_email" and action["args"]["to"] == ["c1@customer.test"]
+        assert _count(session_factory, OutboxEmail) == 0
+        await approve(lumo, scope, out["thread_id"])
+    with session_factory() as s:
+        [email] = s.scalars(select(OutboxEmail)).all()
+    assert email.status == "queued" and email.invoice_numbers == "INV-1042" and "€12,400.00" in email.body

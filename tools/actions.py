@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -107,9 +107,13 @@ def update_invoice_status(ctx: ToolContext, args: StatusArgs, session: Session) 
     return {"invoice_number": inv.number, "from": event.from_status, "to": event.to_status}
 
 
+# Addresses only need a plausible shape: each must be a contact of the invoices, checked against the database.
+Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+
+
 class EmailArgs(Args):
-    to: list[EmailStr] = Field(min_length=1, max_length=10)
-    cc: list[EmailStr] = Field(default_factory=list, max_length=10)
+    to: list[Address] = Field(min_length=1, max_length=10)
+    cc: list[Address] = Field(default_factory=list, max_length=10)
     subject: str = Field(min_length=1, max_length=300)
     body: str = Field(min_length=1, max_length=20000)
     invoice_numbers: list[str] = Field(min_length=1, max_length=50, description="Invoices the email is about.")
@@ -141,7 +145,7 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
     )
     session.add(email)
     session.flush()
-    return {"outbox_id": email.id, "status": "queued", "to": list(args.to)}
+    return {"outbox_id": email.id, "status": "queued", "to": list(args.to), "invoice_numbers": list(args.invoice_numbers)}
 
 
 ACTION = Literal["create_follow_up_task", "log_note", "update_invoice_status", "send_email"]
