@@ -26,7 +26,8 @@ async def test_what_should_i_do_today_gives_the_engines_ranking_in_one_model_cal
 ) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     with session_factory() as s:
-        expected = [i.as_json() for i in compute_priorities(s, scope, AS_OF, limit=10)]
+        ranked = [i.as_json() for i in compute_priorities(s, scope, AS_OF, limit=10)]
+    expected = [{k: v for k, v in i.items() if k != "score"} for i in ranked]
     async with open_lumo(db_url, session_factory, None) as lumo:
         out = await ask(lumo, scope, "What should I do today?")
     assert out["model"] == "lumo-offline" and out["usage"]["model_calls"] == 1

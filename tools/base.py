@@ -46,10 +46,26 @@ class Tool:
     describe: Callable[[ToolContext, Any, Session], str] | None = None
 
     def schema(self) -> dict[str, Any]:
-        parameters = self.args.model_json_schema()
-        parameters.pop("title", None)
+        parameters = compact_schema(self.args.model_json_schema())
         return {"type": "function", "function": {"name": self.name, "description": self.description,
                                                  "parameters": parameters}}
+
+
+def compact_schema(node: Any) -> Any:
+    """The JSON schema without what costs prompt tokens and tells the model little: titles, empty defaults,
+    `additionalProperties` (the pydantic model still forbids extras) and `anyOf [X, null]` for optional
+    fields (an omitted argument already means none)."""
+    if isinstance(node, list):
+        return [compact_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: compact_schema(v) for k, v in node.items()
+           if k not in ("title", "additionalProperties") and not (k == "default" and v in (None, False))}
+    options = out.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        out.pop("anyOf")
+        out.update(next(o for o in options if o != {"type": "null"}))
+    return out
 
 
 REGISTRY: dict[str, Tool] = {}

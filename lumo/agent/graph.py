@@ -42,7 +42,9 @@ def tool_context(ctx: AgentContext) -> ToolContext:
 
 
 def _tool_message(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
-    return {"role": "tool", "tool_call_id": call_id, "content": json.dumps(content, default=str)}
+    """A tool result as the model reads it: compact JSON (prompt tokens are latency)."""
+    return {"role": "tool", "tool_call_id": call_id,
+            "content": json.dumps(content, default=str, separators=(",", ":"), ensure_ascii=False)}
 
 
 def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], drafts: list[dict[str, Any]]) -> None:

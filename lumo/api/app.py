@@ -6,16 +6,18 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from lumo import __version__
 from lumo.agent.runtime import open_lumo
 from lumo.api import errors, routes_chat, routes_reads
+from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
 from lumo.api.schemas import Health
 from lumo.config import Settings, get_settings
+from lumo.slack import routes as slack_routes
 
 
 def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> FastAPI:
@@ -30,12 +32,13 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             app.state.settings = settings
             yield
 
-    app = FastAPI(title="Lumo API", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="Lumo API", version=__version__, lifespan=lifespan, dependencies=[Depends(no_nul_characters)],
                   description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     errors.install(app)
     app.include_router(routes_chat.router)
     app.include_router(routes_reads.router)
+    app.include_router(slack_routes.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -23,6 +23,13 @@ class Unauthorized(LumoError):
     http_status = 401
 
 
+def no_nul_characters(request: Request) -> None:
+    """PostgreSQL can neither store nor compare a NUL character: refuse one in the path or query up front."""
+    values = [str(v) for v in request.path_params.values()] + [x for kv in request.query_params.multi_items() for x in kv]
+    if any("\x00" in v for v in values):
+        raise InvalidInput("the request contains a NUL character")
+
+
 def get_session(request: Request) -> Iterator[Session]:
     with request.app.state.session_factory() as session:
         yield session

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.crm.errors import UnknownUser
+from lumo.crm.errors import LumoError, UnknownUser
 from lumo.crm.ledger import record_activity
 from lumo.db.models import DigestRun, Invoice, OutboxEmail, User
 from lumo.digest.build import Digest, build_digest
@@ -70,12 +70,12 @@ class OutboxResult:
 
 
 def send_digests(
-    session_factory: sessionmaker[Session], mailer: Sender, day: dt.date | None, *,
+    session_factory: sessionmaker[Session], mailer: Sender | None, day: dt.date | None, *,
     user_email: str | None = None, send: bool = True, now: dt.datetime, top: int = 5,
 ) -> list[DigestResult]:
     """Build (and with `send`, send) the digest of every rep and manager with an email, or of one user.
 
-    `day` None means each user's own calendar day at `now`.
+    `day` None means each user's own calendar day at `now`; `mailer` may be None when not sending.
     """
     with session_factory() as session:
         users = _digest_users(session, user_email)
@@ -84,7 +84,7 @@ def send_digests(
 
 
 def run_digests(
-    session_factory: sessionmaker[Session], mailer: Sender, targets: Iterable[tuple[User, dt.date]], *,
+    session_factory: sessionmaker[Session], mailer: Sender | None, targets: Iterable[tuple[User, dt.date]], *,
     send: bool, now: dt.datetime, top: int = 5,
 ) -> list[DigestResult]:
     results = []
@@ -112,19 +112,25 @@ def _tz(user: User) -> ZoneInfo:
 
 
 def _digest_for(
-    session_factory: sessionmaker[Session], mailer: Sender, user: User, day: dt.date, *,
+    session_factory: sessionmaker[Session], mailer: Sender | None, user: User, day: dt.date, *,
     send: bool, now: dt.datetime, top: int,
 ) -> DigestResult:
     def result(status: str, error: str | None = None, digest: Digest | None = None) -> DigestResult:
         return DigestResult(user.id, user.email, day, status, error, digest)
 
-    if send and _run_status(session_factory, user.id, day) == "sent":
+    status = _run_status(session_factory, user.id, day) if send else None
+    if status == "sent":
         return result("already_sent")  # skip the build too: it is the expensive part
-    with session_factory() as session:
-        digest = build_digest(session, user, day, top=top)
+    try:
+        with session_factory() as session:
+            digest = build_digest(session, user, day, top=top)
+    except LumoError as exc:  # one user's bad data must not stop everyone's digest
+        return result("failed", f"cannot build the digest: {exc}")
     if not send:
         return result("built", digest=digest)
-    _ensure_run_row(session_factory, user.id, day)
+    assert mailer is not None, "sending needs a mailer"
+    if status is None:
+        _ensure_run_row(session_factory, user.id, day)
     with session_factory() as session:
         run = (DigestRun.user_id == user.id) & (DigestRun.day == day)
         claimed = session.execute(
@@ -220,7 +226,7 @@ def due_targets(users: Iterable[User], now: dt.datetime, at: dt.time) -> list[tu
     targets = []
     for user in users:
         local = now.astimezone(_tz(user))
-        if next_run_at(now, _tz(user), at) - now > dt.timedelta(days=1) or local.time() >= at:
+        if local.time() >= at:
             targets.append((user, local.date()))
     return targets
 
@@ -236,13 +242,17 @@ async def digest_scheduler(
     done = 0
     while wakeups is None or done < wakeups:
         now = clock()
-        with session_factory() as session:
-            users = _digest_users(session, None)
-        targets = due_targets(users, now, at)
-        if targets:
-            await asyncio.to_thread(run_digests, session_factory, mailer, targets, send=True, now=now)
-        zones = {user.timezone or "UTC" for user in users} or {"UTC"}
+        zones = {"UTC"}
+        try:
+            with session_factory() as session:
+                users = _digest_users(session, None)
+            zones = {user.timezone or "UTC" for user in users} or zones
+            targets = due_targets(users, now, at)
+            if targets:
+                await asyncio.to_thread(run_digests, session_factory, mailer, targets, send=True, now=now)
+        except Exception:  # noqa: BLE001  (the scheduler outlives a bad morning; the next wake-up retries)
+            log.exception("digest.scheduler_failed")
         wake = min(next_run_at(now, ZoneInfo(zone), at) for zone in zones)
-        log.info("digest.scheduler sent=%d next=%s", len(targets), wake.isoformat())
+        log.info("digest.scheduler_sleep next=%s", wake.isoformat())
         await sleep(max((wake - clock()).total_seconds(), 0.0))
         done += 1

@@ -1,0 +1,1 @@
+"""Slack: the Events API, the `/lumo` slash command and the approval buttons (DESIGN section 4)."""
