@@ -32,12 +32,13 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             app.state.settings = settings
             yield
 
-    app = FastAPI(title="Lumo API", version=__version__, lifespan=lifespan, dependencies=[Depends(no_nul_characters)],
+    app = FastAPI(title="Lumo API", version=__version__, lifespan=lifespan,
                   description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     errors.install(app)
-    app.include_router(routes_chat.router)
-    app.include_router(routes_reads.router)
+    v1_guards = [Depends(no_nul_characters)]
+    app.include_router(routes_chat.router, dependencies=v1_guards)
+    app.include_router(routes_reads.router, dependencies=v1_guards)
     app.include_router(slack_routes.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")

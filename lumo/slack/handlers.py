@@ -37,7 +37,7 @@ WORKING = "Working on it…"
 FAILED = "Sorry, something went wrong on my side. Please try again in a moment."
 NOT_WAITING = ("That action is not waiting for you any more: it was decided already, "
                "or it belongs to someone else's conversation.")
-WAITING_HINT = "I'm waiting for your decision first: reply `approve` or `reject <reason>`, or use the buttons."
+WAITING_HINT = "I'm waiting for your decision first: reply `approve` or `reject &lt;reason&gt;`, or use the buttons."
 DEFAULT_REJECT_REASON = "rejected in Slack"
 APPROVE_ID, REJECT_ID = "lumo_approve", "lumo_reject"
 SECTION_LIMIT = 2900  # Block Kit section text is capped at 3,000 characters
@@ -102,6 +102,11 @@ def strip_mentions(text: str, bot_ids: frozenset[str]) -> str:
     return _MENTION.sub(lambda m: "" if m.group(1) in bot_ids else m.group(0), text).strip()
 
 
+def plain_text(text: str) -> str:
+    """Slack sends &, < and > escaped in message and command text; Lumo reads them as typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+
+
 def bot_user_ids(payload: dict[str, Any]) -> frozenset[str]:
     return frozenset(a["user_id"] for a in payload.get("authorizations") or []
                      if isinstance(a, dict) and a.get("is_bot") and a.get("user_id"))
@@ -121,7 +126,7 @@ def incoming_from_event(payload: dict[str, Any]) -> Incoming | None:
     bots = bot_user_ids(payload)
     if not (isinstance(user, str) and isinstance(channel, str) and isinstance(ts, str)) or user in bots:
         return None
-    text = strip_mentions(str(event.get("text") or ""), bots)
+    text = plain_text(strip_mentions(str(event.get("text") or ""), bots))
     return Incoming(user, channel, text, str(event.get("thread_ts") or ts))
 
 
@@ -298,25 +303,28 @@ async def _post_result(rt: SlackRuntime, channel: str, thread_ts: str, result: d
     reply = to_mrkdwn(result.get("reply") or "Done.")
     text = f"{lead}\n{reply}" if lead else reply
     pending = result.get("pending_actions") or []
-    blocks = approval_blocks(text, result["thread_id"], pending) if pending else None
+    blocks = approval_blocks(lead, result["thread_id"], pending) if pending else None
     ts = await rt.client.post_message(channel, text, thread_ts=thread_ts, blocks=blocks)
     log.info("slack.answered thread=%s pending=%d posted=%s", result["thread_id"], len(pending), ts is not None)
 
 
 # ---- formatting ---------------------------------------------------------------------------------------------------
 
-def approval_blocks(text: str, thread_id: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The reply, then each pending action with its own Approve / Reject buttons."""
-    blocks: list[dict[str, Any]] = [_section(chunk) for chunk in _chunks(text, SECTION_LIMIT)]
-    blocks = blocks[: 50 - 2 * min(len(pending), MAX_ACTIONS_SHOWN) - 1]
-    for action in pending[:MAX_ACTIONS_SHOWN]:
+def approval_blocks(lead: str, thread_id: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each pending action with its own Approve / Reject buttons (the message text lists them for notifications)."""
+    shown = pending[:MAX_ACTIONS_SHOWN]
+    blocks: list[dict[str, Any]] = [_section(lead[:SECTION_LIMIT])] if lead else []
+    blocks.append(_section("I need your approval before I do this:"))
+    for action in shown:
         blocks.append(_section(f"*{_escape(action['description'])[:SECTION_LIMIT]}*"))
         blocks.append({"type": "actions", "block_id": f"lumo-action-{action['id']}"[:255], "elements": [
             _button("Approve", APPROVE_ID, "primary", thread_id, action["id"], "approve"),
             _button("Reject", REJECT_ID, "danger", thread_id, action["id"], "reject"),
         ]})
+    more = len(pending) - len(shown)
+    hint = f"{more} more waiting: reply `approve` to approve them all. " if more else ""
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": "Or reply `approve` or `reject <reason>` in this thread."}]})
+        {"type": "mrkdwn", "text": hint + "Or reply `approve` or `reject &lt;reason&gt;` in this thread."}]})
     return blocks
 
 
@@ -328,10 +336,6 @@ def _button(label: str, action_id: str, style: str, thread_id: str, lumo_action:
     value = json.dumps({"thread_id": thread_id, "action_id": lumo_action, "decision": decision})
     return {"type": "button", "text": {"type": "plain_text", "text": label}, "style": style,
             "action_id": action_id, "value": value}
-
-
-def _chunks(text: str, size: int) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [" "]
 
 
 def _escape(text: str) -> str:

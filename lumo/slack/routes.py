@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import BaseModel
 
 from lumo.crm.errors import LumoError
 from lumo.slack import handlers
@@ -27,6 +28,17 @@ class BadPayload(LumoError):
     http_status = 400
 
 
+class SlackError(BaseModel):
+    error: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": SlackError, "description": "Not a Slack payload"},
+    401: {"model": SlackError, "description": "Missing, invalid or stale Slack signature"},
+    503: {"model": SlackError, "description": "Slack is not configured (no signing secret)"},
+}
+
+
 @asynccontextmanager
 async def slack_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Runs inside the app's lifespan (Lumo is open): set up the runtime; on shutdown, finish answers first."""
@@ -39,7 +51,7 @@ async def slack_lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.drain(DRAIN_SECONDS)
 
 
-router = APIRouter(prefix="/slack", tags=["slack"], lifespan=slack_lifespan)
+router = APIRouter(prefix="/slack", tags=["slack"], lifespan=slack_lifespan, responses=ERRORS)
 
 
 def _runtime(request: Request) -> SlackRuntime:
@@ -95,7 +107,7 @@ async def events(request: Request, body: VerifiedBody) -> dict[str, Any]:
 @router.post("/commands", summary="The /lumo slash command")
 async def commands(request: Request, body: VerifiedBody) -> dict[str, str]:
     form = _form(body)
-    text, user, channel = form.get("text", "").strip(), form.get("user_id", ""), form.get("channel_id", "")
+    text, user, channel = handlers.plain_text(form.get("text", "")), form.get("user_id", ""), form.get("channel_id", "")
     if not text:
         return _ephemeral(handlers.HELP)
     rt = _runtime(request)
