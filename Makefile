@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench evals clean
 
 $(BIN)/lumo: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -10,11 +10,16 @@ $(BIN)/lumo: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/lumo
 
-# Set up, seed demo data into lumo.db and show today's priorities for a demo rep.
+# Set up, seed demo data into lumo.db (first time), show the demo rep's priorities, then serve the API
+# on http://127.0.0.1:8000 with the offline model, printing a curl with a fresh demo token.
 run: $(BIN)/lumo
-	$(BIN)/lumo db upgrade
 	$(BIN)/lumo seed --demo --if-empty
-	$(BIN)/lumo priorities --rep demo@lumenbase.test --limit 10
+	$(BIN)/lumo priorities --rep demo@lumenbase.test --limit 5
+	$(BIN)/lumo serve --demo
+
+# The offline evaluation suite (CI runs its tests and the suite at k=1).
+evals: $(BIN)/lumo
+	$(BIN)/python -m evals run --model offline --k 1
 
 test: $(BIN)/lumo
 	$(BIN)/pytest -q
@@ -23,7 +28,7 @@ lint: $(BIN)/lumo
 	$(BIN)/ruff check lumo tools tests evals
 
 bench: $(BIN)/lumo
-	$(BIN)/python evals/perf/bench_crm.py
+	$(BIN)/python evals/perf/bench_crm.py --db /tmp/lumo-bench.db
 
 clean:
 	rm -rf $(VENV) lumo.db

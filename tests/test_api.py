@@ -262,6 +262,23 @@ def test_accounts_are_scoped(client: TestClient, tokens: dict[str, str], who: st
     assert "revenue_at_risk" in response.json()
 
 
+READ_PATHS = ("/v1/priorities", "/v1/invoices", "/v1/invoices/INV-1042", "/v1/invoices/INV-1042/draft", "/v1/stale",
+              "/v1/accounts")
+
+
+@pytest.mark.parametrize("date", ["1970-01-01", "2200-12-31"])
+def test_reads_answer_for_every_day_in_range(client: TestClient, tokens: dict[str, str], date: str) -> None:
+    for path in READ_PATHS:
+        assert client.get(path, params={"date": date}, headers=auth(tokens)).status_code == 200, path
+
+
+@pytest.mark.parametrize("date", ["0001-01-01", "9999-12-31"])
+def test_days_out_of_range_are_a_clear_422(client: TestClient, tokens: dict[str, str], date: str) -> None:
+    for path in READ_PATHS:
+        response = client.get(path, params={"date": date}, headers=auth(tokens))
+        assert response.status_code == 422 and "must be between" in response.json()["error"], path
+
+
 # --- chat -------------------------------------------------------------------------------------------------------
 
 
@@ -385,6 +402,12 @@ def test_another_user_cannot_see_or_decide_a_thread(
     assert decide(client, tokens, thread_id, decision="approve").status_code == 200  # still waiting for its owner
 
 
+def test_a_due_date_out_of_the_calendar_is_not_a_server_error(client: TestClient, tokens: dict[str, str]) -> None:
+    response = client.post("/v1/chat", json={"message": "create a task to call Hank about INV-1042 in 99999999 days"},
+                           headers=auth(tokens))
+    assert response.status_code in (200, 422)
+
+
 def test_a_thread_waiting_for_approval_refuses_a_new_message(client: TestClient, tokens: dict[str, str]) -> None:
     thread_id = chat(client, tokens, PAY_1042)["thread_id"]
     for path in ("/v1/chat", "/v1/chat/stream"):  # the stream refuses before it starts
@@ -457,6 +480,18 @@ def test_a_bad_chat_request_is_422_with_a_message(client: TestClient, tokens: di
 def test_a_bad_decision_is_422(client: TestClient, tokens: dict[str, str]) -> None:
     response = decide(client, tokens, "t1", decision="maybe")
     assert response.status_code == 422 and "decision" in response.json()["error"]
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/invoices/INV-1042%00", "/v1/invoices/INV-1042%00/draft", "/v1/invoices?account=Glo%00bex",
+    "/v1/invoices?currency=E%00R", "/v1/accounts?account=%00", "/v1/threads/t%00",
+])
+def test_a_nul_character_in_the_path_or_query_is_422_on_every_database(
+    client: TestClient, tokens: dict[str, str], path: str
+) -> None:
+    response = client.get(path, headers=auth(tokens))  # PostgreSQL cannot compare text with NUL: it used to 500
+    assert response.status_code == 422
+    assert response.json() == {"error": "the request contains a NUL character"}
 
 
 def test_no_error_response_carries_a_stack_trace(client: TestClient, tokens: dict[str, str]) -> None:

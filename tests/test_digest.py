@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -105,11 +106,11 @@ class Book:
 def book(session: Session) -> Book:
     """Manager m1 over reps u1 (Globex) and u2 (Initech), each with overdue work and tasks due."""
     f.basic_book(session)
-    big = f.invoice(session, "a1", contacts=("c1",), days_overdue=25, amount=f.Decimal("12400.00"), currency="EUR")
-    promised = f.invoice(session, "a1", contacts=("c1",), days_overdue=10, amount=f.Decimal("2000.00"),
+    big = f.invoice(session, "a1", contacts=("c1",), days_overdue=25, amount=Decimal("12400.00"), currency="EUR")
+    promised = f.invoice(session, "a1", contacts=("c1",), days_overdue=10, amount=Decimal("2000.00"),
                          status="overdue", promise_to_pay_date=f.TODAY - dt.timedelta(days=3))
-    soon = f.invoice(session, "a1", contacts=("c1",), days_overdue=-2, amount=f.Decimal("500.00"))
-    other = f.invoice(session, "a2", contacts=("c2",), days_overdue=40, amount=f.Decimal("7777.00"), status="overdue")
+    soon = f.invoice(session, "a1", contacts=("c1",), days_overdue=-2, amount=Decimal("500.00"))
+    other = f.invoice(session, "a2", contacts=("c2",), days_overdue=40, amount=Decimal("7777.00"), status="overdue")
     f.task(session, "t1", "u1", f.TODAY, title="Call Hank about <script>alert(1)</script> & co", invoice_id=big.id)
     f.task(session, "t2", "u1", f.TODAY - dt.timedelta(days=2), title="Send the statement")
     f.task(session, "t3", "u1", f.TODAY - dt.timedelta(days=1), title="Already done", done=True)

@@ -145,6 +145,13 @@ class BadDate(ValueError):
 
 def due_date_in(text: str, today: dt.date) -> tuple[dt.date | None, str]:
     """The due date a message asks for (None if it names none) and the message without that phrase."""
+    try:
+        return _due_date_in(text, today)
+    except (OverflowError, ValueError):  # "in 99999999 days" leaves the calendar
+        raise BadDate(text.strip()[:60]) from None
+
+
+def _due_date_in(text: str, today: dt.date) -> tuple[dt.date | None, str]:
     if m := _ISO_DATE.search(text):
         try:
             day = dt.date.fromisoformat(m.group(1))

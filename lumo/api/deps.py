@@ -38,14 +38,17 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_scope(session: SessionDep,
+def current_scope(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Scope:
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing bearer token")
-    user = user_for_token(session, credentials.credentials)
-    if user is None:
-        raise Unauthorized("invalid or revoked token")
-    return scope_for_user(session, user)
+    # A session of its own, closed at once: a request-long session would hold a pooled connection through a whole
+    # chat turn, whose tools need connections of their own (concurrent chats then exhausted the pool and hung).
+    with request.app.state.session_factory() as session:
+        user = user_for_token(session, credentials.credentials)
+        if user is None:
+            raise Unauthorized("invalid or revoked token")
+        return scope_for_user(session, user)
 
 
 CurrentScope = Annotated[Scope, Depends(current_scope)]
@@ -61,12 +64,7 @@ Now = Annotated[dt.datetime, Depends(now_utc)]
 def as_of(scope: CurrentScope, now: Now,
           date: Annotated[str | None, Query(description="The day it is, YYYY-MM-DD (default: today for the user).")] = None,
           ) -> AsOf:
-    if date is None:
-        return AsOf.at(now, scope.tz)
-    try:
-        return AsOf(dt.date.fromisoformat(date), scope.tz)
-    except ValueError:
-        raise InvalidInput(f"bad date {date!r}: use YYYY-MM-DD") from None
+    return AsOf.given(date, now, scope.tz)
 
 
 AsOfDep = Annotated[AsOf, Depends(as_of)]

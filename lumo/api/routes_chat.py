@@ -21,12 +21,7 @@ HEARTBEAT_SECONDS = 15
 
 
 def _as_of(scope: Scope, date: str | None, now: dt.datetime) -> AsOf:
-    if date is None:
-        return AsOf.at(now, scope.tz)
-    try:
-        return AsOf(dt.date.fromisoformat(date), scope.tz)
-    except ValueError:
-        raise InvalidInput(f"bad date {date!r}: use YYYY-MM-DD") from None
+    return AsOf.given(date, now, scope.tz)
 
 
 @router.post("/chat", response_model=ChatResponse, summary="Run one chat turn")

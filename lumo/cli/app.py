@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from lumo.config import get_settings
-from lumo.crm.errors import ImportRejected, InvalidInput, LumoError
+from lumo.crm.errors import ImportRejected, LumoError
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 from lumo.db.session import make_engine, make_sessionmaker
@@ -29,18 +29,9 @@ DateOpt = Annotated[str | None, typer.Option("--date", help="The day it is, YYYY
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
-def parse_date(value: str, name: str = "date") -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"bad {name} {value!r}: use YYYY-MM-DD") from None
-
-
 def as_of_for(scope: Scope, date: str | None, now: dt.datetime | None = None) -> AsOf:
     """The day for `scope`: the given date, or today in the user's time zone (the clock is read only here)."""
-    if date is not None:
-        return AsOf(parse_date(date), scope.tz)
-    return AsOf.at(now or dt.datetime.now(dt.UTC), scope.tz)
+    return AsOf.given(date, now or dt.datetime.now(dt.UTC), scope.tz)
 
 
 @contextmanager

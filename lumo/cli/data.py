@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lumo.cli.app import DateOpt, app, open_session, parse_date
+from lumo.cli.app import DateOpt, app, open_session
 from lumo.config import get_settings
 from lumo.crm.errors import InvalidInput
 from lumo.crm.exchange import export_snapshot, import_snapshot, load_file
+from lumo.crm.lifecycle import parse_day
 from lumo.db.migrate import upgrade
 from lumo.db.seed import DEMO_REP_EMAIL as DEMO_EMAIL
 from lumo.db.seed import database_is_empty, seed_demo
@@ -53,7 +54,7 @@ def seed(
                 typer.echo(f"database already has data; demo login: {DEMO_EMAIL}")
                 return
             raise InvalidInput("the database already has data: seed into an empty database (or use --if-empty)")
-        today = parse_date(date) if date else dt.date.today()
+        today = parse_day(date) if date else dt.date.today()
         columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, transient=True) as bar:
             task = bar.add_task("invoices", total=invoices)

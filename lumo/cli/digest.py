@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.cli.app import DateOpt, JsonOpt, app, emit_json, parse_date
+from lumo.cli.app import DateOpt, JsonOpt, app, emit_json
 from lumo.config import get_settings
+from lumo.crm.lifecycle import parse_day
 from lumo.db.session import make_engine, make_sessionmaker
 from lumo.digest.mailer import Mailer
 from lumo.digest.run import DigestResult, send_digests, send_outbox
@@ -42,7 +43,7 @@ def digest(
     json: JsonOpt = False,
 ) -> None:
     """Build each rep's morning digest; print it, or send it with --send."""
-    day = parse_date(date) if date else None
+    day = parse_day(date) if date else None
     now = dt.datetime.now(dt.UTC)
     mailer = _mailer() if send else None
     with _session_factory() as factory:

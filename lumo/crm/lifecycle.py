@@ -16,6 +16,20 @@ ACTIONABLE_STATUSES = OPEN_STATUSES | {"draft"}
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
 
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(2200, 12, 31)
+
+
+def parse_day(value: str, name: str = "date") -> dt.date:
+    """A YYYY-MM-DD day from a person or a client, within the years the rules can count in."""
+    try:
+        day = dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"bad {name} {value!r}: use YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(f"bad {name} {value!r}: must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
+
+
 @dataclass(frozen=True)
 class AsOf:
     """The day it is for the person asking, in their time zone."""
@@ -32,6 +46,11 @@ class AsOf:
     @classmethod
     def at(cls, now: dt.datetime, tz: ZoneInfo) -> AsOf:
         return cls(now.astimezone(tz).date(), tz)
+
+    @classmethod
+    def given(cls, date: str | None, now: dt.datetime, tz: ZoneInfo) -> AsOf:
+        """The day a request names (YYYY-MM-DD), or today in `tz` at `now`."""
+        return cls.at(now, tz) if date is None else cls(parse_day(date), tz)
 
 
 @dataclass(frozen=True, slots=True)

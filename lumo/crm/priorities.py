@@ -228,11 +228,15 @@ def compute_priorities(
     weights: Weights = Weights(),
     rules: stale.StaleThresholds = stale.StaleThresholds(),
     fx: FxTable | None = None,
+    rows: list[InvoiceRow] | None = None,
 ) -> list[Item]:
-    """The ranked work of `scope` for the day `as_of`; top `limit` items (None: all)."""
+    """The ranked work of `scope` for the day `as_of`; top `limit` items (None: all).
+
+    `rows` lets a caller that already holds the scope's actionable invoices skip fetching them again.
+    """
     fx = fx or load_fx(session)
     items = [
-        item for inv in actionable_rows(session, scope)
+        item for inv in (actionable_rows(session, scope) if rows is None else rows)
         if (item := _score_invoice(inv, as_of, fx, weights, rules)) is not None
     ]
     items.extend(_task_items(session, scope, as_of, weights))

@@ -59,8 +59,8 @@ def build_digest(session: Session, user: User, day: dt.date, *, top: int = 5) ->
     """Build `user`'s digest for `day` (their local calendar day) over their scope."""
     scope = scope_for_user(session, user)
     as_of = AsOf(day, scope.tz)
-    items = compute_priorities(session, scope, as_of, limit=top, fx=load_fx(session))
     rows = actionable_rows(session, scope)
+    items = compute_priorities(session, scope, as_of, limit=top, fx=load_fx(session), rows=rows)
     sections = {
         "team": scope.role == "manager",
         "priorities": [_priority(item) for item in items],
