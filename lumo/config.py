@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     # Mail: digest and approved emails leave through this server (smtp://user:pass@host:port, smtps://...).
     smtp_url: str = "smtp://127.0.0.1:25"
     mail_from: str = "Lumo <lumo@lumenbase.test>"
+    # When set (HH:MM), a serving process sends each rep's digest at that local time, and the outbox.
+    digest_at: str | None = None
     # Slack: the app's signing secret and bot token; the Web API base URL is configurable for tests.
     slack_signing_secret: str = ""
     slack_bot_token: str = ""

@@ -526,3 +526,29 @@ def test_cli_digest_preview_prints_the_text_and_sends_nothing(lumo: Any, smtp: S
 def test_cli_outbox_send_with_nothing_queued(lumo: Any) -> None:
     code, out, err = lumo("outbox", "send")
     assert (code, out.strip()) == (0, "no queued emails"), err
+
+
+def test_serving_with_digest_at_sends_due_digests_and_the_outbox(
+    db_url: str, smtp: Smtp, book: Book, session_factory: sessionmaker[Session],
+) -> None:
+    """`lumo serve --digest-at` runs the scheduler and the outbox beside the API, and stops them on shutdown."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from lumo.api.app import create_app
+    from lumo.config import Settings
+
+    with session_factory() as s:
+        s.add(OutboxEmail(action_id="t:a1", user_id="u1", to="c1@customer.test", subject="Reminder", body="Hello",
+                          invoice_numbers="", status="queued", created_at=NOW))
+        s.commit()
+    # 00:00 has passed in every zone today, so every rep's digest is due at start-up.
+    settings = Settings(database_url=db_url, smtp_url=smtp.url, digest_at="00:00")
+    with TestClient(create_app(settings, env={})) as client:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(smtp.inbox.messages) < 4:
+            time.sleep(0.1)
+        assert client.get("/healthz").status_code == 200
+    subjects = [m["Subject"] for m in smtp.inbox.messages]
+    assert "Reminder" in subjects and len(subjects) == 4  # the outbox email, two reps and the manager

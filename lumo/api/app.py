@@ -13,6 +13,7 @@ from sqlalchemy import text
 from lumo import __version__
 from lumo.agent.runtime import open_lumo
 from lumo.api import errors, routes_chat, routes_reads
+from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
 from lumo.api.schemas import Health
@@ -30,7 +31,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             app.state.lumo = lumo
             app.state.session_factory = lumo.session_factory
             app.state.settings = settings
-            yield
+            async with mail_jobs(settings, lumo.session_factory):
+                yield
 
     app = FastAPI(title="Lumo API", version=__version__, lifespan=lifespan,
                   description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.")
