@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from evals.cases import Case, Expect, ToolSpec, case_from_dict
-from lumo.crm.grounding import BARE_AMOUNT, INVOICE_NUMBER, URL, _currency_tokens, _dates, facts_in_text
+from lumo.crm.grounding import BARE_AMOUNT, INVOICE_NUMBER, URL, _dates, currency_tokens, facts_in_text, money_mentions
 from tools import REGISTRY
 
 GRADERS = ("run", "trajectory", "db_state", "priorities", "grounding", "drafts", "scope", "reply", "judge")
@@ -817,7 +817,7 @@ def check_facts(text: str, run: Run, *, allowed_dates: set[dt.date] | None = Non
     text_anchor = known[0] if len(named) == 1 and known else None
     local = _sums([book.invoices[n] for n in known])
     facts: list[Fact] = []
-    tokens, money_pattern = _currency_tokens()
+    tokens = currency_tokens()
     all_values = {v for _, v in book.amounts} | {v for _, v in user_amounts} | {v for _, v in local}
     for line in text.splitlines():
         numbers = list(dict.fromkeys(INVOICE_NUMBER.findall(line)))
@@ -848,10 +848,9 @@ def check_facts(text: str, run: Run, *, allowed_dates: set[dt.date] | None = Non
                 currency, value = _loose_money(m, pattern is WORD_MONEY)
                 facts.append(_money_fact(m.group(0), currency, value, inv, book, local, user_amounts))
                 scrubbed = scrubbed.replace(m.group(0), " ")
-        for m in money_pattern.finditer(scrubbed):
-            token, number = (m[1], m[2]) if m[1] else (m[4], m[3])
-            facts.append(_money_fact(m.group(0), tokens[token], _decimal(number), inv, book, local, user_amounts))
-        scrubbed = money_pattern.sub(" ", scrubbed)
+        mentions, scrubbed = money_mentions(scrubbed)
+        for raw, currency, value in mentions:
+            facts.append(_money_fact(raw, currency, value, inv, book, local, user_amounts))
         for m in BARE_AMOUNT.finditer(scrubbed):
             raw = m.group(1)
             if "." not in raw and "," not in raw:
@@ -1162,12 +1161,8 @@ def grade_scope(run: Run) -> Grade:
 
 
 def _values(text: str) -> set[Decimal]:
-    values = set()
-    tokens, money_pattern = _currency_tokens()
-    for m in money_pattern.finditer(text):
-        value = _decimal(m[2] or m[3])
-        if value is not None:
-            values.add(value)
+    mentions, text = money_mentions(text)
+    values = {value for _, _, value in mentions if value is not None}
     for m in BARE_AMOUNT.finditer(text):
         if "." in m.group(1):
             value = _decimal(m.group(1))

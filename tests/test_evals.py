@@ -302,14 +302,22 @@ async def test_grounding_grader_passes_the_offline_answer(dbs: Databases) -> Non
     assert g["passed"] and g["metrics"]["facts"] == g["metrics"]["grounded"] > 5
 
 
-async def test_grounding_grader_fails_a_hallucinated_amount_the_agent_guard_let_through(
+async def test_grounding_grader_fails_a_hallucinated_amount(
         dbs: Databases, model: ModelClient, llm: respx.Route) -> None:
+    wrong = "Globex owes 13000 euros on INV-1042 and USD 1,500.00 on INV-1043."
     llm.side_effect = [
         completion(tool_calls=[call("overdue_invoices", {"account": "Globex"}, "call_1")]),
-        completion("Globex owes 13000 euros on INV-1042 and USD 1,500.00 on INV-1043."),
+        completion(wrong),
+        completion(wrong),  # the agent's guard asks for one rewrite, which repeats the mistake
     ]
-    bad = await scripted(dbs, case("overdue-one-account"), model)
-    assert bad["turns"][0]["result"]["notes"] == []  # the agent's own guard did not catch it
+    guarded = await scripted(dbs, case("overdue-one-account"), model)
+    # The agent's guard catches it and answers from the tools instead ...
+    assert "13000" not in guarded["turns"][0]["result"]["reply"] and guarded["turns"][0]["result"]["notes"]
+    assert verdict(guarded, "grounding")["passed"]
+    # ... and a transcript where the hallucination reached the rep fails the grader.
+    bad = copy.deepcopy(guarded)
+    bad["turns"][0]["result"]["reply"] = wrong
+    bad["grades"] = [g.as_json() for g in grade(bad)]
     g = verdict(bad, "grounding")
     assert g["failures"] == ["reply of turn 1: amount '13000 euros' no such amount in the data"]
     assert g["metrics"]["grounded"] == g["metrics"]["facts"] - 1
@@ -337,23 +345,41 @@ async def test_drafts_grader_passes_the_ladder_and_the_manager_copy(dbs: Databas
     assert verdict(sent, "drafts")["passed"] and sent["passed"]
 
 
-async def test_drafts_grader_fails_a_wrong_recipient_which_the_agent_queued(
-        dbs: Databases, model: ModelClient, llm: respx.Route) -> None:
+def tool_errors(transcript: dict[str, Any]) -> list[str]:
+    """The error texts of the tool results in a transcript's messages."""
+    out = []
+    for message in transcript.get("messages", []):
+        if message.get("role") == "tool" and '"error"' in message.get("content", ""):
+            out.append(json.loads(message["content"])["error"])
+    return out
+
+
+def with_pending_email(transcript: dict[str, Any], email: dict[str, Any]) -> dict[str, Any]:
+    """The transcript an agent without the send_email guard would have left: the email waiting for approval."""
+    bad = copy.deepcopy(transcript)
+    action = {"id": "a1-call_1", "tool": "send_email", "args": email, "description": f"Send '{email['subject']}'"}
+    bad["turns"][0]["result"]["pending_actions"] = [action]
+    bad["grades"] = [g.as_json() for g in grade(bad)]
+    return bad
+
+
+async def test_drafts_grader_fails_a_wrong_recipient(dbs: Databases, model: ModelClient, llm: respx.Route) -> None:
     email = {"to": ["hank@globex.test"], "cc": ["collections@agency.test"], "subject": "INV-1042 is overdue",
              "body": DRAFT_1042, "invoice_numbers": ["INV-1042"]}
     llm.side_effect = [
         completion(tool_calls=[call("send_email", email, "call_1")]),
-        completion("Done: the reminder for INV-1042 is queued."),
+        completion("I couldn't queue that email."),
     ]
-    c = case("thread-send-approve", turns=turns({"ask": "Send the reminder for INV-1042"}, {"approve": {}}))
-    bad = await scripted(dbs, c, model)
+    c = case("thread-send-approve", turns=turns({"ask": "Send the reminder for INV-1042"}))
+    scripted_run = await scripted(dbs, c, model)
+    # The agent refuses to queue it (the outreach rules), so nothing waits and nothing is sent ...
+    assert scripted_run["turns"][0]["result"]["pending_actions"] == []
+    assert any("may not be copied" in e for e in tool_errors(scripted_run)) or scripted_run["db_after"]["outbox"] == []
+    # ... and had it not, the grader would catch the recipient.
+    bad = with_pending_email(scripted_run, email)
     g = verdict(bad, "drafts")
     assert g["violations"] == [
-        f"email {bad['turns'][0]['result']['pending_actions'][0]['id']}: wrong recipient collections@agency.test in cc "
-        "(only the account owner's manager may be copied)"]
-    outbox = bad["db_after"]["outbox"]
-    assert [row["cc"] for row in outbox] == ["collections@agency.test"]  # the approval gate is the only guard
-    assert verdict(bad, "db_state")["passed"]  # approved and made once: the database is fine, the email is not
+        "email a1-call_1: wrong recipient collections@agency.test in cc (only the account owner's manager may be copied)"]
 
 
 async def test_drafts_grader_fails_a_collection_email_for_a_disputed_invoice(
@@ -363,13 +389,13 @@ async def test_drafts_grader_fails_a_collection_email_for_a_disputed_invoice(
               "invoice_numbers": ["INV-2002"]}
     llm.side_effect = [
         completion(tool_calls=[call("send_email", demand, "call_1")]),
-        completion("The reminder is ready for your approval."),
+        completion("I couldn't prepare that email."),
     ]
-    bad = await scripted(dbs, case("policy-disputed-send"), model)
-    [action] = bad["turns"][0]["result"]["pending_actions"]
+    scripted_run = await scripted(dbs, case("policy-disputed-send"), model)
+    assert scripted_run["turns"][0]["result"]["pending_actions"] == []  # the agent refuses the demand
+    bad = with_pending_email(scripted_run, demand)
     g = verdict(bad, "drafts")
-    assert g["violations"] == [
-        f"email {action['id']}: a collection email for INV-2002, which is disputed (Wrong seat count billed)"]
+    assert g["violations"] == ["email a1-call_1: a collection email for INV-2002, which is disputed (Wrong seat count billed)"]
     assert "case: email about INV-2002: tone is 'firm', expected 'dispute_resolution'" in g["failures"]
 
 

@@ -58,3 +58,15 @@ def test_currency_code_not_in_facts_is_caught() -> None:
 def test_day_counts_and_urls_are_not_amounts() -> None:
     text = GOOD + " It is 25 days overdue. Pay at https://pay.example/INV-1042?amt=99.50"
     assert check_grounding(text, facts()) == []
+
+
+def test_amounts_in_words_and_shorthand_are_checked() -> None:
+    assert kinds("INV-1042: please pay 13000 euros.") == ["amount"]
+    assert kinds("INV-1042: about €13k is open.") == ["amount"]
+    assert kinds("INV-1042: about €12k is open.") == []  # 12,000 is the balance
+
+
+def test_a_bucket_before_an_amount_is_not_read_as_money() -> None:
+    facts_ = facts()
+    facts_["totals"].append({"currency": "USD", "amount": "3492.50"})
+    assert check_grounding("INV-1042 aging: 1-30 USD 3,492.50", facts_) == []

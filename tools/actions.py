@@ -7,13 +7,13 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lumo.crm import invoices, ledger
-from lumo.crm.contacts import invoice_contacts
-from lumo.crm.errors import InvalidInput, NotFound
-from lumo.db.models import Account, Invoice, OutboxEmail, Task
+from lumo.crm.accounts import resolve_account
+from lumo.crm.errors import InvalidInput
+from lumo.crm.outreach import check_email
+from lumo.db.models import Invoice, OutboxEmail, Task
 from tools.base import Args, ToolContext, tool
 from tools.read import Status
 
@@ -26,12 +26,7 @@ def _invoice(ctx: ToolContext, session: Session, number: str) -> Invoice:
 
 
 def _account_id(ctx: ToolContext, session: Session, account: str) -> str:
-    found = session.scalars(
-        select(Account.id).where(ctx.scope.account_filter(), (Account.id == account) | (Account.name == account))
-    ).all()
-    if not found:
-        raise NotFound(f"account {account} not found")
-    return found[0]
+    return resolve_account(session, ctx.scope, account)[0]
 
 
 class TaskArgs(Args):
@@ -120,17 +115,8 @@ class EmailArgs(Args):
 
 
 def _describe_email(ctx: ToolContext, args: EmailArgs, session: Session) -> str:
-    allowed: set[str] = set()
-    blocked: set[str] = set()
-    for number in args.invoice_numbers:
-        inv = _invoice(ctx, session, number)
-        for c in invoice_contacts(session, [inv.id]).get(inv.id, []):
-            (blocked if c.do_not_contact else allowed).add(c.email.lower())
-    for address in args.to:
-        if address.lower() in blocked:
-            raise InvalidInput(f"{address} is marked do-not-contact")
-        if address.lower() not in allowed:
-            raise InvalidInput(f"{address} is not a contact of {', '.join(args.invoice_numbers)}")
+    check_email(session, ctx.scope, numbers=args.invoice_numbers, to=args.to, cc=args.cc,
+                text=f"{args.subject}\n{args.body}", as_of=ctx.as_of)
     return f"Send '{args.subject}' to {', '.join(args.to)}" + (f" (cc {', '.join(args.cc)})" if args.cc else "")
 
 

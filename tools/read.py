@@ -8,6 +8,7 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from lumo.crm import drafts, health, invoices, priorities, stale
+from lumo.crm.accounts import resolve_account
 from lumo.crm.lifecycle import InvoiceRow, days_overdue
 from lumo.crm.money import amount_str, totals_by_currency
 from tools.base import Args, ToolContext, tool
@@ -130,15 +131,8 @@ def account_health(ctx: ToolContext, args: HealthArgs, session: Session) -> dict
 def _health(ctx: ToolContext, account: str | None, session: Session) -> list[health.AccountHealth]:
     if account is None:
         return health.account_health(session, ctx.scope, ctx.as_of)
-    try:
-        return health.account_health(session, ctx.scope, ctx.as_of, account=account)
-    except Exception:
-        # Not an exact name: fall back to a partial match within scope.
-        every = health.account_health(session, ctx.scope, ctx.as_of)
-        matches = [h for h in every if account.lower() in h.name.lower()]
-        if not matches:
-            raise
-        return matches
+    account_id, _ = resolve_account(session, ctx.scope, account)
+    return health.account_health(session, ctx.scope, ctx.as_of, account=account_id)
 
 
 class RiskArgs(Args):

@@ -162,8 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.delay_ms < 0:
         parser.error("--delay-ms must be >= 0")
+    # Keep idle connections open long (uvicorn's default is 5 s): a client on a CPU-bound event loop can leave a
+    # pooled connection idle that long, and the race with the server closing it is not what is measured here.
     uvicorn.run(create_app(args.delay_ms), host=HOST, port=args.port, log_level="warning", access_log=False,
-                backlog=4096)
+                backlog=4096, timeout_keep_alive=120)
 
 
 if __name__ == "__main__":

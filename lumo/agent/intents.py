@@ -49,6 +49,9 @@ _BUCKETS = {("1", "30"): "1-30", ("31", "60"): "31-60", ("61", "90"): "61-90"}
 
 _ACCOUNT_LEAD = re.compile(r"\b(?:of|for|with|about|is)\s+(.+)", re.I)
 _POSSESSIVE = re.compile(r"\b([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*)*)'s\s+(?:overdue|invoices?|health|account|book|balance)\b")
+# "Which Hooli invoices ...": a capitalised name right before "invoices".
+_NAME_BEFORE_INVOICES = re.compile(
+    r"\b(?i:which|what|show|list|any)\s+(?i:of\s+)?(?i:the\s+|my\s+)?([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*)*)\s+invoices?\b")
 _CLAUSE_END = re.compile(r"[?!,;:()\"]|\.(?:\s|$)")
 _NAME_STOP = frozenset({
     "are", "is", "was", "were", "at", "in", "on", "that", "which", "who", "and", "to", "by", "from", "this", "please",
@@ -124,8 +127,10 @@ def account_in(text: str) -> str | None:
         if name:
             return name
         start = m.start(1)
-    m = _POSSESSIVE.search(plain)
-    return _clean_name(m.group(1)) if m else None
+    for pattern in (_POSSESSIVE, _NAME_BEFORE_INVOICES):
+        if (m := pattern.search(plain)) and (name := _clean_name(m.group(1))):
+            return name
+    return None
 
 
 # --- dates, for tasks -------------------------------------------------------------------------------

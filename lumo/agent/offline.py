@@ -78,6 +78,8 @@ class OfflineModel:
             text = None if calls else compose(turn.outcomes)
         else:
             calls = [(name, args) for name, args in intent.calls if name in available]
+            if not calls and intent.name in ("clarify", "unknown"):
+                calls = [(n, a) for n, a in follow_up(turn.text, messages, self.today) if n in available]
             text = None if calls else answer_without_tools(intent)
         return _reply(messages, text, calls, turn.calls_so_far)
 
@@ -169,6 +171,36 @@ def send_calls(outcomes: list[ToolOutcome]) -> list[tuple[str, dict[str, Any]]]:
             covered.add(key)
             calls.append(("send_email", {**{k: draft[k] for k in EMAIL_FIELDS if k != "cc"}, "cc": draft.get("cc") or []}))
     return calls
+
+
+# --- follow-ups in a thread -----------------------------------------------------------------------
+
+_SEND_IT = re.compile(
+    r"^\s*(?:ok(?:ay)?[,.!]?\s*|yes[,.!]?\s*|great[,.!]?\s*)?(?:please\s+)?send\s+(?:it|that|this|the draft)\b", re.I)
+_AND_ABOUT = re.compile(r"^\s*(?:and|what about|how about)\s+(?:for\s+|of\s+)?(?P<name>[^?]+?)\s*\??\s*$", re.I)
+
+
+def _previous_turn(messages: list[dict]) -> tuple[str, list[ToolOutcome]]:
+    """The rep's message before the last one, and what its tools returned."""
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    if len(users) < 2:
+        return "", []
+    earlier = read_turn(messages[: users[-1]])
+    return earlier.text, earlier.outcomes
+
+
+def follow_up(text: str, messages: list[dict], today: dt.date) -> list[tuple[str, dict[str, Any]]]:
+    """Calls for a short follow-up ("send it", "and Hooli?") read against the previous request."""
+    before, outcomes = _previous_turn(messages)
+    if _SEND_IT.search(text):
+        return send_calls(outcomes)
+    about = _AND_ABOUT.match(text)
+    if about and before:
+        previous = parse_intent(before, today)
+        if any("account" in args for _, args in previous.calls):
+            name = about.group("name").strip()
+            return [(n, {**a, "account": name} if "account" in a else a) for n, a in previous.calls]
+    return []
 
 
 # --- wording the answer ---------------------------------------------------------------------------

@@ -36,4 +36,5 @@ def invoice_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, 
 
 
 def primary_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, ContactRow]:
-    return {k: v[0] for k, v in invoice_contacts(session, invoice_ids).items() if v}
+    """Who to write to about each invoice: its first contact not marked do-not-contact, else its first."""
+    return {k: next((c for c in v if not c.do_not_contact), v[0]) for k, v in invoice_contacts(session, invoice_ids).items() if v}

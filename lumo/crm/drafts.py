@@ -8,14 +8,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lumo.crm.accounts import resolve_account
 from lumo.crm.contacts import ContactRow, invoice_contacts
 from lumo.crm.errors import NotFound
 from lumo.crm.invoices import fetch_rows, get_row, rows_query
 from lumo.crm.lifecycle import CLOSED_STATUSES, OPEN_STATUSES, AsOf, InvoiceRow, days_overdue, promise_pending
 from lumo.crm.money import amount_str, totals_by_currency
+from lumo.crm.outbox import queued_invoice_numbers
 from lumo.crm.scope import Scope
 from lumo.crm.tone import MANAGER_CC_TONES, tone_for
-from lumo.db.models import Account, Invoice, InvoiceContact, User
+from lumo.db.models import Invoice, InvoiceContact, User
 from lumo.templates import render
 
 COOLDOWN_DAYS = 3
@@ -93,7 +95,9 @@ def _companions(session: Session, scope: Scope, inv: InvoiceRow, contact: Contac
     query = rows_query(scope).where(
         Invoice.id.in_(ids), Invoice.id != inv.id, Invoice.status.in_(sorted(OPEN_STATUSES - {"disputed"}))
     )
-    return [r for r in fetch_rows(session, query) if skip_reason(r, as_of) is None]
+    rows = [r for r in fetch_rows(session, query) if skip_reason(r, as_of) is None]
+    queued = queued_invoice_numbers(session, [r.number for r in rows])
+    return [r for r in rows if r.number not in queued]
 
 
 def _manager_email(session: Session, owner_id: str) -> str | None:
@@ -109,6 +113,8 @@ def draft_for_invoice(session: Session, scope: Scope, number: str, as_of: AsOf) 
     reachable = [c for c in contacts if not c.do_not_contact]
     primary = reachable[0] if reachable else (contacts[0] if contacts else None)
     reason = skip_reason(inv, as_of)
+    if reason is None and queued_invoice_numbers(session, [inv.number]):
+        reason = "cooldown"  # an approved email about it is waiting in the outbox
     if reason is None and not contacts:
         reason = "no_contact"
     elif reason is None and not reachable:
@@ -147,12 +153,11 @@ def render_email(tone: str, facts: dict[str, Any], sender: str) -> tuple[str, st
 
 def draft_for_account(session: Session, scope: Scope, account: str, as_of: AsOf) -> Draft:
     """The reminder for an account's most overdue invoice that may be chased today (covering its contact's others)."""
-    query = rows_query(scope).where(
-        (Account.id == account) | (Account.name == account), Invoice.status.in_(sorted(OPEN_STATUSES))
-    )
+    account_id, name = resolve_account(session, scope, account)
+    query = rows_query(scope).where(Invoice.account_id == account_id, Invoice.status.in_(sorted(OPEN_STATUSES)))
     rows = sorted(fetch_rows(session, query), key=lambda r: (r.due_date, r.number))
     if not rows:
-        raise NotFound(f"no open invoices for account {account}")
+        raise NotFound(f"no open invoices for account {name}")
     chaseable = [r for r in rows if skip_reason(r, as_of) is None and r.status != "disputed"]
     return draft_for_invoice(session, scope, (chaseable or rows)[0].number, as_of)
 

@@ -41,20 +41,59 @@ class Mismatch:
     detail: str
 
 
+CURRENCY_WORDS = {"euro": "EUR", "euros": "EUR", "dollar": "USD", "dollars": "USD", "pound": "GBP", "pounds": "GBP",
+                  "yen": "JPY"}
+MULTIPLIERS = {"k": Decimal(1000), "K": Decimal(1000), "m": Decimal(1_000_000), "M": Decimal(1_000_000)}
+
+
+@dataclass(frozen=True)
+class MoneyPatterns:
+    tokens: dict[str, str]  # symbol, code or word -> ISO code
+    prefix: re.Pattern[str]  # "EUR 12,400.00", "€12.4k"
+    suffix: re.Pattern[str]  # "12,400.00 EUR", "13000 euros"
+
+
 @cache
-def _currency_tokens() -> tuple[dict[str, str], re.Pattern[str]]:
-    """Symbol or code -> ISO code, and one pattern finding money written with either."""
+def _money() -> MoneyPatterns:
     tokens: dict[str, str] = {}
     for code in sorted(list_currencies()):
         tokens[code] = code
         symbol = get_currency_symbol(code, locale="en_US")
         if symbol != code:
             tokens.setdefault(symbol, code)
-    alternatives = "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))
-    pattern = re.compile(
-        rf"(?:(?<![A-Za-z])({alternatives})\s?({NUMBER}))|(?:({NUMBER})\s?({alternatives})(?![A-Za-z]))"
+    marks = "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))
+    words = "|".join(sorted(CURRENCY_WORDS, key=len, reverse=True))
+    tokens.update(CURRENCY_WORDS)
+    amount = rf"({NUMBER})([kKmM](?![A-Za-z]))?"
+    return MoneyPatterns(
+        tokens,
+        re.compile(rf"(?<![A-Za-z])({marks})\s?{amount}"),
+        re.compile(rf"{amount}\s?({marks}|(?i:{words}))(?![A-Za-z])"),
     )
-    return tokens, pattern
+
+
+def money_mentions(text: str) -> tuple[list[tuple[str, str, Decimal | None]], str]:
+    """(raw, currency, value) of each amount written with a currency, and the text without them.
+
+    The currency-first form is read first, so in "1-30 USD 3,492.50" the code belongs to 3,492.50, not to 30.
+    """
+    patterns = _money()
+    found: list[tuple[str, str, Decimal | None]] = []
+
+    def take(mark: str, number: str, multiplier: str | None, raw: str) -> str:
+        value = _decimal(number)
+        if value is not None and multiplier:
+            value *= MULTIPLIERS[multiplier]
+        found.append((raw, patterns.tokens.get(mark, patterns.tokens.get(mark.lower(), mark)), value))
+        return " "
+
+    text = patterns.prefix.sub(lambda m: take(m[1], m[2], m[3], m[0]), text)
+    text = patterns.suffix.sub(lambda m: take(m[3], m[1], m[2], m[0]), text)
+    return found, text
+
+
+def currency_tokens() -> dict[str, str]:
+    return _money().tokens
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -128,12 +167,10 @@ def check_text(
         if value is None or value not in dates:
             problems.append(Mismatch("date", raw, "no such date among the facts"))
         scrubbed = scrubbed.replace(raw, " ")
-    tokens, money = _currency_tokens()
-    for mt in money.finditer(scrubbed):
-        token, num = (mt[1], mt[2]) if mt[1] else (mt[4], mt[3])
-        currency, value = tokens[token], _decimal(num)
-        problems.extend(_check_amount(mt.group(0), currency, value, amounts, currencies))
-    scrubbed = money.sub(" ", scrubbed)
+    tokens = currency_tokens()
+    mentions, scrubbed = money_mentions(scrubbed)
+    for raw, currency, value in mentions:
+        problems.extend(_check_amount(raw, currency, value, amounts, currencies))
     for mt in BARE_AMOUNT.finditer(scrubbed):
         raw = mt[1]
         if "." not in raw and "," not in raw:
@@ -149,13 +186,8 @@ def check_text(
 
 def facts_in_text(text: str) -> tuple[set[tuple[str, Decimal]], set[str], set[dt.date]]:
     """Money, invoice numbers and ISO dates stated in a trusted text (such as a tool's JSON result)."""
-    tokens, money = _currency_tokens()
-    amounts = set()
-    for mt in money.finditer(text):
-        token, num = (mt[1], mt[2]) if mt[1] else (mt[4], mt[3])
-        value = _decimal(num)
-        if value is not None:
-            amounts.add((tokens[token], value))
+    mentions, _ = money_mentions(text)
+    amounts = {(currency, value) for _, currency, value in mentions if value is not None}
     dates = {dt.date(int(m[1]), int(m[2]), int(m[3])) for m in ISO_DATE.finditer(text) if _valid(m)}
     return amounts, set(INVOICE_NUMBER.findall(text)), dates
 

@@ -139,10 +139,10 @@ def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
     today, kinds, late = as_of.today, set(item.stale_kinds), item.days_overdue
     money = format_code(inv.balance, inv.currency)
     reasons = item.reasons
+    due_in = (inv.due_date - today).days
     if late:
         reasons.append(f"{money} overdue {late} days")
-    elif item.kind == "due_soon":
-        due_in = (inv.due_date - today).days
+    elif inv.balance > 0 and inv.status != "disputed" and 0 <= due_in <= w.due_soon_days:
         reasons.append(f"{money} due {'today' if due_in == 0 else f'in {due_in} days'} ({inv.due_date.isoformat()})")
     elif inv.balance > 0:
         reasons.append(f"{money} open")
@@ -157,6 +157,8 @@ def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
             reasons.append(f"paid in full ({format_code(inv.amount_paid, inv.currency)}) but status '{inv.status}'")
         elif kind == "draft_not_sent":
             reasons.append(f"draft not sent since {inv.issue_date.isoformat()}")
+        elif kind == "no_recent_activity" and item.kind == "stale_status":  # else "no contact in" says it
+            reasons.append(f"no activity in {as_of.days_since(inv.last_touch)} days")
     if inv.account_tier == "key":
         reasons.append("key account")
     if inv.renewal_date and 0 <= (inv.renewal_date - today).days <= w.renewal_window_days:
