@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from evals.cases import Case, Expect, ToolSpec, case_from_dict
 from lumo.crm.grounding import BARE_AMOUNT, INVOICE_NUMBER, URL, _dates, currency_tokens, facts_in_text, money_mentions
+from lumo.crm.tone import tone_for
 from tools import REGISTRY
 
 GRADERS = ("run", "trajectory", "db_state", "priorities", "grounding", "drafts", "scope", "reply", "judge")
@@ -40,7 +41,6 @@ OVERDUE_STATUSES = frozenset({"sent", "viewed", "partially_paid", "overdue"})
 NO_CHASE = frozenset({"paid", "void", "written_off"})
 BUCKETS = ("1-30", "31-60", "61-90", "90+")
 COOLDOWN_DAYS = 3
-LADDER = ((-3, "courtesy"), (1, "gentle"), (8, "firm"), (31, "escalation"), (61, "final_notice"))
 MANAGER_CC = frozenset({"escalation", "final_notice"})
 AMOUNT_TEXT = re.compile(r"^-?\d+(?:\.\d+)?$")
 BUCKET_LABEL = re.compile(r"(?<![\w.,])(?:1-30|31-60|61-90|90\+)(?![\w])")  # aging buckets, not amounts
@@ -315,15 +315,6 @@ def _walk_amounts(data: Any, currency: str | None, found: set[tuple[str, Decimal
     elif isinstance(data, list):
         for item in data:
             _walk_amounts(item, currency, found)
-
-
-def ladder_tone(due: dt.date, today: dt.date) -> str | None:
-    days = (today - due).days
-    tone = None
-    for start, name in LADDER:
-        if days >= start:
-            tone = name
-    return tone
 
 
 def classify_tone(subject: str, body: str) -> str | None:
@@ -1037,7 +1028,7 @@ def _expected_tone(run: Run, invoices: list[str]) -> str | None:
         return None
     if any(i.status == "disputed" for i in invs):
         return "dispute_resolution"
-    return ladder_tone(min(i.due for i in invs), run.book.today)
+    return tone_for(min(i.due for i in invs), run.book.today)
 
 
 def grade_drafts(run: Run) -> Grade:

@@ -1,7 +1,7 @@
 """Agent cost per chat turn and under load: Lumo against LangGraph's prebuilt agent, side by side.
 
     python evals/perf/bench_agent.py [--turns 200] [--concurrency 200] [--delay-ms 300] [--workers 2]
-                                     [--invoices 20000] [--reps 20] [--pg-url URL] [--skip-load]
+                                     [--invoices 20000] [--reps 20] [--pg-url URL] [--skip-load] [--keep-db]
 
 Every turn asks "What should I do today?". Both agents talk to the same local OpenAI-compatible
 stand-in (evals/perf/standin.py, a separate process), so no real model and no network are involved.
@@ -15,9 +15,12 @@ stand-in (evals/perf/standin.py, a separate process), so no real model and no ne
 3. Load: `--turns` chats, `--concurrency` at a time, with a model that takes `--delay-ms`: Lumo served by
    `lumo serve --workers N` on PostgreSQL (a database created for the run and dropped after), driven
    over HTTP by httpx from this process; and the prebuilt agent behind a minimal FastAPI app with the
-   same uvicorn settings and workers, plus both agents in-process on one event loop.
+   same uvicorn settings and workers, plus both agents in-process on one event loop (each first for 10
+   chats one at a time: the unloaded latency). A server counts as up once all its workers have started;
+   CPU per turn is split from /proc into server, PostgreSQL, stand-in and this process.
 
-Prints a markdown table on stdout (progress on stderr) and exits 0: it is a report, not a gate.
+See evals/perf/README.md for what each figure means. Prints markdown tables on stdout (progress on
+stderr) and exits 0: it is a report, not a gate.
 Every server listens on 127.0.0.1 and every process started here is stopped before exit.
 """
 
@@ -30,6 +33,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -163,6 +167,10 @@ def start_server(procs: Processes, name: str, cmd: list[str], env: dict[str, str
     raise RuntimeError(f"{name}: workers keep failing at startup")
 
 
+EXCEPTION_LINE = re.compile(r"^([A-Za-z_]\w*\.)*[A-Z]\w*: ")  # "psycopg.errors.UniqueViolation: ..."
+LOG_LEVELS = ("INFO:", "ERROR:", "WARNING:", "DEBUG:", "CRITICAL:", "DETAIL:", "HINT:")
+
+
 def wait_workers(procs: Processes, name: str, workers: int, timeout_s: float = 60) -> str | None:
     """None once `workers` workers logged a complete startup; else the error that stopped one."""
     path = LOG_DIR / f"{name}.log"
@@ -170,8 +178,7 @@ def wait_workers(procs: Processes, name: str, workers: int, timeout_s: float = 6
     while time.monotonic() < deadline:
         text = path.read_text(errors="replace")
         if "Application startup failed" in text or procs.running[name].poll() is not None:
-            errors = [ln for ln in text.splitlines() if ln[:1].isalpha() and ln.split(":")[0].endswith(
-                ("Error", "Exception", "Violation"))]
+            errors = [ln for ln in text.splitlines() if EXCEPTION_LINE.match(ln) and not ln.startswith(LOG_LEVELS)]
             return errors[-1] if errors else "startup failed"
         if text.count("Application startup complete.") >= workers:
             return None
