@@ -21,6 +21,9 @@ from lumo.crm.scope import Scope
 
 DECISIONS = ("approve", "edit", "reject")
 MAX_MESSAGE_CHARS = 4000
+# A turn's state is saved when it ends or pauses for approval, not after every step: a turn is short, a crash
+# mid-turn only loses that turn, and side effects are guarded by their action ids, not by checkpoints.
+DURABILITY = "exit"
 
 
 @dataclass
@@ -52,7 +55,8 @@ class Lumo:
     async def ask(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime,
                   thread_id: str | None = None) -> dict[str, Any]:
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
-        await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now))
+        await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now),
+                                 durability=DURABILITY)
         return await self.result(scope, thread_id)
 
     async def ask_stream(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime,
@@ -61,7 +65,8 @@ class Lumo:
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
         yield {"event": "thread", "data": {"thread_id": thread_id}}
         context = self._context(scope, key, as_of, now)
-        async for update in self.graph.astream(new_turn(message), config, context=context, stream_mode="updates"):
+        async for update in self.graph.astream(new_turn(message), config, context=context, stream_mode="updates",
+                                               durability=DURABILITY):
             for node, change in update.items():
                 if node.startswith("__"):
                     continue
@@ -106,14 +111,11 @@ class Lumo:
         else:
             decision = {"type": "approve"}
         resume = Command(resume={"decisions": {a["id"]: decision for a in chosen}})
-        await self.graph.ainvoke(resume, config, context=self._context(scope, key, as_of, now))
+        await self.graph.ainvoke(resume, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
 
     async def _pending(self, config: dict[str, Any]) -> list[dict[str, Any]]:
-        snapshot = await self.graph.aget_state(config)
-        if not snapshot.next or not snapshot.interrupts:
-            return []
-        return [a for i in snapshot.interrupts for a in (i.value or {}).get("pending_actions", [])]
+        return _waiting(await self.graph.aget_state(config))
 
     async def result(self, scope: Scope, thread_id: str) -> dict[str, Any]:
         """The `lumo ask --json` shape for the thread's latest state."""
@@ -122,7 +124,7 @@ class Lumo:
         values = snapshot.values or {}
         if not values:
             raise NotFound(f"thread {thread_id} not found")
-        pending = await self._pending(config)
+        pending = _waiting(snapshot)
         turn = values["messages"][values.get("turn_start", 0):]
         replies = [m["content"] for m in turn if m["role"] == "assistant" and m.get("content")]
         reply = replies[-1] if replies and not pending else ""
@@ -139,6 +141,13 @@ class Lumo:
             "usage": values.get("usage", {}),
             "notes": values.get("notes", []),
         }
+
+
+def _waiting(snapshot: Any) -> list[dict[str, Any]]:
+    """The actions a thread's snapshot is paused on."""
+    if not snapshot.next or not snapshot.interrupts:
+        return []
+    return [a for i in snapshot.interrupts for a in (i.value or {}).get("pending_actions", [])]
 
 
 def _step_summary(node: str, change: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from lumo.agent.checkpoint import open_checkpointer
 from lumo.auth import create_token
 from lumo.cli.app import app, open_session
 from lumo.config import get_settings
@@ -41,6 +43,12 @@ def _demo_setup(host: str, port: int) -> None:
                f"API docs: {base}/docs")
 
 
+async def _prepare_checkpoints(url: str) -> None:
+    """Create the checkpoint tables once, before the workers start (concurrent first set-ups race)."""
+    async with open_checkpointer(url):
+        pass
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -63,5 +71,6 @@ def serve(
         _demo_setup(host, port)
     else:
         upgrade(url)
+    asyncio.run(_prepare_checkpoints(url))
     uvicorn.run("lumo.api.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", proxy_headers=False)
