@@ -16,6 +16,7 @@ ACTIONABLE_STATUSES = OPEN_STATUSES | {"draft"}
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
 
+ZERO = Decimal("0")
 FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(2200, 12, 31)
 
 
@@ -53,9 +54,10 @@ class AsOf:
         return cls.at(now, tz) if date is None else cls(parse_day(date), tz)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=True)
 class InvoiceRow:
-    """One invoice as the rules see it, joined with its account."""
+    """One invoice as the rules see it, joined with its account (treat as read-only: not frozen, because
+    frozen dataclasses build slower and thousands are built per request)."""
 
     id: str
     number: str
@@ -79,7 +81,7 @@ class InvoiceRow:
     balance: Decimal = field(init=False)  # what is left to pay, never negative
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "balance", max(self.amount - self.amount_paid, Decimal("0")))
+        self.balance = max(self.amount - self.amount_paid, ZERO)
 
     @property
     def last_touch(self) -> dt.datetime:
