@@ -88,3 +88,18 @@ def test_a_rep_sees_only_their_book_and_a_manager_the_team(session: Session) -> 
     assert {i["invoice_number"] for i in ranked(session, "u1@acme.test")} == {mine.number}
     assert {i["invoice_number"] for i in ranked(session, "m1@acme.test")} == {mine.number, theirs.number, None}
     assert {i["invoice_number"] for i in ranked(session, "admin@acme.test")} == {mine.number, theirs.number, None}
+
+
+def test_narrowing_in_sql_leaves_out_no_item(engine, session: Session) -> None:  # type: ignore[no-untyped-def]
+    from lumo.crm.invoices import actionable_rows
+    from lumo.db.seed import seed_demo
+
+    seed_demo(engine, invoices=400, reps=3, seed=11, today=f.TODAY)
+    for email in ("demo@lumenbase.test", "admin@lumenbase.test"):
+        scope = scope_for_email(session, email)
+        for day in (f.TODAY, f.TODAY + dt.timedelta(days=9), f.TODAY - dt.timedelta(days=20)):
+            as_of = AsOf(day, scope.tz)
+            narrowed = [i.as_json() for i in compute_priorities(session, scope, as_of, limit=None)]
+            every = [i.as_json() for i in compute_priorities(session, scope, as_of, limit=None,
+                                                              rows=actionable_rows(session, scope))]
+            assert narrowed == every and narrowed

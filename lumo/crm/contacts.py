@@ -24,7 +24,7 @@ def invoice_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, 
     out: dict[str, list[ContactRow]] = {}
     if not invoice_ids:
         return out
-    rows = session.execute(
+    rows = session.connection().execute(
         select(InvoiceContact.invoice_id, Contact.id, Contact.name, Contact.email, Contact.do_not_contact)
         .join(Contact, Contact.id == InvoiceContact.contact_id)
         .where(InvoiceContact.invoice_id.in_(list(invoice_ids)))
