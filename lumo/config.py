@@ -8,14 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LUMO_", extra="ignore")
 
+    # The domain's thresholds live beside their rules (stale.StaleThresholds, priorities.Weights,
+    # drafts.COOLDOWN_DAYS, tone.LADDER), not here: they are product rules, not deployment settings.
     database_url: str = "sqlite:///lumo.db"
-    locale: str = "en_US"
-    # Domain thresholds (DESIGN section 3), named so each rule reads its own.
-    stale_activity_days: int = 14
-    dispute_stalled_days: int = 14
-    draft_unsent_days: int = 7
-    contact_cooldown_days: int = 3
-    due_soon_days: int = 3
     # Mail: digest and approved emails leave through this server (smtp://user:pass@host:port, smtps://...).
     smtp_url: str = "smtp://127.0.0.1:25"
     mail_from: str = "Lumo <lumo@lumenbase.test>"

@@ -254,6 +254,18 @@ async def test_malformed_arguments_and_unknown_tools_go_back_to_the_model_which_
     assert out["reply"] == answer and out["notes"] == []
 
 
+async def test_a_model_that_keeps_calling_tools_gets_a_last_step_without_tools(
+    db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient
+) -> None:
+    looping = [calls(tool_call("overdue_invoices", {"account": "Globex"}, f"call_{i}")) for i in range(5)]
+    route.side_effect = [*looping, ok("INV-1042 is overdue: EUR 12,400.00.")]
+    async with open_lumo(db_url, session_factory, model) as lumo:
+        out = await ask(lumo, u1, OVERDUE_GLOBEX)
+    assert route.call_count == lumo.max_steps == 6
+    assert "tools" not in sent(route, 5)  # the last allowed step must answer
+    assert out["reply"] == "INV-1042 is overdue: EUR 12,400.00." and out["usage"]["model_calls"] == 6
+
+
 # --- the grounding guard --------------------------------------------------------------------------
 
 
