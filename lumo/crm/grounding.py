@@ -184,10 +184,20 @@ def check_text(
     return problems
 
 
+CODED_AMOUNT = re.compile(rf"(?<![A-Za-z])([A-Z]{{3}}) ?({NUMBER})")
+
+
 def facts_in_text(text: str) -> tuple[set[tuple[str, Decimal]], set[str], set[dt.date]]:
-    """Money, invoice numbers and ISO dates stated in a trusted text (such as a tool's JSON result)."""
-    mentions, _ = money_mentions(text)
-    amounts = {(currency, value) for _, currency, value in mentions if value is not None}
+    """Money, invoice numbers and ISO dates stated in a trusted text (a tool's JSON result).
+
+    Tools write money as "EUR 12,400.00" (and as structured fields, read elsewhere), so only ISO codes are
+    looked for here: much cheaper than every symbol and word the guard must recognise in free text.
+    """
+    codes = currency_tokens()
+    amounts = {
+        (code, value) for code, number in CODED_AMOUNT.findall(text)
+        if codes.get(code) == code and (value := _decimal(number)) is not None
+    }
     dates = {dt.date(int(m[1]), int(m[2]), int(m[3])) for m in ISO_DATE.finditer(text) if _valid(m)}
     return amounts, set(INVOICE_NUMBER.findall(text)), dates
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 from tenacity import RetryCallState, RetryError
 
 from lumo.llm.retry import Clock, Deadline, RetryPolicy, Sleep, make_retrying
@@ -201,7 +202,9 @@ class ModelClient:
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    completion = await self._client.chat.completions.create(**request)
+                    # The plain POST skips the SDK's per-call walk over every message and tool schema
+                    # (several ms a turn); the body is already the JSON the API takes.
+                    completion = await self._client.post("/chat/completions", cast_to=ChatCompletion, body=request)
         except RetryError as exc:
             raise _unavailable(exc) from exc.last_attempt.exception()
         except openai.APIStatusError as exc:  # tenacity re-raises non-retryable errors as-is
