@@ -23,6 +23,7 @@ from lumo.crm.errors import NotFound
 from lumo.db.models import Activity, AgentAction, Invoice, OutboxEmail, Task
 from lumo.llm import LLMSettings, ModelClient
 from tests.agent_support import AS_OF, INJECTION, approve, ask, build_book, open_lumo, scope_of
+from tests.llm_support import FakeTime, api_error
 
 BASE_URL = "http://llm.test/v1"
 MAX_ATTEMPTS = 3
@@ -31,21 +32,6 @@ OVERDUE_GLOBEX = "Which invoices of Globex are overdue?"
 
 
 # --- the mocked API (as in test_llm_client) -------------------------------------------------------
-
-
-class FakeTime:
-    """Monotonic clock that only moves when the client sleeps, so waits are observable and instant."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def completion_json(*, content: str | None = None, tool_calls: list[dict] | None = None) -> dict:
@@ -67,9 +53,6 @@ def calls(*tool_calls: dict) -> respx.MockResponse:
     """A reply asking for these tool calls."""
     return ok(tool_calls=list(tool_calls))
 
-
-def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> respx.MockResponse:
-    return respx.MockResponse(status, headers=headers, json={"error": {"message": message, "type": "error", "code": None}})
 
 
 def tool_call(name: str, args: dict[str, Any] | str, call_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from lumo.llm import (
     UsageTotals,
     parse_retry_after,
 )
+from tests.llm_support import FakeTime, api_error
 
 BASE_URL = "http://llm.test/v1"
 
@@ -36,21 +37,6 @@ DEAL_TOOL = {
     },
 }
 MESSAGES = [{"role": "user", "content": "What is deal 42?"}]
-
-
-class FakeTime:
-    """Monotonic clock that only moves when the client sleeps, so waits are observable and instant."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def completion_json(*, content: str | None = "Hello", tool_calls: list[dict] | None = None,
@@ -75,10 +61,6 @@ def ok(**kwargs: object) -> respx.MockResponse:
     # respx builds responses with legacy httpx; respx.MockResponse is that class.
     return respx.MockResponse(200, json=completion_json(**kwargs))
 
-
-def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> respx.MockResponse:
-    return respx.MockResponse(status, headers=headers,
-                              json={"error": {"message": message, "type": "error", "code": None}})
 
 
 @pytest.fixture
