@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 from sqlalchemy.orm import Session
@@ -133,5 +133,3 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
     session.flush()
     return {"outbox_id": email.id, "status": "queued", "to": list(args.to), "invoice_numbers": list(args.invoice_numbers)}
 
-
-ACTION = Literal["create_follow_up_task", "log_note", "update_invoice_status", "send_email"]

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from lumo.crm.lifecycle import AsOf
 from lumo.db.migrate import upgrade
 from lumo.db.models import Invoice, User
 from lumo.db.seed import DEMO_REP_EMAIL, SeedSummary, database_is_empty, seed_demo
@@ -36,30 +37,28 @@ SAMPLED_REPS = 10
 
 
 def run_priorities(session: Session, email: str, today: dt.date) -> int:
-    from lumo.crm.priorities import as_of_date, compute_priorities
+    from lumo.crm.priorities import compute_priorities
     from lumo.crm.scope import scope_for_email
 
     scope = scope_for_email(session, email)
-    return len(compute_priorities(session, scope, as_of_date(today, scope)))
+    return len(compute_priorities(session, scope, AsOf(today, scope.tz)))
 
 
 def run_stale(session: Session, email: str, today: dt.date) -> int:
     from lumo.crm.invoices import actionable_rows
-    from lumo.crm.priorities import as_of_date
     from lumo.crm.scope import scope_for_email
     from lumo.crm.stale import stale_findings
 
     scope = scope_for_email(session, email)
-    return len(stale_findings(actionable_rows(session, scope), as_of_date(today, scope)))
+    return len(stale_findings(actionable_rows(session, scope), AsOf(today, scope.tz)))
 
 
 def run_overdue_search(session: Session, email: str, today: dt.date) -> int:
     from lumo.crm.invoices import InvoiceFilter, search_invoices
-    from lumo.crm.priorities import as_of_date
     from lumo.crm.scope import scope_for_email
 
     scope = scope_for_email(session, email)
-    return search_invoices(session, scope, InvoiceFilter(overdue=True), as_of_date(today, scope)).total
+    return search_invoices(session, scope, InvoiceFilter(overdue=True), AsOf(today, scope.tz)).total
 
 
 METRICS: dict[str, Callable[[Session, str, dt.date], int]] = {

@@ -292,6 +292,3 @@ def _name_contacts(session: Session, items: list[Item]) -> None:
         else:
             item.action = f"{item.action} ({contact.name}, {contact.email})"
 
-
-def as_of_date(today: dt.date, scope: Scope) -> AsOf:
-    return AsOf(today, scope.tz)
