@@ -61,8 +61,15 @@ class Lumo:
 
     async def ask_stream(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime,
                          thread_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        """The same turn as `ask`, as events: one per graph step, then the final result."""
+        """The same turn as `ask`, as events: one per graph step, then the final result.
+
+        A bad request raises here, before any event, so an HTTP client gets a 4xx rather than a stream.
+        """
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
+        return self._stream(scope, message, thread_id, key, config, as_of, now)
+
+    async def _stream(self, scope: Scope, message: str, thread_id: str, key: str, config: dict[str, Any],
+                      as_of: AsOf, now: dt.datetime) -> AsyncIterator[dict[str, Any]]:
         yield {"event": "thread", "data": {"thread_id": thread_id}}
         context = self._context(scope, key, as_of, now)
         async for update in self.graph.astream(new_turn(message), config, context=context, stream_mode="updates",

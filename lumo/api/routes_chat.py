@@ -35,11 +35,11 @@ async def chat(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) 
 async def chat_stream(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> EventSourceResponse:
     """Events: `thread`, one `step` per graph step, then `message` (the /v1/chat body); `error` on failure."""
     as_of = _as_of(scope, body.date, now)
-    await lumo.begin(scope, body.message, body.thread_id)  # a wrong request gets a 4xx, not a stream
+    stream = await lumo.ask_stream(scope, body.message, as_of=as_of, now=now, thread_id=body.thread_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         try:
-            async for event in lumo.ask_stream(scope, body.message, as_of=as_of, now=now, thread_id=body.thread_id):
+            async for event in stream:
                 yield {"event": event["event"], "data": json.dumps(event["data"], default=str)}
         except LumoError as exc:
             yield {"event": "error", "data": json.dumps({"error": str(exc)})}

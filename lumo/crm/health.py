@@ -150,9 +150,9 @@ def _account(invs: list[InvoiceRow], as_of: AsOf, fx: FxTable, paid_dates: dict[
                 h.overdue_base += base
         if inv.status == "disputed" and inv.balance > 0:
             h.disputes += 1
-        findings = stale.findings_for(inv, as_of)
-        h.broken_promises += sum(f.kind == "promise_broken" for f in findings)
-        h.stale += sum(f.kind not in ("promise_broken", "dispute_stalled") for f in findings)
+        kinds = stale.stale_kinds(inv, as_of)  # counts only: no evidence in words
+        h.broken_promises += kinds.count("promise_broken")
+        h.stale += sum(k not in ("promise_broken", "dispute_stalled") for k in kinds)
         if inv.status not in ("draft", "void") and 0 <= (as_of.today - inv.issue_date).days <= DSO_WINDOW_DAYS:
             billed_recent += fx.to_base(inv.amount, inv.currency)
         if inv.id in paid_dates:

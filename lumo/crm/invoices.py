@@ -123,7 +123,7 @@ def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[Any]
 def matching_rows(session: Session, scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> list[InvoiceRow]:
     """Every invoice matching the filter, unpaged."""
     rows = fetch_rows(session, filtered_query(scope, flt, as_of))
-    return [r for r in rows if stale.findings_for(r, as_of)] if flt.stale else rows
+    return [r for r in rows if stale.stale_kinds(r, as_of)] if flt.stale else rows
 
 
 def search_invoices(session: Session, scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> InvoicePage:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lumo.crm.contacts import invoice_contacts
@@ -46,7 +46,9 @@ def check_email(session: Session, scope: Scope, *, numbers: Sequence[str], to: S
             raise InvalidInput(f"{address} is marked do-not-contact")
         if address.lower() not in reachable:
             raise InvalidInput(f"{address} is not a contact of {', '.join(numbers)}")
-    colleagues = {e.lower() for e in session.scalars(select(User.email))}
+    outside = [a for a in cc if a.lower() not in reachable]
+    colleagues = {e.lower() for e in session.scalars(select(User.email).where(func.lower(User.email).in_(
+        [a.lower() for a in outside])))} if outside else set()
     for address in cc:
         if address.lower() in blocked:
             raise InvalidInput(f"{address} is marked do-not-contact")
