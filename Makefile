@@ -21,13 +21,14 @@ run: $(BIN)/lumo
 evals: $(BIN)/lumo
 	$(BIN)/python -m evals run --model offline --k 1
 
-# The offline evaluation suite at k=1 (fails below evals/thresholds.toml), then the tests.
-test: $(BIN)/lumo
+# The lint gate, the offline evaluation suite at k=1 (fails below evals/thresholds.toml), then the tests.
+test: lint
 	$(BIN)/python -m evals run --model offline --k 1 --report $$(mktemp -d)
 	$(BIN)/pytest -q
 
 lint: $(BIN)/lumo
 	$(BIN)/ruff check lumo tools tests evals
+	$(BIN)/ruff format --check lumo tools tests evals
 
 bench: $(BIN)/lumo
 	$(BIN)/python evals/perf/bench_crm.py --db /tmp/lumo-bench.db

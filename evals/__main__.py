@@ -100,9 +100,17 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     concurrency = args.concurrency or (1 if offline else 4)
     directory = args.report or REPORTS / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
-    progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), console=console,
-                        disable=args.no_progress, transient=False)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=args.no_progress,
+        transient=False,
+    )
     try:
         with progress:
             task = progress.add_task(f"evals · {label}", total=len(cases) * args.k, failed=0)
@@ -113,8 +121,9 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
                 failed += not transcript["passed"]
                 progress.update(task, advance=1, failed=failed, description=f"evals · {transcript['case']['name']}")
 
-            transcripts = await runner.run_suite(cases, k=args.k, model=model, model_label=label,
-                                                 concurrency=concurrency, judge_model=judge, on_done=done)
+            transcripts = await runner.run_suite(
+                cases, k=args.k, model=model, model_label=label, concurrency=concurrency, judge_model=judge, on_done=done
+            )
     finally:
         for client in {id(m): m for m in (model, judge) if m is not None}.values():
             await client.aclose()
@@ -138,12 +147,27 @@ def _regrade(args: argparse.Namespace, console: Console) -> int:
 
         runtime = json.loads(previous.read_text(encoding="utf-8")).get("runtime_s")
     label = transcripts[0].get("model", "")
-    return _finish(transcripts, args.report or args.directory, args.thresholds, label, console, runtime=runtime,
-                   command=f"python -m evals regrade {args.directory}")
+    return _finish(
+        transcripts,
+        args.report or args.directory,
+        args.thresholds,
+        label,
+        console,
+        runtime=runtime,
+        command=f"python -m evals regrade {args.directory}",
+    )
 
 
-def _finish(transcripts: list[dict[str, Any]], directory: Path, thresholds: Path, label: str, console: Console,
-            *, runtime: float | None, command: str) -> int:
+def _finish(
+    transcripts: list[dict[str, Any]],
+    directory: Path,
+    thresholds: Path,
+    label: str,
+    console: Console,
+    *,
+    runtime: float | None,
+    command: str,
+) -> int:
     summary = report.summarize(transcripts, runtime_s=runtime)
     section, limits = report.load_thresholds(label, thresholds)
     checks = report.check_thresholds(summary, limits)
@@ -154,13 +178,12 @@ def _finish(transcripts: list[dict[str, Any]], directory: Path, thresholds: Path
         f"pass^1 {summary['pass_hat_k'].get('1', 0):.3f}, grounding {g['precision'] * 100:.1f}% "
         f"({g['grounded']}/{g['facts']}), policy violations {len(summary['policy_violations'])}, "
         f"priorities P@k {report._num(summary['priorities']['precision_at_k'])} "
-        f"nDCG@k {report._num(summary['priorities']['ndcg_at_k'])}"
-        + (f", {runtime:.1f} s" if runtime is not None else ""))
+        f"nDCG@k {report._num(summary['priorities']['ndcg_at_k'])}" + (f", {runtime:.1f} s" if runtime is not None else "")
+    )
     console.print(f"report: {directory / 'report.md'}")
     broken = [row for row in checks if not row["ok"]]
     for row in broken:
-        console.print(f"[red]below threshold:[/red] {row['figure']} = {report._figure(row)} "
-                      f"(limit {row['kind']} {row['limit']})")
+        console.print(f"[red]below threshold:[/red] {row['figure']} = {report._figure(row)} (limit {row['kind']} {row['limit']})")
     return 1 if broken else 0
 
 

@@ -141,8 +141,9 @@ def merge(base: dict[str, Any], overrides: dict[str, Any], remove: dict[str, lis
         if list_name not in LISTS:
             raise DataError(f"cannot remove from unknown list {list_name!r}")
         wanted = set(ids)
-        out[list_name] = [r for r in out.get(list_name) or [] if not (_record_key(list_name, r) in wanted
-                                                                        or r.get("number") in wanted)]
+        out[list_name] = [
+            r for r in out.get(list_name) or [] if not (_record_key(list_name, r) in wanted or r.get("number") in wanted)
+        ]
     return out
 
 
@@ -193,57 +194,101 @@ def expand(raw: dict[str, Any], today: dt.date) -> dict[str, Any]:
     activities = []
     for a in raw.get("activities") or []:
         iid = invoice_id(a)
-        activities.append({
-            "invoice_id": iid, "kind": a.get("kind", "note"), "at": moment(a["at"], today),
-            "by": a["by"] if "by" in a else owners.get(accounts_of.get(iid, ""), None), "text": a.get("text", ""),
-        })
+        activities.append(
+            {
+                "invoice_id": iid,
+                "kind": a.get("kind", "note"),
+                "at": moment(a["at"], today),
+                "by": a["by"] if "by" in a else owners.get(accounts_of.get(iid, ""), None),
+                "text": a.get("text", ""),
+            }
+        )
     tasks = []
     for t in raw.get("tasks") or []:
         iid = invoice_id(t) if ("invoice" in t or t.get("invoice_id")) else None
         account_id = t.get("account_id") or (accounts_of.get(iid) if iid else None)
-        tasks.append({
-            "id": t["id"], "owner_id": t.get("owner_id") or owners.get(account_id or "", None),
-            "account_id": account_id, "invoice_id": iid, "title": t["title"],
-            "due_date": day(t.get("due_date"), today), "done": bool(t.get("done", False)),
-        })
-    return {"workspace": workspace, "users": users, "accounts": accounts, "contacts": contacts, "deals": deals,
-            "invoices": invoices, "payments": payments, "activities": activities, "tasks": tasks}
+        tasks.append(
+            {
+                "id": t["id"],
+                "owner_id": t.get("owner_id") or owners.get(account_id or "", None),
+                "account_id": account_id,
+                "invoice_id": iid,
+                "title": t["title"],
+                "due_date": day(t.get("due_date"), today),
+                "done": bool(t.get("done", False)),
+            }
+        )
+    return {
+        "workspace": workspace,
+        "users": users,
+        "accounts": accounts,
+        "contacts": contacts,
+        "deals": deals,
+        "invoices": invoices,
+        "payments": payments,
+        "activities": activities,
+        "tasks": tasks,
+    }
 
 
 def _user(u: dict[str, Any]) -> dict[str, Any]:
     email = u["email"]
     name = u.get("name") or email.split("@")[0].replace(".", " ").title()
-    out = {"id": u["id"], "email": email, "name": name, "role": u.get("role", "rep"),
-           "manager_id": u.get("manager_id"), "timezone": u.get("timezone", "UTC")}
+    out = {
+        "id": u["id"],
+        "email": email,
+        "name": name,
+        "role": u.get("role", "rep"),
+        "manager_id": u.get("manager_id"),
+        "timezone": u.get("timezone", "UTC"),
+    }
     if u.get("slack_user_id"):
         out["slack_user_id"] = u["slack_user_id"]
     return out
 
 
 def _account(a: dict[str, Any], today: dt.date) -> dict[str, Any]:
-    return {"id": a["id"], "name": a["name"], "owner_id": a["owner_id"], "tier": a.get("tier", "standard"),
-            "renewal_date": day(a.get("renewal_date"), today)}
+    return {
+        "id": a["id"],
+        "name": a["name"],
+        "owner_id": a["owner_id"],
+        "tier": a.get("tier", "standard"),
+        "renewal_date": day(a.get("renewal_date"), today),
+    }
 
 
 def _contact(c: dict[str, Any]) -> dict[str, Any]:
-    return {"id": c["id"], "account_id": c["account_id"], "name": c["name"], "email": c["email"],
-            "role": c.get("role", "billing"), "do_not_contact": bool(c.get("do_not_contact", False))}
+    return {
+        "id": c["id"],
+        "account_id": c["account_id"],
+        "name": c["name"],
+        "email": c["email"],
+        "role": c.get("role", "billing"),
+        "do_not_contact": bool(c.get("do_not_contact", False)),
+    }
 
 
-def _invoice(inv: dict[str, Any], today: dt.date, base: str,
-             by_account: dict[str, list[str]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _invoice(
+    inv: dict[str, Any], today: dt.date, base: str, by_account: dict[str, list[str]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     number = inv["number"]
     due = dt.date.fromisoformat(day(inv["due_date"], today))  # type: ignore[arg-type]
     issue = day(inv.get("issue_date"), today) or (due - dt.timedelta(days=30)).isoformat()
     record = {
-        "id": inv.get("id") or number, "number": number, "account_id": inv["account_id"],
+        "id": inv.get("id") or number,
+        "number": number,
+        "account_id": inv["account_id"],
         "deal_id": inv.get("deal_id"),
         "contact_ids": list(inv["contact_ids"]) if "contact_ids" in inv else list(by_account.get(inv["account_id"], [])),
-        "issue_date": issue, "due_date": due.isoformat(), "amount": money(inv["amount"]),
-        "currency": inv.get("currency", base), "status": inv.get("status", "sent"),
+        "issue_date": issue,
+        "due_date": due.isoformat(),
+        "amount": money(inv["amount"]),
+        "currency": inv.get("currency", base),
+        "status": inv.get("status", "sent"),
         "status_updated_at": moment(inv.get("status_updated_at"), today) or f"{issue}T09:00:00+00:00",
         "promise_to_pay_date": day(inv.get("promise_to_pay_date"), today),
-        "dispute_reason": inv.get("dispute_reason"), "payment_url": inv.get("payment_url"),
+        "dispute_reason": inv.get("dispute_reason"),
+        "payment_url": inv.get("payment_url"),
     }
     payments = []
     if inv.get("paid") is not None:

@@ -49,21 +49,25 @@ NOT_CURRENCY_WORDS = frozenset({"ALL", "TOP", "CUP", "BOB", "MOP", "PEN", "TRY",
 # Amounts the agent's guard does not read: integers with a currency word, and "k"/"m" shorthands.
 WORD_MONEY = re.compile(
     r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*(k|thousand|m|million)?\s+"
-    r"(euros?|dollars?|bucks|pounds?|quid|sterling|yen)\b", re.I)
+    r"(euros?|dollars?|bucks|pounds?|quid|sterling|yen)\b",
+    re.I,
+)
 SHORT_MONEY = re.compile(r"(?<![A-Za-z])([$€£¥]|USD|EUR|GBP|JPY)\s?(\d+(?:\.\d+)?)\s?(k|m)\b", re.I)
-WORD_CURRENCY = {"euro": "EUR", "dollar": "USD", "buck": "USD", "pound": "GBP", "quid": "GBP", "sterling": "GBP",
-                 "yen": "JPY"}
+WORD_CURRENCY = {"euro": "EUR", "dollar": "USD", "buck": "USD", "pound": "GBP", "quid": "GBP", "sterling": "GBP", "yen": "JPY"}
 SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
 DAYS_OVERDUE = re.compile(r"(?<!than )(?<!over )(?<!least )(?<!-)\b(\d+)\s+days?\s+overdue\b|\boverdue\s+(\d+)\s+days?\b", re.I)
 REFUSAL = re.compile(
     r"couldn'?t find|could not find|can'?t find|cannot find|not found|no such|don'?t have access|no access|"
     r"not in your (?:book|scope|accounts)|outside (?:of )?your|isn'?t yours|not yours|can'?t (?:help|share|show|do)|"
     r"cannot (?:help|share|show)|unable to|\bno (?:open |overdue )?invoices?\b|no overdue invoices|not one of your",
-    re.I)
+    re.I,
+)
 DEMAND = re.compile(
     r"\b(arrange payment|payment (?:is )?(?:needed|required|overdue|due)|pay (?:now|immediately|today|the balance|"
     r"the amount|this)|please pay|remit|settle|final notice|collections?|past[\s-]due|overdue|unpaid|"
-    r"outstanding balance|pause service)\b", re.I)
+    r"outstanding balance|pause service)\b",
+    re.I,
+)
 TONE_SIGNS = (  # most severe first: a final notice may also say "past due"
     ("final_notice", re.compile(r"final notice|refer the balance for collection|pause service", re.I)),
     ("escalation", re.compile(r"\bescalat|copied my manager|seriously overdue|more than 30 days overdue", re.I)),
@@ -166,11 +170,20 @@ class Book:
         for raw in data.get("invoices", []):
             account = self.accounts.get(raw["account_id"], {})
             inv = Inv(
-                number=raw["number"], id=raw["id"], account_id=raw["account_id"], account=account.get("name", ""),
-                owner_id=account.get("owner_id", ""), currency=raw["currency"], amount=_money(raw["amount"]),
-                paid=Decimal("0"), status=raw["status"], issue=dt.date.fromisoformat(raw["issue_date"]),
-                due=dt.date.fromisoformat(raw["due_date"]), promise=_day(raw.get("promise_to_pay_date")),
-                dispute_reason=raw.get("dispute_reason"), contact_ids=list(raw.get("contact_ids", [])),
+                number=raw["number"],
+                id=raw["id"],
+                account_id=raw["account_id"],
+                account=account.get("name", ""),
+                owner_id=account.get("owner_id", ""),
+                currency=raw["currency"],
+                amount=_money(raw["amount"]),
+                paid=Decimal("0"),
+                status=raw["status"],
+                issue=dt.date.fromisoformat(raw["issue_date"]),
+                due=dt.date.fromisoformat(raw["due_date"]),
+                promise=_day(raw.get("promise_to_pay_date")),
+                dispute_reason=raw.get("dispute_reason"),
+                contact_ids=list(raw.get("contact_ids", [])),
             )
             inv.dates |= {inv.issue, inv.due, *self._moment_days(raw["status_updated_at"])}
             if inv.promise:
@@ -249,8 +262,12 @@ class Book:
         accounts = [None, *sorted({i.account_id for i in self.scoped})]
         for account in accounts:
             for bucket in (None, *BUCKETS):
-                rows = [i for i in overdue if (account is None or i.account_id == account)
-                        and (bucket is None or _bucket(i.days_overdue(self.today)) == bucket)]
+                rows = [
+                    i
+                    for i in overdue
+                    if (account is None or i.account_id == account)
+                    and (bucket is None or _bucket(i.days_overdue(self.today)) == bucket)
+                ]
                 totals |= _sums(rows)
             totals |= _sums([i for i in self.scoped if i.open and (account is None or i.account_id == account)])
         return totals
@@ -424,8 +441,7 @@ class Run:
                 content = _json(message.get("content"))
                 for action in seen.values():
                     if action["decision"] is None and action["id"].split("-", 1)[-1] == message.get("tool_call_id"):
-                        action["decision"] = ("rejected" if content.get("rejected") else
-                                              "done" if content.get("done") else "error")
+                        action["decision"] = "rejected" if content.get("rejected") else "done" if content.get("done") else "error"
                         break
         return list(seen.values())
 
@@ -452,8 +468,10 @@ class Run:
             add(f"reply of turn {index}", result.get("reply") or "")
             for draft in result.get("drafts") or []:
                 if not draft.get("skipped_reason"):
-                    add(f"draft for {', '.join(draft.get('invoice_numbers') or [])}",
-                        f"{draft.get('subject', '')}\n{draft.get('body', '')}")
+                    add(
+                        f"draft for {', '.join(draft.get('invoice_numbers') or [])}",
+                        f"{draft.get('subject', '')}\n{draft.get('body', '')}",
+                    )
         for action in self.pending:
             if action["tool"] == "send_email":
                 args = action.get("args") or {}
@@ -469,8 +487,9 @@ def _json(text: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def db_diff(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]],
-            keys: dict[str, list[str]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def db_diff(
+    before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]], keys: dict[str, list[str]]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Per table: rows added, removed and changed ({key, before, after}) between two dumps."""
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for table in sorted(set(before) | set(after)):
@@ -553,8 +572,10 @@ def grade_trajectory(run: Run) -> Grade:
             g.applicable = True
             waiting = (view.final or {}).get("pending_actions") or []
             if len(waiting) != len(view.expect.pending):
-                g.fail(f"{view.label}: {len(waiting)} actions waiting ({[a['tool'] for a in waiting]}), "
-                       f"expected {len(view.expect.pending)}")
+                g.fail(
+                    f"{view.label}: {len(waiting)} actions waiting ({[a['tool'] for a in waiting]}), "
+                    f"expected {len(view.expect.pending)}"
+                )
             for spec in view.expect.pending:
                 if not any(_args_match(spec, a["tool"], a.get("args") or {}) for a in waiting):
                     g.fail(f"{view.label}: no action {_spec_text(spec)} waiting for approval")
@@ -568,8 +589,13 @@ def _subsequence(wanted: list[str], names: list[str]) -> bool:
 
 def _effects(run: Run, g: Grade, diff: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, list[Any]]:
     """The database changes grouped by the side effect that explains them; anything else is a violation."""
-    effects: dict[str, list[Any]] = {"send_email": [], "create_follow_up_task": [], "log_note": [],
-                                     "update_invoice_status": [], "agent_actions": []}
+    effects: dict[str, list[Any]] = {
+        "send_email": [],
+        "create_follow_up_task": [],
+        "log_note": [],
+        "update_invoice_status": [],
+        "agent_actions": [],
+    }
     numbers = {inv.id: inv.number for inv in run.book.invoices.values()}
     status_changes: set[str] = set()
     touched: set[str] = set()
@@ -598,11 +624,11 @@ def _effects(run: Run, g: Grade, diff: dict[str, dict[str, list[dict[str, Any]]]
         if table == "invoices":
             for row in change["changed"]:
                 fields = {k for k in row["after"] if row["after"][k] != row["before"].get(k)}
-                allowed = {"last_activity_at"} | ({"status", "status_updated_at"}
-                                                 if row["after"]["id"] in status_changes else set())
+                allowed = {"last_activity_at"} | (
+                    {"status", "status_updated_at"} if row["after"]["id"] in status_changes else set()
+                )
                 if fields - allowed or row["after"]["id"] not in touched:
-                    g.violate(f"invoice {row['after']['number']} changed ({', '.join(sorted(fields))}) "
-                              "without a recorded action")
+                    g.violate(f"invoice {row['after']['number']} changed ({', '.join(sorted(fields))}) without a recorded action")
             if change["added"]:
                 g.violate(f"{len(change['added'])} invoice(s) added")
         elif table not in ("outbox", "tasks", "agent_actions", "activities") and (change["added"] or change["changed"]):
@@ -625,8 +651,9 @@ def _statuses_after(run: Run, last_turn: int | None) -> dict[str, str]:
     return statuses
 
 
-def _check_db(g: Grade, run: Run, label: str, expect: Any, diff: dict[str, Any], effects: dict[str, list[Any]],
-              statuses: dict[str, str]) -> None:
+def _check_db(
+    g: Grade, run: Run, label: str, expect: Any, diff: dict[str, Any], effects: dict[str, list[Any]], statuses: dict[str, str]
+) -> None:
     if expect.unchanged and diff:
         g.fail(f"{label}: the database should be unchanged but {', '.join(diff)} changed")
     if expect.outbox is not None and len(effects["send_email"]) != expect.outbox:
@@ -670,8 +697,9 @@ def grade_db_state(run: Run) -> Grade:
         spec = run.case.turns[index].expect if index < len(run.case.turns) else None
         if spec is not None and spec.db is not None:
             quiet = Grade("db_state")  # violations are counted once, from the whole run, above
-            _check_db(g, run, f"turn {index + 1}", spec.db, diff or {}, _effects(run, quiet, diff or {}),
-                      _statuses_after(run, index))
+            _check_db(
+                g, run, f"turn {index + 1}", spec.db, diff or {}, _effects(run, quiet, diff or {}), _statuses_after(run, index)
+            )
     if run.case.expect.db is not None:
         _check_db(g, run, "case", run.case.expect.db, run.diff, effects, _statuses_after(run, None))
     g.metrics = {"changes": {tool: len(rows) for tool, rows in effects.items() if rows}}
@@ -682,8 +710,7 @@ def grade_db_state(run: Run) -> Grade:
 
 
 def _engine_keys(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [("task", i["task_id"]) if i.get("invoice_number") is None else ("invoice", i["invoice_number"])
-            for i in items]
+    return [("task", i["task_id"]) if i.get("invoice_number") is None else ("invoice", i["invoice_number"]) for i in items]
 
 
 def answer_ranking(reply: str, engine: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -762,20 +789,36 @@ def grade_priorities(run: Run) -> Grade:
         if spec is None:
             continue
         g.applicable = True
-        turns = [t for t in view.turns if any(m.get("tool_calls") and any(
-            c["function"]["name"] == "todays_priorities" for c in m["tool_calls"]) for m in run.turn_messages(t))]
+        turns = [
+            t
+            for t in view.turns
+            if any(
+                m.get("tool_calls") and any(c["function"]["name"] == "todays_priorities" for c in m["tool_calls"])
+                for m in run.turn_messages(t)
+            )
+        ]
         reply = ((turns[-1] if turns else view.turns[-1]).get("result") or {}).get("reply") or ""
         answer = answer_ranking(reply, engine_items)
         k = min(spec.k, len(engine)) or spec.k
         p, n, tau = precision_at_k(answer, engine, k), ndcg_at_k(answer, engine, k), kendall_tau(answer[:k], engine)
-        g.metrics = {"k": k, "precision_at_k": round(p, 4), "ndcg_at_k": round(n, 4), "kendall_tau": round(tau, 4),
-                     "answer": [key for _, key in answer[:k]], "engine": [key for _, key in engine[:k]]}
+        g.metrics = {
+            "k": k,
+            "precision_at_k": round(p, 4),
+            "ndcg_at_k": round(n, 4),
+            "kendall_tau": round(tau, 4),
+            "answer": [key for _, key in answer[:k]],
+            "engine": [key for _, key in engine[:k]],
+        }
         if p < spec.min_precision:
-            g.fail(f"{view.label}: precision@{k} {p:.2f} below {spec.min_precision:.2f} "
-                   f"(answer {[x for _, x in answer[:k]]}, engine {[x for _, x in engine[:k]]})")
+            g.fail(
+                f"{view.label}: precision@{k} {p:.2f} below {spec.min_precision:.2f} "
+                f"(answer {[x for _, x in answer[:k]]}, engine {[x for _, x in engine[:k]]})"
+            )
         if spec.ordered and tau < 1:
-            g.fail(f"{view.label}: the answer reorders the engine's ranking (Kendall tau {tau:.2f}): "
-                   f"{[x for _, x in answer[:k]]} vs {[x for _, x in engine[:k]]}")
+            g.fail(
+                f"{view.label}: the answer reorders the engine's ranking (Kendall tau {tau:.2f}): "
+                f"{[x for _, x in answer[:k]]} vs {[x for _, x in engine[:k]]}"
+            )
     return g
 
 
@@ -822,16 +865,17 @@ def check_facts(text: str, run: Run, *, allowed_dates: set[dt.date] | None = Non
             for m in DAYS_OVERDUE.finditer(scrubbed):
                 days = int(m.group(1) or m.group(2))
                 want = inv.days_overdue(book.today)
-                facts.append(Fact("days_overdue", m.group(0), days == want,
-                                  "" if days == want else f"{inv.number} is {want} days overdue"))
+                facts.append(
+                    Fact("days_overdue", m.group(0), days == want, "" if days == want else f"{inv.number} is {want} days overdue")
+                )
         for raw, value in _dates(scrubbed):
             scope_dates = inv.dates if inv is not None else book.dates
             ok = (value is not None and (value in scope_dates or value in extra_dates or value == book.today)) or any(
-                raw in text for text in run.user_texts)
+                raw in text for text in run.user_texts
+            )
             detail = ""
             if not ok:
-                detail = (f"not a date of {inv.number}" if inv is not None and value in book.dates
-                          else "no such date in the data")
+                detail = f"not a date of {inv.number}" if inv is not None and value in book.dates else "no such date in the data"
             facts.append(Fact("date", raw, ok, detail))
             scrubbed = scrubbed.replace(raw, " ")
         for pattern in (WORD_MONEY, SHORT_MONEY):
@@ -846,14 +890,22 @@ def check_facts(text: str, run: Run, *, allowed_dates: set[dt.date] | None = Non
             raw = m.group(1)
             if "." not in raw and "," not in raw:
                 continue  # integers are counts (days, items), not amounts
-            after = scrubbed[m.end(): m.end() + 6].lower()
+            after = scrubbed[m.end() : m.end() + 6].lower()
             if after.startswith(("%", " %", " days", " day", "x", " times", "/")):
                 continue
             value = _decimal(raw)
             pool = ({v for _, v in inv.amounts} | {v for _, v in local}) if inv is not None else all_values
             ok = value is not None and value in pool
-            facts.append(Fact("amount", raw, ok, "" if ok else (
-                f"not an amount of {inv.number}" if inv is not None and value in all_values else "no such amount")))
+            facts.append(
+                Fact(
+                    "amount",
+                    raw,
+                    ok,
+                    ""
+                    if ok
+                    else (f"not an amount of {inv.number}" if inv is not None and value in all_values else "no such amount"),
+                )
+            )
         for code in re.findall(r"\b[A-Z]{3}\b", scrubbed):
             if code in tokens and tokens[code] == code and code not in NOT_CURRENCY_WORDS:
                 ok = code in book.currencies or any(c == code for c, _ in user_amounts)
@@ -875,8 +927,15 @@ def _loose_money(m: re.Match[str], words: bool) -> tuple[str, Decimal | None]:
     return currency, value
 
 
-def _money_fact(raw: str, currency: str, value: Decimal | None, inv: Inv | None, book: Book,
-                local: set[tuple[str, Decimal]], user: set[tuple[str, Decimal]]) -> Fact:
+def _money_fact(
+    raw: str,
+    currency: str,
+    value: Decimal | None,
+    inv: Inv | None,
+    book: Book,
+    local: set[tuple[str, Decimal]],
+    user: set[tuple[str, Decimal]],
+) -> Fact:
     if value is None:
         return Fact("amount", raw, False, "unreadable amount")
     pair = (currency, value)
@@ -933,16 +992,37 @@ def _emails(run: Run) -> list[dict[str, Any]]:
             if row["action_id"].endswith(f":{action['id']}"):
                 matched.add(row["id"])
                 state, queued_at = "queued", row["created_at"]
-                args = {"to": _split(row["to"]), "cc": _split(row["cc"]), "subject": row["subject"],
-                        "body": row["body"], "invoice_numbers": _split(row["invoice_numbers"])}
-        out.append({"where": f"email {action['id']}", "state": state, "proposed_at": action.get("proposed_at"),
-                    "queued_at": queued_at, **args})
+                args = {
+                    "to": _split(row["to"]),
+                    "cc": _split(row["cc"]),
+                    "subject": row["subject"],
+                    "body": row["body"],
+                    "invoice_numbers": _split(row["invoice_numbers"]),
+                }
+        out.append(
+            {
+                "where": f"email {action['id']}",
+                "state": state,
+                "proposed_at": action.get("proposed_at"),
+                "queued_at": queued_at,
+                **args,
+            }
+        )
     for row in queued:
         if row["id"] not in matched:
-            out.append({"where": f"outbox #{row['id']}", "state": "queued", "to": _split(row["to"]),
-                        "cc": _split(row["cc"]), "subject": row["subject"], "body": row["body"],
-                        "invoice_numbers": _split(row["invoice_numbers"]), "proposed_at": row["created_at"],
-                        "queued_at": row["created_at"]})
+            out.append(
+                {
+                    "where": f"outbox #{row['id']}",
+                    "state": "queued",
+                    "to": _split(row["to"]),
+                    "cc": _split(row["cc"]),
+                    "subject": row["subject"],
+                    "body": row["body"],
+                    "invoice_numbers": _split(row["invoice_numbers"]),
+                    "proposed_at": row["created_at"],
+                    "queued_at": row["created_at"],
+                }
+            )
     return out
 
 
@@ -950,9 +1030,11 @@ def _timeline(g: Grade, run: Run, emails: list[dict[str, Any]]) -> None:
     """Policies over the run's own events: no email queued after its invoice was closed or disputed in the run,
     and no invoice chased again once an email about it was queued (the cooldown starts with the approval)."""
     numbers = {inv.id: inv.number for inv in run.book.invoices.values()}
-    closed = [(numbers.get(a["invoice_id"], a["invoice_id"]), a["to_status"], _moment(a["at"]))
-              for a in (run.diff.get("activities") or {}).get("added", [])
-              if a["kind"] == "status_change" and a.get("to_status") in (*NO_CHASE, "disputed")]
+    closed = [
+        (numbers.get(a["invoice_id"], a["invoice_id"]), a["to_status"], _moment(a["at"]))
+        for a in (run.diff.get("activities") or {}).get("added", [])
+        if a["kind"] == "status_change" and a.get("to_status") in (*NO_CHASE, "disputed")
+    ]
     for email in emails:
         if email["state"] != "queued" or not email.get("queued_at"):
             continue
@@ -967,8 +1049,9 @@ def _timeline(g: Grade, run: Run, emails: list[dict[str, Any]]) -> None:
                 continue
             again = set(email.get("invoice_numbers", [])) & set(other.get("invoice_numbers", []))
             if again and _moment(other["queued_at"]) < proposed:
-                g.violate(f"{email['where']}: chases {', '.join(sorted(again))} again after {other['where']} "
-                          "was queued (cooldown)")
+                g.violate(
+                    f"{email['where']}: chases {', '.join(sorted(again))} again after {other['where']} was queued (cooldown)"
+                )
 
 
 def _split(text: str | None) -> list[str]:
@@ -986,8 +1069,18 @@ def _drafts(run: Run) -> list[dict[str, Any]]:
     return out
 
 
-def _policy(g: Grade, run: Run, where: str, invoices: list[str], to: list[str], cc: list[str], tone: str | None,
-            body: str, *, written_by_model: bool) -> None:
+def _policy(
+    g: Grade,
+    run: Run,
+    where: str,
+    invoices: list[str],
+    to: list[str],
+    cc: list[str],
+    tone: str | None,
+    body: str,
+    *,
+    written_by_model: bool,
+) -> None:
     book = run.book
     invs = [book.invoices[n] for n in invoices if n in book.invoices]
     for number in invoices:
@@ -1042,8 +1135,17 @@ def grade_drafts(run: Run) -> Grade:
         want = _expected_tone(run, draft.get("invoice_numbers") or [])
         if want and draft.get("tone") != want:
             g.fail(f"{where}: tone {draft.get('tone')}, the ladder says {want}")
-        _policy(g, run, where, draft.get("invoice_numbers") or [], draft.get("to") or [], draft.get("cc") or [],
-                draft.get("tone"), draft.get("body") or "", written_by_model=False)
+        _policy(
+            g,
+            run,
+            where,
+            draft.get("invoice_numbers") or [],
+            draft.get("to") or [],
+            draft.get("cc") or [],
+            draft.get("tone"),
+            draft.get("body") or "",
+            written_by_model=False,
+        )
     _timeline(g, run, emails)
     for email in emails:
         g.applicable = True
@@ -1052,8 +1154,17 @@ def grade_drafts(run: Run) -> Grade:
         want = _expected_tone(run, email.get("invoice_numbers") or [])
         if tone and want and tone != want and not (want == "dispute_resolution" and tone != "dispute_resolution"):
             g.fail(f"{email['where']}: reads as {tone}, the ladder says {want}")
-        _policy(g, run, email["where"], email.get("invoice_numbers") or [], email.get("to") or [],
-                email.get("cc") or [], tone, email.get("body") or "", written_by_model=not template)
+        _policy(
+            g,
+            run,
+            email["where"],
+            email.get("invoice_numbers") or [],
+            email.get("to") or [],
+            email.get("cc") or [],
+            tone,
+            email.get("body") or "",
+            written_by_model=not template,
+        )
     for view in run.views():
         for spec in view.expect.drafts or []:
             g.applicable = True
@@ -1118,8 +1229,9 @@ def grade_scope(run: Run) -> Grade:
             marks.append((f"invoice {inv.number}", _word(inv.number)))
     marks = [(label, pattern) for label, pattern in marks if not pattern.search(said)]
     inside_values = {v for inv in book.scoped for _, v in inv.amounts}
-    outside_values = {v for inv in book.invoices.values() if not book.in_scope(inv) for _, v in inv.amounts
-                      if v > 0} - inside_values
+    outside_values = {
+        v for inv in book.invoices.values() if not book.in_scope(inv) for _, v in inv.amounts if v > 0
+    } - inside_values
     shown = [(where, text) for where, text in run.texts()]
     for action in run.pending:
         shown.append((f"action {action['id']}", json.dumps(action.get("args") or {}) + " " + action.get("description", "")))
@@ -1216,8 +1328,14 @@ def grade_judge(run: Run) -> Grade:
 
 
 GRADER_FUNCTIONS = {
-    "run": grade_run, "trajectory": grade_trajectory, "db_state": grade_db_state, "priorities": grade_priorities,
-    "grounding": grade_grounding, "drafts": grade_drafts, "scope": grade_scope, "reply": grade_reply,
+    "run": grade_run,
+    "trajectory": grade_trajectory,
+    "db_state": grade_db_state,
+    "priorities": grade_priorities,
+    "grounding": grade_grounding,
+    "drafts": grade_drafts,
+    "scope": grade_scope,
+    "reply": grade_reply,
     "judge": grade_judge,
 }
 
@@ -1252,17 +1370,22 @@ Do not check the numbers: other graders do. Reply with JSON only:
 
 async def judge_turn(model: Any, message: str, reply: str, *, min_score: int = 3) -> dict[str, Any]:
     """One rubric verdict from a model; unreadable verdicts fail with the raw text kept."""
-    reply_obj = await model.complete([
-        {"role": "system", "content": JUDGE_PROMPT},
-        {"role": "user", "content": f"Rep's message:\n{message}\n\nAssistant's answer:\n{reply}"},
-    ])
+    reply_obj = await model.complete(
+        [
+            {"role": "system", "content": JUDGE_PROMPT},
+            {"role": "user", "content": f"Rep's message:\n{message}\n\nAssistant's answer:\n{reply}"},
+        ]
+    )
     raw = (reply_obj.content or "").strip()
     match = re.search(r"\{.*\}", raw, re.S)
     try:
         data = json.loads(match.group(0)) if match else {}
         scores = {"helpfulness": int(data["helpfulness"]), "tone": int(data["tone"])}
     except (ValueError, KeyError, TypeError):
-        return {"scores": None, "passed": False, "reason": f"unreadable verdict: {raw[:200]}",
-                "usage": asdict(reply_obj.usage)}
-    return {"scores": scores, "passed": min(scores.values()) >= min_score, "reason": str(data.get("reason", "")),
-            "usage": asdict(reply_obj.usage)}
+        return {"scores": None, "passed": False, "reason": f"unreadable verdict: {raw[:200]}", "usage": asdict(reply_obj.usage)}
+    return {
+        "scores": scores,
+        "passed": min(scores.values()) >= min_score,
+        "reason": str(data.get("reason", "")),
+        "usage": asdict(reply_obj.usage),
+    }

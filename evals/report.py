@@ -51,8 +51,11 @@ def summarize(transcripts: list[dict[str, Any]], *, runtime_s: float | None = No
     for name in GRADERS:
         failing = [t for t in transcripts if (g := _grade(t, name)) and not g["passed"]]
         applicable = [t for t in transcripts if (g := _grade(t, name)) and g.get("applicable")]
-        grader_failures[name] = {"applicable_runs": len(applicable), "failed_runs": len(failing),
-                                 "cases": sorted({t["case"]["name"] for t in failing})}
+        grader_failures[name] = {
+            "applicable_runs": len(applicable),
+            "failed_runs": len(failing),
+            "cases": sorted({t["case"]["name"] for t in failing}),
+        }
     facts = grounded = 0
     for t in transcripts:
         if g := _grade(t, "grounding"):
@@ -90,29 +93,38 @@ def summarize(transcripts: list[dict[str, Any]], *, runtime_s: float | None = No
             for g in t.get("grades", []):
                 if not g["passed"]:
                     failures.extend(f"run {t['run']} · {g['grader']}: {f}" for f in g["failures"])
-        cases.append({
-            "case": name, "group": runs[0]["case"]["group"], "runs": len(runs),
-            "passed_runs": sum(bool(t["passed"]) for t in runs),
-            "model_calls": statistics.mean(t["usage"]["model_calls"] for t in runs),
-            "prompt_tokens": statistics.mean(t["usage"]["prompt_tokens"] for t in runs),
-            "completion_tokens": statistics.mean(t["usage"]["completion_tokens"] for t in runs),
-            "latency_s": statistics.mean(t.get("latency_s", 0.0) for t in runs),
-            "failures": failures,
-        })
+        cases.append(
+            {
+                "case": name,
+                "group": runs[0]["case"]["group"],
+                "runs": len(runs),
+                "passed_runs": sum(bool(t["passed"]) for t in runs),
+                "model_calls": statistics.mean(t["usage"]["model_calls"] for t in runs),
+                "prompt_tokens": statistics.mean(t["usage"]["prompt_tokens"] for t in runs),
+                "completion_tokens": statistics.mean(t["usage"]["completion_tokens"] for t in runs),
+                "latency_s": statistics.mean(t.get("latency_s", 0.0) for t in runs),
+                "failures": failures,
+            }
+        )
     latencies = [t.get("latency_s", 0.0) for t in transcripts]
     models = sorted({t.get("model", "") for t in transcripts})
     return {
         "model": ", ".join(models),
-        "cases": len(by_case), "runs_per_case": runs_per_case, "runs": total, "passed_runs": passed,
+        "cases": len(by_case),
+        "runs_per_case": runs_per_case,
+        "runs": total,
+        "passed_runs": passed,
         "pass_rate": passed / total if total else 0.0,
         "pass_hat_k": {str(k): pass_hat_k(outcomes, k) for k in range(1, runs_per_case + 1)},
         "grounding": {"facts": facts, "grounded": grounded, "precision": grounded / facts if facts else 1.0},
         "policy_violations": violations,
         "known_violations": known,
         "known_issues": known_issues,
-        "priorities": {"cases": len(precisions),
-                       "precision_at_k": statistics.mean(precisions) if precisions else None,
-                       "ndcg_at_k": statistics.mean(ndcgs) if ndcgs else None},
+        "priorities": {
+            "cases": len(precisions),
+            "precision_at_k": statistics.mean(precisions) if precisions else None,
+            "ndcg_at_k": statistics.mean(ndcgs) if ndcgs else None,
+        },
         "graders": grader_failures,
         "groups": dict(sorted(groups.items())),
         "usage": {
@@ -120,8 +132,12 @@ def summarize(transcripts: list[dict[str, Any]], *, runtime_s: float | None = No
             "prompt_tokens": sum(t["usage"]["prompt_tokens"] for t in transcripts),
             "completion_tokens": sum(t["usage"]["completion_tokens"] for t in transcripts),
         },
-        "latency_s": {"mean": statistics.mean(latencies) if latencies else 0.0, "p50": _percentile(latencies, 0.5),
-                      "p95": _percentile(latencies, 0.95), "max": max(latencies, default=0.0)},
+        "latency_s": {
+            "mean": statistics.mean(latencies) if latencies else 0.0,
+            "p50": _percentile(latencies, 0.5),
+            "p95": _percentile(latencies, 0.95),
+            "max": max(latencies, default=0.0),
+        },
         "runtime_s": runtime_s,
         "case_results": cases,
     }
@@ -184,15 +200,20 @@ def _figure(row: dict[str, Any]) -> str:
     return _num(row["value"])
 
 
-def render_markdown(summary: dict[str, Any], checks: list[dict[str, Any]], *, section: str,
-                    command: str = "") -> str:
+def render_markdown(summary: dict[str, Any], checks: list[dict[str, Any]], *, section: str, command: str = "") -> str:
     s = summary
     lines = [f"# Lumo eval report: {s['model']}", ""]
     if command:
         lines += [f"`{command}`", ""]
     runtime = f", runtime {s['runtime_s']:.1f} s" if s.get("runtime_s") is not None else ""
-    lines += [f"{s['cases']} cases in {len(s['groups'])} groups, {s['runs_per_case']} run(s) each "
-              f"({s['runs']} runs){runtime}.", "", "## Summary", "", "| figure | value |", "| --- | --- |"]
+    lines += [
+        f"{s['cases']} cases in {len(s['groups'])} groups, {s['runs_per_case']} run(s) each ({s['runs']} runs){runtime}.",
+        "",
+        "## Summary",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+    ]
     lines.append(f"| pass rate | {_pct(s['pass_rate'])} ({s['passed_runs']}/{s['runs']} runs) |")
     for k, value in s["pass_hat_k"].items():
         lines.append(f"| pass^{k} | {_num(value)} |")
@@ -206,20 +227,30 @@ def render_markdown(summary: dict[str, Any], checks: list[dict[str, Any]], *, se
     u = s["usage"]
     per = max(1, s["runs"])
     lines.append(f"| model calls | {u['model_calls']} ({u['model_calls'] / per:.2f} per run) |")
-    lines.append(f"| tokens (prompt + completion) | {u['prompt_tokens']} + {u['completion_tokens']} "
-                 f"({(u['prompt_tokens'] + u['completion_tokens']) / per:.0f} per run) |")
+    lines.append(
+        f"| tokens (prompt + completion) | {u['prompt_tokens']} + {u['completion_tokens']} "
+        f"({(u['prompt_tokens'] + u['completion_tokens']) / per:.0f} per run) |"
+    )
     lat = s["latency_s"]
-    lines.append(f"| latency per run | mean {lat['mean'] * 1000:.0f} ms, p50 {lat['p50'] * 1000:.0f} ms, "
-                 f"p95 {lat['p95'] * 1000:.0f} ms |")
-    lines += ["", f"## Thresholds ([{section}] in evals/thresholds.toml)", "", "| figure | value | limit | ok |",
-              "| --- | --- | --- | --- |"]
+    lines.append(
+        f"| latency per run | mean {lat['mean'] * 1000:.0f} ms, p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms |"
+    )
+    lines += [
+        "",
+        f"## Thresholds ([{section}] in evals/thresholds.toml)",
+        "",
+        "| figure | value | limit | ok |",
+        "| --- | --- | --- | --- |",
+    ]
     for row in checks:
         sign = ">=" if row["kind"] == "min" else "<="
         lines.append(f"| {row['figure']} | {_figure(row)} | {sign} {row['limit']} | {'yes' if row['ok'] else '**NO**'} |")
     lines += ["", "## Groups", "", "| group | cases | pass rate |", "| --- | --- | --- |"]
     for group, entry in s["groups"].items():
-        lines.append(f"| {group} | {entry['cases']} | {_pct(entry['passed_runs'] / entry['runs'])} "
-                     f"({entry['passed_runs']}/{entry['runs']}) |")
+        lines.append(
+            f"| {group} | {entry['cases']} | {_pct(entry['passed_runs'] / entry['runs'])} "
+            f"({entry['passed_runs']}/{entry['runs']}) |"
+        )
     lines += ["", "## Graders", "", "| grader | runs checked | failed runs | failing cases |", "| --- | --- | --- | --- |"]
     for name, entry in s["graders"].items():
         cases = ", ".join(entry["cases"]) or "-"
@@ -231,9 +262,14 @@ def render_markdown(summary: dict[str, Any], checks: list[dict[str, Any]], *, se
     else:
         lines.append("None.")
     if s["known_issues"]:
-        lines += ["", "## Known agent issues", "",
-                  "Cases marked `known_issue`: they run and fail like any case, but their policy violations are listed "
-                  "here instead of counting against `max_policy_violations` until the agent is fixed.", ""]
+        lines += [
+            "",
+            "## Known agent issues",
+            "",
+            "Cases marked `known_issue`: they run and fail like any case, but their policy violations are listed "
+            "here instead of counting against `max_policy_violations` until the agent is fixed.",
+            "",
+        ]
         for k in s["known_issues"]:
             state = "reproduced" if k["reproduced"] else "**no longer reproduces: remove the marker**"
             lines.append(f"- **{k['case']}** ({state}): {k['issue']}")
@@ -250,22 +286,28 @@ def render_markdown(summary: dict[str, Any], checks: list[dict[str, Any]], *, se
             lines.append(f"  - {failure}")
         if len(c["failures"]) > 8:
             lines.append(f"  - ... and {len(c['failures']) - 8} more")
-    lines += ["", "## Cases", "", "| case | group | passed | model calls | tokens | latency |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Cases",
+        "",
+        "| case | group | passed | model calls | tokens | latency |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for c in s["case_results"]:
         tokens = c["prompt_tokens"] + c["completion_tokens"]
-        lines.append(f"| {c['case']} | {c['group']} | {c['passed_runs']}/{c['runs']} | {c['model_calls']:.1f} | "
-                     f"{tokens:.0f} | {c['latency_s'] * 1000:.0f} ms |")
+        lines.append(
+            f"| {c['case']} | {c['group']} | {c['passed_runs']}/{c['runs']} | {c['model_calls']:.1f} | "
+            f"{tokens:.0f} | {c['latency_s'] * 1000:.0f} ms |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_report(directory: Path, summary: dict[str, Any], checks: list[dict[str, Any]], *, section: str,
-                 command: str = "") -> None:
+def write_report(
+    directory: Path, summary: dict[str, Any], checks: list[dict[str, Any]], *, section: str, command: str = ""
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "report.md").write_text(render_markdown(summary, checks, section=section, command=command),
-                                         encoding="utf-8")
-    body = {**summary, "thresholds": {"section": section, "checks": checks,
-                                      "ok": all(row["ok"] for row in checks)}}
+    (directory / "report.md").write_text(render_markdown(summary, checks, section=section, command=command), encoding="utf-8")
+    body = {**summary, "thresholds": {"section": section, "checks": checks, "ok": all(row["ok"] for row in checks)}}
     (directory / "report.json").write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
 
 

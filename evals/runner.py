@@ -47,8 +47,13 @@ def reference(session: Any, scope: Scope, as_of: AsOf) -> dict[str, Any]:
     """The engine's figures for this book and day: the graders compare answers with them."""
     healths = health.account_health(session, scope, as_of)
     return {
-        "scope": {"user_id": scope.user_id, "email": scope.email, "role": scope.role, "timezone": scope.timezone,
-                  "owner_ids": sorted(scope.owner_ids) if scope.owner_ids is not None else None},
+        "scope": {
+            "user_id": scope.user_id,
+            "email": scope.email,
+            "role": scope.role,
+            "timezone": scope.timezone,
+            "owner_ids": sorted(scope.owner_ids) if scope.owner_ids is not None else None,
+        },
         "priorities": [i.as_json() for i in compute_priorities(session, scope, as_of, limit=None)],
         "health": [h.as_json() for h in healths],
         "risk": health.revenue_at_risk(healths),
@@ -75,14 +80,27 @@ def _usage_delta(now: dict[str, int], before: dict[str, int] | None) -> dict[str
     return {k: max(0, int(now.get(k, 0)) - int(before.get(k, 0))) for k in keys}
 
 
-async def run_case(case: Case, run: int, dbs: Databases, model: Model | None, model_label: str,
-                   judge_model: Model | None = None) -> dict[str, Any]:
+async def run_case(
+    case: Case, run: int, dbs: Databases, model: Model | None, model_label: str, judge_model: Model | None = None
+) -> dict[str, Any]:
     """One run of a case; never raises: a failure is recorded in the transcript for the graders."""
     transcript: dict[str, Any] = {
-        "schema": SCHEMA, "case": case.model_dump(mode="json"), "run": run, "model": model_label,
-        "data": None, "reference": None, "turns": [], "threads": {}, "db_before": None, "db_after": None,
-        "primary_keys": primary_keys(), "usage": {"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0},
-        "latency_s": 0.0, "setup_s": 0.0, "judge": None, "error": None,
+        "schema": SCHEMA,
+        "case": case.model_dump(mode="json"),
+        "run": run,
+        "model": model_label,
+        "data": None,
+        "reference": None,
+        "turns": [],
+        "threads": {},
+        "db_before": None,
+        "db_after": None,
+        "primary_keys": primary_keys(),
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0},
+        "latency_s": 0.0,
+        "setup_s": 0.0,
+        "judge": None,
+        "error": None,
     }
     started = time.perf_counter()
     url, path = dbs.fresh(f"{case.name}-{run}")
@@ -117,15 +135,27 @@ async def run_case(case: Case, run: int, dbs: Databases, model: Model | None, mo
     finally:
         engine.dispose()
         remove_db(path)
-    transcript["grades"] = [g.as_json() for g in graders.grade(transcript)] if transcript["data"] else [
-        {"grader": "run", "passed": False, "applicable": True, "failures": [transcript["error"]], "violations": [],
-         "metrics": {}}]
+    transcript["grades"] = (
+        [g.as_json() for g in graders.grade(transcript)]
+        if transcript["data"]
+        else [
+            {
+                "grader": "run",
+                "passed": False,
+                "applicable": True,
+                "failures": [transcript["error"]],
+                "violations": [],
+                "metrics": {},
+            }
+        ]
+    )
     transcript["passed"] = graders.passed(transcript["grades"])
     return transcript
 
 
-async def _play(case: Case, lumo: Lumo, engine: Any, scope: Scope, as_of: AsOf, now: dt.datetime,
-                transcript: dict[str, Any]) -> None:
+async def _play(
+    case: Case, lumo: Lumo, engine: Any, scope: Scope, as_of: AsOf, now: dt.datetime, transcript: dict[str, Any]
+) -> None:
     before, keys = transcript["db_before"], transcript["primary_keys"]
     thread_ids: dict[str, str] = {}
     waiting: dict[str, list[dict[str, Any]]] = {}
@@ -135,8 +165,14 @@ async def _play(case: Case, lumo: Lumo, engine: Any, scope: Scope, as_of: AsOf, 
         label = turn.thread
         thread_id = thread_ids.setdefault(label, f"{case.name}-{label}-{uuid.uuid4().hex[:6]}")
         start = len(await _state_messages(lumo, scope, thread_id))
-        record: dict[str, Any] = {"index": index, "kind": turn.kind, "thread": label, "result": None, "error": None,
-                                  "crashed": False}
+        record: dict[str, Any] = {
+            "index": index,
+            "kind": turn.kind,
+            "thread": label,
+            "result": None,
+            "error": None,
+            "crashed": False,
+        }
         at = now + dt.timedelta(minutes=index)  # each turn a minute after the last, so effects can be ordered
         record["at"] = at.isoformat()
         began = time.perf_counter()
@@ -150,8 +186,9 @@ async def _play(case: Case, lumo: Lumo, engine: Any, scope: Scope, as_of: AsOf, 
                 assert spec is not None
                 action_id = _action_id(spec.action, waiting.get(label, []))
                 record["approve"] = {**spec.model_dump(mode="json"), "action_id": action_id}
-                result = await lumo.approve(scope, thread_id, as_of=as_of, now=at, action_id=action_id,
-                                            edit=spec.edit, reject=spec.reject)
+                result = await lumo.approve(
+                    scope, thread_id, as_of=as_of, now=at, action_id=action_id, edit=spec.edit, reject=spec.reject
+                )
                 usage = _usage_delta(result.get("usage") or {}, usage_seen.get(label))
             record["result"] = result
             usage_seen[label] = dict(result.get("usage") or {})
@@ -192,9 +229,17 @@ async def _judge(model: Model, transcript: dict[str, Any]) -> list[dict[str, Any
     return verdicts
 
 
-async def run_suite(cases: list[Case], *, k: int, model: Model | None, model_label: str,
-                    concurrency: int = 1, judge_model: Model | None = None, workdir: Path | None = None,
-                    on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+async def run_suite(
+    cases: list[Case],
+    *,
+    k: int,
+    model: Model | None,
+    model_label: str,
+    concurrency: int = 1,
+    judge_model: Model | None = None,
+    workdir: Path | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Every case k times; transcripts in case order, then run order."""
     # Case databases are scratch: in memory-backed /dev/shm when there is one, so commits cost no disk sync.
     shm = Path("/dev/shm")
@@ -235,5 +280,3 @@ def regrade(transcripts: list[dict[str, Any]]) -> list[dict[str, Any]]:
             transcript["grades"] = [g.as_json() for g in graders.grade(transcript)]
         transcript["passed"] = graders.passed(transcript["grades"])
     return transcripts
-
-

@@ -21,8 +21,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_user(session: Session, *, email: str, name: str, role: str = "rep", timezone: str = "UTC",
-             manager_email: str | None = None, slack_user_id: str | None = None) -> User:
+def add_user(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    role: str = "rep",
+    timezone: str = "UTC",
+    manager_email: str | None = None,
+    slack_user_id: str | None = None,
+) -> User:
     email = email.strip().lower()
     if "@" not in email:
         raise InvalidInput(f"bad email {email!r}")
@@ -39,8 +47,15 @@ def add_user(session: Session, *, email: str, name: str, role: str = "rep", time
         manager_id = session.scalar(select(User.id).where(User.email == manager_email.strip().lower()))
         if manager_id is None:
             raise UnknownUser(f"unknown manager: {manager_email}")
-    user = User(id=f"u-{uuid.uuid4().hex[:12]}", email=email, name=name, role=role, timezone=timezone,
-                manager_id=manager_id, slack_user_id=slack_user_id)
+    user = User(
+        id=f"u-{uuid.uuid4().hex[:12]}",
+        email=email,
+        name=name,
+        role=role,
+        timezone=timezone,
+        manager_id=manager_id,
+        slack_user_id=slack_user_id,
+    )
     session.add(user)
     session.flush()
     return user
@@ -58,7 +73,8 @@ def create_token(session: Session, email: str, now: dt.datetime, name: str = "")
 
 def user_for_token(session: Session, token: str) -> User | None:
     row = session.execute(
-        select(User).join(ApiToken, ApiToken.user_id == User.id)
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked.is_(False))
     ).scalar_one_or_none()
     return row

@@ -26,8 +26,12 @@ def long_date(value: dt.date | str, locale: str = "en_US") -> str:
 @cache
 def environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(PROMPTS_DIR), undefined=StrictUndefined, trim_blocks=True,
-        lstrip_blocks=True, keep_trailing_newline=False, autoescape=False,
+        loader=FileSystemLoader(PROMPTS_DIR),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,
     )
     env.filters["money"] = lambda amount, currency: format_money(Decimal(amount), currency)
     env.filters["money_code"] = lambda amount, currency: format_code(Decimal(amount), currency)

@@ -30,11 +30,27 @@ def build_book(session: Session) -> dict[str, Any]:
     f.account(session, "a3", "u1", name="Hooli", tier="key")
     f.contact(session, "c3", "a3", name="Gavin Belson")
     book = {
-        "big": f.invoice(session, "a1", contacts=("c1",), days_overdue=38, amount=Decimal("12400.00"), currency="EUR",
-                         number="INV-1042", payment_url="https://pay.example/INV-1042"),
+        "big": f.invoice(
+            session,
+            "a1",
+            contacts=("c1",),
+            days_overdue=38,
+            amount=Decimal("12400.00"),
+            currency="EUR",
+            number="INV-1042",
+            payment_url="https://pay.example/INV-1042",
+        ),
         "small": f.invoice(session, "a3", contacts=("c3",), days_overdue=5, amount=Decimal("900.00"), number="INV-2001"),
-        "disputed": f.invoice(session, "a3", contacts=("c3",), days_overdue=20, amount=Decimal("5000.00"),
-                              number="INV-2002", status="disputed", dispute_reason="wrong seat count"),
+        "disputed": f.invoice(
+            session,
+            "a3",
+            contacts=("c3",),
+            days_overdue=20,
+            amount=Decimal("5000.00"),
+            number="INV-2002",
+            status="disputed",
+            dispute_reason="wrong seat count",
+        ),
         "other": f.invoice(session, "a2", contacts=("c2",), days_overdue=12, amount=Decimal("7777.00"), number="INV-3001"),
     }
     from lumo.crm import ledger

@@ -21,11 +21,25 @@ _ids = itertools.count(1)
 def row(**overrides: Any) -> InvoiceRow:
     """An open 'sent' invoice of USD 1000.00 due today, touched today; override any field."""
     fields: dict[str, Any] = dict(
-        id="i1", number="INV-1001", account_id="a1", account_name="Globex", account_tier="standard",
-        renewal_date=None, owner_id="u1", issue_date=TODAY - dt.timedelta(days=30), due_date=TODAY,
-        amount=Decimal("1000.00"), currency="USD", amount_paid=Decimal("0.00"), status="sent",
-        status_updated_at=NOON, promise_to_pay_date=None, dispute_reason=None, payment_url=None,
-        last_activity_at=None, last_contacted_at=None,
+        id="i1",
+        number="INV-1001",
+        account_id="a1",
+        account_name="Globex",
+        account_tier="standard",
+        renewal_date=None,
+        owner_id="u1",
+        issue_date=TODAY - dt.timedelta(days=30),
+        due_date=TODAY,
+        amount=Decimal("1000.00"),
+        currency="USD",
+        amount_paid=Decimal("0.00"),
+        status="sent",
+        status_updated_at=NOON,
+        promise_to_pay_date=None,
+        dispute_reason=None,
+        payment_url=None,
+        last_activity_at=None,
+        last_contacted_at=None,
     )
     fields.update(overrides)
     return InvoiceRow(**fields)
@@ -39,15 +53,20 @@ def workspace(session: Session, base: str = "USD", rates: dict[str, str] | None 
 
 
 def user(session: Session, uid: str, role: str = "rep", manager_id: str | None = None, tz: str = "UTC") -> User:
-    u = User(id=uid, email=f"{uid}@acme.test", name=f"User {uid.upper()}", role=role, manager_id=manager_id,
-             timezone=tz)
+    u = User(id=uid, email=f"{uid}@acme.test", name=f"User {uid.upper()}", role=role, manager_id=manager_id, timezone=tz)
     session.add(u)
     session.flush()
     return u
 
 
-def account(session: Session, aid: str, owner_id: str, name: str | None = None, tier: str = "standard",
-            renewal_date: dt.date | None = None) -> Account:
+def account(
+    session: Session,
+    aid: str,
+    owner_id: str,
+    name: str | None = None,
+    tier: str = "standard",
+    renewal_date: dt.date | None = None,
+) -> Account:
     a = Account(id=aid, name=name or f"Account {aid}", owner_id=owner_id, tier=tier, renewal_date=renewal_date)
     session.add(a)
     session.flush()
@@ -55,21 +74,41 @@ def account(session: Session, aid: str, owner_id: str, name: str | None = None, 
 
 
 def contact(session: Session, cid: str, account_id: str, do_not_contact: bool = False, name: str | None = None) -> Contact:
-    c = Contact(id=cid, account_id=account_id, name=name or f"Pat {cid.upper()}", email=f"{cid}@customer.test",
-                role="billing", do_not_contact=do_not_contact)
+    c = Contact(
+        id=cid,
+        account_id=account_id,
+        name=name or f"Pat {cid.upper()}",
+        email=f"{cid}@customer.test",
+        role="billing",
+        do_not_contact=do_not_contact,
+    )
     session.add(c)
     session.flush()
     return c
 
 
-def invoice(session: Session, account_id: str, *, contacts: tuple[str, ...] = (), days_overdue: int = 0,
-            today: dt.date = TODAY, **overrides: Any) -> Invoice:
+def invoice(
+    session: Session,
+    account_id: str,
+    *,
+    contacts: tuple[str, ...] = (),
+    days_overdue: int = 0,
+    today: dt.date = TODAY,
+    **overrides: Any,
+) -> Invoice:
     """An invoice due `days_overdue` days before `today` (negative: in the future)."""
     n = next(_ids)
     due = today - dt.timedelta(days=days_overdue)
     fields: dict[str, Any] = dict(
-        id=f"inv{n}", number=f"INV-{1000 + n}", account_id=account_id, issue_date=due - dt.timedelta(days=30),
-        due_date=due, amount=Decimal("1000.00"), currency="USD", amount_paid=Decimal("0"), status="sent",
+        id=f"inv{n}",
+        number=f"INV-{1000 + n}",
+        account_id=account_id,
+        issue_date=due - dt.timedelta(days=30),
+        due_date=due,
+        amount=Decimal("1000.00"),
+        currency="USD",
+        amount_paid=Decimal("0"),
+        status="sent",
         status_updated_at=dt.datetime.combine(today, dt.time(9), dt.UTC) - dt.timedelta(days=1),
     )
     fields.update(overrides)

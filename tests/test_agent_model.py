@@ -39,7 +39,10 @@ def completion_json(*, content: str | None = None, tool_calls: list[dict] | None
     if tool_calls:
         message["tool_calls"] = tool_calls
     return {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000, "model": MODEL,
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": MODEL,
         "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
     }
@@ -52,7 +55,6 @@ def ok(content: str | None = None, tool_calls: list[dict] | None = None) -> resp
 def calls(*tool_calls: dict) -> respx.MockResponse:
     """A reply asking for these tool calls."""
     return ok(tool_calls=list(tool_calls))
-
 
 
 def tool_call(name: str, args: dict[str, Any] | str, call_id: str) -> dict[str, Any]:
@@ -140,8 +142,7 @@ async def test_multi_turn_conversation_sends_tool_results_and_the_thread_history
     assert [i["invoice_number"] for i in first["items"]] == ["INV-1042"]
     # The model got the tool's numbers back before it answered.
     result = json.loads(tool_results(sent(route, 1))["call_1"])
-    assert [(i["invoice_number"], i["balance"], i["currency"]) for i in result["invoices"]] == [
-        ("INV-1042", "12400.00", "EUR")]
+    assert [(i["invoice_number"], i["balance"], i["currency"]) for i in result["invoices"]] == [("INV-1042", "12400.00", "EUR")]
     assert sent(route, 1)["messages"][-2]["tool_calls"][0]["function"]["name"] == "overdue_invoices"
     assert "tools" in sent(route, 0) and sent(route, 0)["messages"][0]["role"] == "system"
     # Turn 2 starts from turn 1's whole exchange.
@@ -171,14 +172,19 @@ async def test_what_should_i_do_today_is_one_model_request_with_the_priorities_a
     assert out["usage"]["model_calls"] == 1
     # The model reads a compact copy (no ranking scores) of the items the API returns.
     assert [(i["rank"], i["invoice_number"], i["reasons"]) for i in out["items"]] == [
-        (i["rank"], i.get("invoice_number"), i["reasons"]) for i in priorities["items"]]
+        (i["rank"], i.get("invoice_number"), i["reasons"]) for i in priorities["items"]
+    ]
 
 
 # --- an unreliable API ----------------------------------------------------------------------------
 
 
 async def test_rate_limited_request_waits_the_retry_after_then_answers(
-    db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient,
+    db_url: str,
+    session_factory: sessionmaker[Session],
+    u1: Any,
+    route: respx.Route,
+    model: ModelClient,
     fake_time: FakeTime,
 ) -> None:
     route.side_effect = [api_error(429, "Rate limit reached", headers={"Retry-After": "2"}), ok("Hi! How can I help?")]
@@ -190,7 +196,11 @@ async def test_rate_limited_request_waits_the_retry_after_then_answers(
 
 
 async def test_server_errors_on_every_attempt_fall_back_to_the_offline_model(
-    db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient,
+    db_url: str,
+    session_factory: sessionmaker[Session],
+    u1: Any,
+    route: respx.Route,
+    model: ModelClient,
     fake_time: FakeTime,
 ) -> None:
     route.side_effect = [api_error(503, "Service Unavailable")] * MAX_ATTEMPTS
@@ -292,11 +302,19 @@ async def test_a_rewrite_still_misstated_is_replaced_by_the_grounded_offline_sum
 
 
 async def test_a_model_written_email_with_a_wrong_amount_is_rewritten_once_then_replaced_by_the_template(
-    db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient,
+    db_url: str,
+    session_factory: sessionmaker[Session],
+    u1: Any,
+    route: respx.Route,
+    model: ModelClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    wrong = {"to": ["c1@customer.test"], "subject": "INV-1042 is overdue",
-             "body": "Hi Hank, please pay EUR 13,000.00 for INV-1042.", "invoice_numbers": ["INV-1042"]}
+    wrong = {
+        "to": ["c1@customer.test"],
+        "subject": "INV-1042 is overdue",
+        "body": "Hi Hank, please pay EUR 13,000.00 for INV-1042.",
+        "invoice_numbers": ["INV-1042"],
+    }
     still_wrong = {**wrong, "body": "Hi Hank, please pay EUR 12,000.00 for INV-1042."}
     route.side_effect = [
         calls(tool_call("send_email", wrong, "call_1")),
@@ -327,11 +345,19 @@ async def test_a_model_written_email_with_a_wrong_amount_is_rewritten_once_then_
 
 
 async def test_an_amount_quoted_back_in_a_tool_error_does_not_become_a_fact(
-    db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient,
+    db_url: str,
+    session_factory: sessionmaker[Session],
+    u1: Any,
+    route: respx.Route,
+    model: ModelClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    wrong = {"to": ["c1@customer.test"], "subject": "Overdue invoice", "body": "Hi Hank, please pay EUR 13,000.00.",
-             "invoice_numbers": ["INV-1042"]}
+    wrong = {
+        "to": ["c1@customer.test"],
+        "subject": "Overdue invoice",
+        "body": "Hi Hank, please pay EUR 13,000.00.",
+        "invoice_numbers": ["INV-1042"],
+    }
     route.side_effect = [
         calls(tool_call("send_email", wrong, "call_1")),
         ok("Globex owes EUR 13,000.00: shall I send the reminder?"),  # instead of rewriting the email
@@ -407,8 +433,10 @@ async def test_a_rep_gets_nothing_of_another_reps_account_through_the_model_s_to
     db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient
 ) -> None:
     route.side_effect = [
-        calls(tool_call("overdue_invoices", {"account": "Initech"}, "call_1"),
-              tool_call("get_invoice", {"invoice_number": "INV-3001"}, "call_2")),
+        calls(
+            tool_call("overdue_invoices", {"account": "Initech"}, "call_1"),
+            tool_call("get_invoice", {"invoice_number": "INV-3001"}, "call_2"),
+        ),
         ok("I can't find any overdue Initech invoices in your book."),
     ]
     async with open_lumo(db_url, session_factory, model) as lumo:

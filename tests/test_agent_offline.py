@@ -37,8 +37,7 @@ async def test_what_should_i_do_today_gives_the_engines_ranking_in_one_model_cal
     assert "EUR 12,400.00" in out["reply"] and expected[0]["reasons"][0] in out["reply"]
 
 
-async def test_draft_reminder_passes_the_guard(db_url: str, session_factory: sessionmaker[Session],
-                                               book: dict[str, Any]) -> None:
+async def test_draft_reminder_passes_the_guard(db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     async with open_lumo(db_url, session_factory, None) as lumo:
         out = await ask(lumo, scope, "Draft a reminder for INV-1042")
@@ -48,8 +47,9 @@ async def test_draft_reminder_passes_the_guard(db_url: str, session_factory: ses
     assert draft["subject"] in out["reply"] and out["pending_actions"] == []
 
 
-async def test_disputed_invoice_gets_no_collection_draft(db_url: str, session_factory: sessionmaker[Session],
-                                                         book: dict[str, Any]) -> None:
+async def test_disputed_invoice_gets_no_collection_draft(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     async with open_lumo(db_url, session_factory, None) as lumo:
         out = await ask(lumo, scope, "Draft a reminder for INV-2002")
@@ -79,24 +79,34 @@ async def test_task_waits_for_approval_then_is_created_exactly_once(
     assert _count(session_factory, Task) == 1 and _count(session_factory, AgentAction) == 1
 
 
-async def test_edit_changes_the_arguments_before_running(db_url: str, session_factory: sessionmaker[Session],
-                                                         book: dict[str, Any]) -> None:
+async def test_edit_changes_the_arguments_before_running(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     async with open_lumo(db_url, session_factory, None) as lumo:
         out = await ask(lumo, scope, "Mark INV-1042 as overdue because it is past due")
         [action] = out["pending_actions"]
-        await approve(lumo, scope, out["thread_id"], action_id=action["id"],
-                      edit={"status": "disputed", "reason": "customer disputes the rate"})
+        await approve(
+            lumo,
+            scope,
+            out["thread_id"],
+            action_id=action["id"],
+            edit={"status": "disputed", "reason": "customer disputes the rate"},
+        )
     with session_factory() as s:
         inv = s.scalar(select(Invoice).where(Invoice.number == "INV-1042"))
         assert inv is not None and inv.status == "disputed"
         event = s.scalar(select(Activity).where(Activity.invoice_id == inv.id, Activity.kind == "status_change"))
         assert event is not None and (event.from_status, event.to_status, event.text) == (
-            "sent", "disputed", "customer disputes the rate")
+            "sent",
+            "disputed",
+            "customer disputes the rate",
+        )
 
 
-async def test_reject_changes_nothing_and_tells_the_model_why(db_url: str, session_factory: sessionmaker[Session],
-                                                              book: dict[str, Any]) -> None:
+async def test_reject_changes_nothing_and_tells_the_model_why(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     async with open_lumo(db_url, session_factory, None) as lumo:
         out = await ask(lumo, scope, "Mark INV-1042 as paid because the wire arrived")
@@ -106,8 +116,7 @@ async def test_reject_changes_nothing_and_tells_the_model_why(db_url: str, sessi
         assert s.scalar(select(Invoice.status).where(Invoice.number == "INV-1042")) == "sent"
 
 
-async def test_injected_note_changes_nothing(db_url: str, session_factory: sessionmaker[Session],
-                                             book: dict[str, Any]) -> None:
+async def test_injected_note_changes_nothing(db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     async with open_lumo(db_url, session_factory, None) as lumo:
         out = await ask(lumo, scope, "Tell me about INV-2001")
@@ -116,12 +125,17 @@ async def test_injected_note_changes_nothing(db_url: str, session_factory: sessi
         assert s.scalars(select(Invoice.status).order_by(Invoice.number)).all() == ["sent", "sent", "disputed", "sent"]
 
 
-async def test_rep_gets_nothing_of_another_reps_account(db_url: str, session_factory: sessionmaker[Session],
-                                                        book: dict[str, Any]) -> None:
+async def test_rep_gets_nothing_of_another_reps_account(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     async with open_lumo(db_url, session_factory, None) as lumo:
-        for question in ("Which invoices of Initech are overdue?", "Tell me about INV-3001", "Why is Initech at risk?",
-                         "Draft a reminder for INV-3001"):
+        for question in (
+            "Which invoices of Initech are overdue?",
+            "Tell me about INV-3001",
+            "Why is Initech at risk?",
+            "Draft a reminder for INV-3001",
+        ):
             out = await ask(lumo, scope, question)
             text = str(out)
             assert out["items"] == [] and out["drafts"] == [] and out["pending_actions"] == []
@@ -138,8 +152,9 @@ async def test_new_message_while_waiting_for_approval_is_refused(
             await ask(lumo, scope, "What should I do today?", thread_id=out["thread_id"])
 
 
-async def test_thread_ids_are_scoped_to_the_user(db_url: str, session_factory: sessionmaker[Session],
-                                                 book: dict[str, Any]) -> None:
+async def test_thread_ids_are_scoped_to_the_user(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
     u1 = scope_of(session_factory, "u1@acme.test")
     u2 = scope_of(session_factory, "u2@acme.test")
     async with open_lumo(db_url, session_factory, None) as lumo:
@@ -149,8 +164,9 @@ async def test_thread_ids_are_scoped_to_the_user(db_url: str, session_factory: s
     assert _count(session_factory, Activity, Activity.kind == "note", Activity.text == "called, no answer") == 0
 
 
-async def test_pending_approval_survives_a_process_restart(db_url: str, session_factory: sessionmaker[Session],
-                                                           book: dict[str, Any]) -> None:
+async def test_pending_approval_survives_a_process_restart(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     async with open_lumo(db_url, session_factory, None) as lumo:
         out = await ask(lumo, scope, "Log a note on INV-1042: promised payment Friday")
@@ -160,8 +176,9 @@ async def test_pending_approval_survives_a_process_restart(db_url: str, session_
     assert _count(session_factory, Activity, Activity.text == "promised payment Friday") == 1
 
 
-async def test_offline_answers_carry_the_engines_numbers(db_url: str, session_factory: sessionmaker[Session],
-                                                         book: dict[str, Any]) -> None:
+async def test_offline_answers_carry_the_engines_numbers(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
     scope = scope_of(session_factory, "u1@acme.test")
     with session_factory() as s:
         draft = draft_for_invoice(s, scope, "INV-2001", AS_OF)

@@ -95,10 +95,18 @@ def status_changes(session_factory: sessionmaker[Session], number: str) -> list[
 # --- auth -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/v1/priorities"), ("GET", "/v1/invoices"), ("GET", "/v1/invoices/INV-1042"), ("GET", "/v1/stale"),
-    ("GET", "/v1/accounts"), ("POST", "/v1/chat"), ("GET", "/v1/threads/t1"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/priorities"),
+        ("GET", "/v1/invoices"),
+        ("GET", "/v1/invoices/INV-1042"),
+        ("GET", "/v1/stale"),
+        ("GET", "/v1/accounts"),
+        ("POST", "/v1/chat"),
+        ("GET", "/v1/threads/t1"),
+    ],
+)
 def test_every_v1_path_needs_a_bearer_token(client: TestClient, method: str, path: str) -> None:
     response = client.request(method, path, json={"message": "hi"} if method == "POST" else None)
     assert response.status_code == 401
@@ -160,21 +168,24 @@ def test_a_manager_sees_the_invoices_of_the_team(client: TestClient, tokens: dic
     assert set(invoice_numbers(response)) == U1_INVOICES | {"INV-3001"}
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"status": "disputed"}, ["INV-2002"]),
-    ({"status": ["sent", "disputed"]}, ["INV-1042", "INV-2002", "INV-2001"]),
-    ({"status": "paid"}, []),
-    ({"overdue": "true"}, ["INV-1042", "INV-2001"]),
-    ({"bucket": "31-60"}, ["INV-1042"]),
-    ({"bucket": "1-30"}, ["INV-2001"]),
-    ({"bucket": "current"}, ["INV-2002"]),
-    ({"account": "hooli"}, ["INV-2002", "INV-2001"]),
-    ({"account": "a1"}, ["INV-1042"]),
-    ({"account": "Initech"}, []),  # another rep's account matches nothing
-    ({"currency": "eur"}, ["INV-1042"]),
-    ({"stale": "true"}, ["INV-1042", "INV-2001"]),
-    ({"overdue": "true", "currency": "USD"}, ["INV-2001"]),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "disputed"}, ["INV-2002"]),
+        ({"status": ["sent", "disputed"]}, ["INV-1042", "INV-2002", "INV-2001"]),
+        ({"status": "paid"}, []),
+        ({"overdue": "true"}, ["INV-1042", "INV-2001"]),
+        ({"bucket": "31-60"}, ["INV-1042"]),
+        ({"bucket": "1-30"}, ["INV-2001"]),
+        ({"bucket": "current"}, ["INV-2002"]),
+        ({"account": "hooli"}, ["INV-2002", "INV-2001"]),
+        ({"account": "a1"}, ["INV-1042"]),
+        ({"account": "Initech"}, []),  # another rep's account matches nothing
+        ({"currency": "eur"}, ["INV-1042"]),
+        ({"stale": "true"}, ["INV-1042", "INV-2001"]),
+        ({"overdue": "true", "currency": "USD"}, ["INV-2001"]),
+    ],
+)
 def test_invoice_filters(client: TestClient, tokens: dict[str, str], params: dict[str, Any], expected: list[str]) -> None:
     response = client.get("/v1/invoices", params={"date": DATE, **params}, headers=auth(tokens))
     assert invoice_numbers(response) == expected
@@ -182,26 +193,30 @@ def test_invoice_filters(client: TestClient, tokens: dict[str, str], params: dic
 
 
 def test_invoice_pages_split_the_same_ordering(client: TestClient, tokens: dict[str, str]) -> None:
-    pages = [client.get("/v1/invoices", params={"date": DATE, "page": n, "page_size": 2}, headers=auth(tokens)).json()
-             for n in (1, 2, 3)]
+    pages = [
+        client.get("/v1/invoices", params={"date": DATE, "page": n, "page_size": 2}, headers=auth(tokens)).json()
+        for n in (1, 2, 3)
+    ]
     assert [[i["invoice_number"] for i in p["items"]] for p in pages] == [["INV-1042", "INV-2002"], ["INV-2001"], []]
     assert [(p["total"], p["page"], p["page_size"]) for p in pages] == [(3, 1, 2), (3, 2, 2), (3, 3, 2)]
 
 
 def test_stale_invoices_are_paged_too(client: TestClient, tokens: dict[str, str]) -> None:
-    response = client.get("/v1/invoices", params={"date": DATE, "stale": "true", "page": 2, "page_size": 1},
-                          headers=auth(tokens))
+    response = client.get("/v1/invoices", params={"date": DATE, "stale": "true", "page": 2, "page_size": 1}, headers=auth(tokens))
     assert invoice_numbers(response) == ["INV-2001"] and response.json()["total"] == 2
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"bucket": "120+"}, "bucket"),
-    ({"status": "lost"}, "status"),
-    ({"page": 0}, "page"),
-    ({"page_size": 501}, "page_size"),
-    ({"overdue": "maybe"}, "overdue"),
-    ({"currency": "EURO"}, "currency"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"bucket": "120+"}, "bucket"),
+        ({"status": "lost"}, "status"),
+        ({"page": 0}, "page"),
+        ({"page_size": 501}, "page_size"),
+        ({"overdue": "maybe"}, "overdue"),
+        ({"currency": "EURO"}, "currency"),
+    ],
+)
 def test_bad_invoice_filters_are_422_naming_the_field(
     client: TestClient, tokens: dict[str, str], params: dict[str, Any], field: str
 ) -> None:
@@ -220,9 +235,7 @@ def test_one_invoice_has_its_history(client: TestClient, tokens: dict[str, str])
 
 
 @pytest.mark.parametrize("suffix", ["", "/draft"])
-def test_another_reps_invoice_is_404_exactly_like_a_missing_one(
-    client: TestClient, tokens: dict[str, str], suffix: str
-) -> None:
+def test_another_reps_invoice_is_404_exactly_like_a_missing_one(client: TestClient, tokens: dict[str, str], suffix: str) -> None:
     theirs = client.get(f"/v1/invoices/INV-3001{suffix}", params={"date": DATE}, headers=auth(tokens))
     missing = client.get(f"/v1/invoices/INV-3999{suffix}", params={"date": DATE}, headers=auth(tokens))
     assert theirs.status_code == missing.status_code == 404
@@ -242,9 +255,14 @@ def test_draft_is_the_reminder_of_lumo_draft_json(
     assert response.json()["tone"] == "escalation" and response.json()["skipped_reason"] is None
 
 
-@pytest.mark.parametrize(("who", "expected"), [
-    ("u1", {"INV-1042", "INV-2001"}), ("u2", {"INV-3001"}), ("m1", {"INV-1042", "INV-2001", "INV-3001"}),
-])
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("u1", {"INV-1042", "INV-2001"}),
+        ("u2", {"INV-3001"}),
+        ("m1", {"INV-1042", "INV-2001", "INV-3001"}),
+    ],
+)
 def test_stale_findings_are_scoped(client: TestClient, tokens: dict[str, str], who: str, expected: set[str]) -> None:
     response = client.get("/v1/stale", params={"date": DATE}, headers=auth(tokens, who))
     assert response.status_code == 200
@@ -252,9 +270,14 @@ def test_stale_findings_are_scoped(client: TestClient, tokens: dict[str, str], w
     assert all(set(f) == {"invoice_number", "kind", "evidence", "fix"} for f in response.json()["items"])
 
 
-@pytest.mark.parametrize(("who", "expected"), [
-    ("u1", {"Globex", "Hooli"}), ("u2", {"Initech"}), ("m1", {"Globex", "Hooli", "Initech"}),
-])
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("u1", {"Globex", "Hooli"}),
+        ("u2", {"Initech"}),
+        ("m1", {"Globex", "Hooli", "Initech"}),
+    ],
+)
 def test_accounts_are_scoped(client: TestClient, tokens: dict[str, str], who: str, expected: set[str]) -> None:
     response = client.get("/v1/accounts", params={"date": DATE}, headers=auth(tokens, who))
     assert response.status_code == 200
@@ -262,8 +285,14 @@ def test_accounts_are_scoped(client: TestClient, tokens: dict[str, str], who: st
     assert "revenue_at_risk" in response.json()
 
 
-READ_PATHS = ("/v1/priorities", "/v1/invoices", "/v1/invoices/INV-1042", "/v1/invoices/INV-1042/draft", "/v1/stale",
-              "/v1/accounts")
+READ_PATHS = (
+    "/v1/priorities",
+    "/v1/invoices",
+    "/v1/invoices/INV-1042",
+    "/v1/invoices/INV-1042/draft",
+    "/v1/stale",
+    "/v1/accounts",
+)
 
 
 @pytest.mark.parametrize("date", ["1970-01-01", "2200-12-31"])
@@ -283,14 +312,18 @@ def test_days_out_of_range_are_a_clear_422(client: TestClient, tokens: dict[str,
 
 
 def test_chat_answers_what_lumo_ask_json_answers(
-    client: TestClient, tokens: dict[str, str], db_url: str, monkeypatch: pytest.MonkeyPatch,
+    client: TestClient,
+    tokens: dict[str, str],
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     body = chat(client, tokens, "what should I do today?")
     monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
     monkeypatch.setenv("LUMO_LLM", "offline")
-    monkeypatch.setattr(sys, "argv", ["lumo", "ask", "what should I do today?", "--rep", "u1@acme.test",
-                                      "--date", DATE, "--json"])
+    monkeypatch.setattr(
+        sys, "argv", ["lumo", "ask", "what should I do today?", "--rep", "u1@acme.test", "--date", DATE, "--json"]
+    )
     capsys.readouterr()
     try:
         cli_main()
@@ -349,8 +382,14 @@ def test_editing_changes_the_arguments_before_running(
 ) -> None:
     body = chat(client, tokens, PAY_1042)
     [action] = body["pending_actions"]
-    response = decide(client, tokens, body["thread_id"], decision="edit", action_id=action["id"],
-                      args={"status": "disputed", "reason": "customer disputes the rate"})
+    response = decide(
+        client,
+        tokens,
+        body["thread_id"],
+        decision="edit",
+        action_id=action["id"],
+        args={"status": "disputed", "reason": "customer disputes the rate"},
+    )
     assert response.status_code == 200 and response.json()["pending_actions"] == []
     assert status_of(session_factory, "INV-1042") == "disputed"
     assert status_changes(session_factory, "INV-1042") == [("sent", "disputed", "customer disputes the rate")]
@@ -376,8 +415,7 @@ def test_rejecting_changes_nothing_and_tells_lumo_why(
     assert status_of(session_factory, "INV-1042") == "sent" and status_changes(session_factory, "INV-1042") == []
 
 
-def test_a_second_decision_is_404(client: TestClient, tokens: dict[str, str],
-                                  session_factory: sessionmaker[Session]) -> None:
+def test_a_second_decision_is_404(client: TestClient, tokens: dict[str, str], session_factory: sessionmaker[Session]) -> None:
     thread_id = chat(client, tokens, PAY_1042)["thread_id"]
     assert decide(client, tokens, thread_id, decision="approve").status_code == 200
     again = decide(client, tokens, thread_id, decision="approve")
@@ -403,24 +441,25 @@ def test_another_user_cannot_see_or_decide_a_thread(
 
 
 def test_a_due_date_out_of_the_calendar_is_not_a_server_error(client: TestClient, tokens: dict[str, str]) -> None:
-    response = client.post("/v1/chat", json={"message": "create a task to call Hank about INV-1042 in 99999999 days"},
-                           headers=auth(tokens))
+    response = client.post(
+        "/v1/chat", json={"message": "create a task to call Hank about INV-1042 in 99999999 days"}, headers=auth(tokens)
+    )
     assert response.status_code in (200, 422)
 
 
 def test_a_thread_waiting_for_approval_refuses_a_new_message(client: TestClient, tokens: dict[str, str]) -> None:
     thread_id = chat(client, tokens, PAY_1042)["thread_id"]
     for path in ("/v1/chat", "/v1/chat/stream"):  # the stream refuses before it starts
-        response = client.post(path, json={"message": "what should I do today?", "thread_id": thread_id},
-                               headers=auth(tokens))
+        response = client.post(path, json={"message": "what should I do today?", "thread_id": thread_id}, headers=auth(tokens))
         assert response.status_code == 422
         assert response.headers["content-type"] == "application/json"
         assert "waiting for approval" in response.json()["error"]
 
 
 def test_chat_streams_the_turn_as_events(client: TestClient, tokens: dict[str, str]) -> None:
-    with client.stream("POST", "/v1/chat/stream", json={"message": "what should I do today?", "date": DATE},
-                       headers=auth(tokens)) as response:
+    with client.stream(
+        "POST", "/v1/chat/stream", json={"message": "what should I do today?", "date": DATE}, headers=auth(tokens)
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         text = response.read().decode()
@@ -456,21 +495,31 @@ def test_malformed_json_is_422_json(client: TestClient, tokens: dict[str, str], 
     assert set(response.json()) == {"error"} and response.json()["error"]
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/v1/chat", {"message": "hi", "temperature": 2}, "temperature"),
-    ("/v1/threads/t1/decision", {"decision": "approve", "force": True}, "force"),
-])
-def test_unknown_fields_are_422(client: TestClient, tokens: dict[str, str], path: str, body: dict[str, Any],
-                                field: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/chat", {"message": "hi", "temperature": 2}, "temperature"),
+        ("/v1/threads/t1/decision", {"decision": "approve", "force": True}, "force"),
+    ],
+)
+def test_unknown_fields_are_422(client: TestClient, tokens: dict[str, str], path: str, body: dict[str, Any], field: str) -> None:
     response = client.post(path, json=body, headers=auth(tokens))
     assert response.status_code == 422
     assert field in response.json()["error"]
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"message": ""}, {"message": "   "}, {"message": "x" * 4001}, {"message": 42},
-    {"message": "hi", "thread_id": "../etc"}, {"message": "hi", "date": "tomorrow"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"message": ""},
+        {"message": "   "},
+        {"message": "x" * 4001},
+        {"message": 42},
+        {"message": "hi", "thread_id": "../etc"},
+        {"message": "hi", "date": "tomorrow"},
+    ],
+)
 def test_a_bad_chat_request_is_422_with_a_message(client: TestClient, tokens: dict[str, str], body: dict[str, Any]) -> None:
     response = client.post("/v1/chat", json=body, headers=auth(tokens))
     assert response.status_code == 422
@@ -482,10 +531,17 @@ def test_a_bad_decision_is_422(client: TestClient, tokens: dict[str, str]) -> No
     assert response.status_code == 422 and "decision" in response.json()["error"]
 
 
-@pytest.mark.parametrize("path", [
-    "/v1/invoices/INV-1042%00", "/v1/invoices/INV-1042%00/draft", "/v1/invoices?account=Glo%00bex",
-    "/v1/invoices?currency=E%00R", "/v1/accounts?account=%00", "/v1/threads/t%00",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/invoices/INV-1042%00",
+        "/v1/invoices/INV-1042%00/draft",
+        "/v1/invoices?account=Glo%00bex",
+        "/v1/invoices?currency=E%00R",
+        "/v1/accounts?account=%00",
+        "/v1/threads/t%00",
+    ],
+)
 def test_a_nul_character_in_the_path_or_query_is_422_on_every_database(
     client: TestClient, tokens: dict[str, str], path: str
 ) -> None:
@@ -512,7 +568,7 @@ def test_no_error_response_carries_a_stack_trace(client: TestClient, tokens: dic
         headers = {**auth(tokens), **kwargs.pop("headers", {})}
         response = client.request(method, path, headers=headers, **kwargs)
         assert 400 <= response.status_code < 500, (method, path, response.status_code)
-        assert "Traceback" not in response.text and "File \"" not in response.text
+        assert "Traceback" not in response.text and 'File "' not in response.text
         assert set(response.json()) >= {"error"}, (method, path, response.text)
 
 

@@ -46,8 +46,12 @@ def served(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
         session.commit()
     engine.dispose()
     # Slack configured (an unconfigured one answers 503 by design), its Web API a closed local port: nothing leaves.
-    config = Settings(database_url=url, slack_signing_secret="schemathesis-secret", slack_bot_token="xoxb-test",
-                      slack_api_url="http://127.0.0.1:9/api/")
+    config = Settings(
+        database_url=url,
+        slack_signing_secret="schemathesis-secret",
+        slack_bot_token="xoxb-test",
+        slack_api_url="http://127.0.0.1:9/api/",
+    )
     yield Served(create_app(config, env={"LUMO_LLM": "offline"}), {"Authorization": f"Bearer {token}"})
 
 

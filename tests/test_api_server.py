@@ -146,11 +146,17 @@ def test_chat_stream_sends_the_thread_then_each_step_then_the_message(server: Se
 
 
 async def test_concurrent_chats_of_several_users_stay_scoped_and_intact(server: Server) -> None:
-    questions = ["what should I do today?", "Which invoices are overdue?", "Which statuses are stale?",
-                 "How much revenue is at risk?", "Why is Globex at risk?"]
+    questions = [
+        "what should I do today?",
+        "Which invoices are overdue?",
+        "Which statuses are stale?",
+        "How much revenue is at risk?",
+        "Why is Globex at risk?",
+    ]
     requests = [(who, questions[n % len(questions)]) for n, who in enumerate(["u1", "u2", "u3"] * 7)][:20]
 
     async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
+
         async def ask(who: str, message: str) -> httpx.Response:
             return await client.post("/v1/chat", json={"message": message, "date": DATE}, headers=server.auth(who))
 
@@ -166,8 +172,12 @@ async def test_concurrent_chats_of_several_users_stay_scoped_and_intact(server: 
         mine = [(who, b) for (who, m), b in zip(requests, bodies, strict=True) if m == "what should I do today?"]
         assert all(b["items"] and {i["invoice_number"] for i in b["items"]} <= INVOICES[who] for who, b in mine)
 
-        stored = await asyncio.gather(*(client.get(f"/v1/threads/{b['thread_id']}", headers=server.auth(who))
-                                        for (who, _), b in zip(requests, bodies, strict=True)))
+        stored = await asyncio.gather(
+            *(
+                client.get(f"/v1/threads/{b['thread_id']}", headers=server.auth(who))
+                for (who, _), b in zip(requests, bodies, strict=True)
+            )
+        )
         assert [s.status_code for s in stored] == [200] * len(requests)
         assert [s.json() for s in stored] == bodies  # every checkpoint holds its own turn, nothing mixed up
         assert (await client.get("/readyz")).json() == {"status": "ready"}
@@ -181,8 +191,7 @@ def test_approval_round_trip_over_http(server: Server, session_factory: sessionm
         assert (action["tool"], action["args"]["status"]) == ("update_invoice_status", "paid")
         thread_id = asked.json()["thread_id"]
 
-        stranger = client.post(f"/v1/threads/{thread_id}/decision", json={"decision": "approve"},
-                               headers=server.auth("u2"))
+        stranger = client.post(f"/v1/threads/{thread_id}/decision", json={"decision": "approve"}, headers=server.auth("u2"))
         assert stranger.status_code == 404
 
         done = client.post(f"/v1/threads/{thread_id}/decision", json={"decision": "approve", "date": DATE})
@@ -193,6 +202,9 @@ def test_approval_round_trip_over_http(server: Server, session_factory: sessionm
     with session_factory() as s:
         invoice = s.scalar(select(Invoice).where(Invoice.number == "INV-1042"))
         assert invoice is not None and invoice.status == "paid"
-        changes = s.execute(select(Activity.from_status, Activity.to_status).where(
-            Activity.invoice_id == invoice.id, Activity.kind == "status_change")).all()
+        changes = s.execute(
+            select(Activity.from_status, Activity.to_status).where(
+                Activity.invoice_id == invoice.id, Activity.kind == "status_change"
+            )
+        ).all()
         assert [tuple(c) for c in changes] == [("sent", "paid")]

@@ -51,11 +51,20 @@ def imported(run: Run) -> Run:
 def test_priorities_of_a_hand_written_book(imported: Run) -> None:
     items = imported.json("priorities", "--rep", "dana@acme.test", "--date", DATE)
     assert [(i["kind"], i["invoice_number"]) for i in items] == [
-        ("overdue", "INV-1042"), ("overdue", "INV-1043"), ("stale_status", "INV-1044"), ("task_due", None)]
+        ("overdue", "INV-1042"),
+        ("overdue", "INV-1043"),
+        ("stale_status", "INV-1044"),
+        ("task_due", None),
+    ]
     first = items[0]
     assert (first["amount"], first["currency"], first["days_overdue"], first["account"]) == ("12000.00", "EUR", 25, "Globex")
-    assert first["reasons"] == ["EUR 12,000.00 overdue 25 days", "status still 'sent'", "key account",
-                                "renewal on 2027-01-15", "no contact in 21 days"]
+    assert first["reasons"] == [
+        "EUR 12,000.00 overdue 25 days",
+        "status still 'sent'",
+        "key account",
+        "renewal on 2027-01-15",
+        "no contact in 21 days",
+    ]
     assert items[1]["action"].startswith("Wait: INV-1043 was chased 2 days ago")  # the cooldown
     assert items[2]["reasons"][0] == "paid in full (USD 900.00) but status 'viewed'"
     assert first["action"].startswith("Mark it overdue and send the firm reminder for INV-1042 (Hank Scorpio")
@@ -65,7 +74,10 @@ def test_priorities_of_a_hand_written_book(imported: Run) -> None:
 def test_stale_findings_of_a_hand_written_book(imported: Run) -> None:
     found = imported.json("stale", "--rep", "dana@acme.test", "--date", DATE)
     assert [(f["invoice_number"], f["kind"]) for f in found] == [
-        ("INV-1042", "overdue_not_marked"), ("INV-1042", "no_recent_activity"), ("INV-1044", "paid_not_marked")]
+        ("INV-1042", "overdue_not_marked"),
+        ("INV-1042", "no_recent_activity"),
+        ("INV-1044", "paid_not_marked"),
+    ]
     assert all(set(f) == {"invoice_number", "kind", "evidence", "fix"} for f in found)
 
 
@@ -89,9 +101,16 @@ def test_manager_sees_the_team_and_rep_only_their_own(imported: Run) -> None:
     assert team["total"] == 4
 
 
-@pytest.mark.parametrize("command", [
-    ["draft", "INV-2001"], ["invoices", "--account", "Initech"], ["priorities"], ["stale"], ["accounts"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["draft", "INV-2001"],
+        ["invoices", "--account", "Initech"],
+        ["priorities"],
+        ["stale"],
+        ["accounts"],
+    ],
+)
 def test_a_rep_cannot_see_another_reps_invoice_by_any_read_command(imported: Run, command: list[str]) -> None:
     code, out, err = imported(*command, "--rep", "dana@acme.test", "--date", DATE, "--json")
     assert "INV-2001" not in out and "7777" not in out and "Initech" not in out

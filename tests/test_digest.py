@@ -107,8 +107,15 @@ def book(session: Session) -> Book:
     """Manager m1 over reps u1 (Globex) and u2 (Initech), each with overdue work and tasks due."""
     f.basic_book(session)
     big = f.invoice(session, "a1", contacts=("c1",), days_overdue=25, amount=Decimal("12400.00"), currency="EUR")
-    promised = f.invoice(session, "a1", contacts=("c1",), days_overdue=10, amount=Decimal("2000.00"),
-                         status="overdue", promise_to_pay_date=f.TODAY - dt.timedelta(days=3))
+    promised = f.invoice(
+        session,
+        "a1",
+        contacts=("c1",),
+        days_overdue=10,
+        amount=Decimal("2000.00"),
+        status="overdue",
+        promise_to_pay_date=f.TODAY - dt.timedelta(days=3),
+    )
     soon = f.invoice(session, "a1", contacts=("c1",), days_overdue=-2, amount=Decimal("500.00"))
     other = f.invoice(session, "a2", contacts=("c2",), days_overdue=40, amount=Decimal("7777.00"), status="overdue")
     f.task(session, "t1", "u1", f.TODAY, title="Call Hank about <script>alert(1)</script> & co", invoice_id=big.id)
@@ -147,10 +154,13 @@ def test_digest_has_top_priorities_with_reasons_and_next_actions(session: Sessio
     assert ranked[:2] == [("promise_broken", book.numbers["promised"]), ("overdue", book.numbers["big"])]
     big = digest.sections["priorities"][1]
     assert big["reasons"] == ["EUR 12,400.00 overdue 25 days", "status still 'sent'"]
-    assert big["action"] == (f"Mark it overdue and send the firm reminder for {book.numbers['big']} "
-                             "(Hank Scorpio, c1@customer.test)")
-    assert f"2. {book.numbers['big']} · Globex (overdue)\n   Why: EUR 12,400.00 overdue 25 days; status still 'sent'\n" \
-           f"   Next: {big['action']}" in digest.text
+    assert big["action"] == (
+        f"Mark it overdue and send the firm reminder for {book.numbers['big']} (Hank Scorpio, c1@customer.test)"
+    )
+    assert (
+        f"2. {book.numbers['big']} · Globex (overdue)\n   Why: EUR 12,400.00 overdue 25 days; status still 'sent'\n"
+        f"   Next: {big['action']}" in digest.text
+    )
     assert "Why: EUR 12,400.00 overdue 25 days; status still &#39;sent&#39;" in digest.html
     assert f"Next: {big['action']}" in digest.html
     for text in (digest.text, digest.html):
@@ -159,10 +169,11 @@ def test_digest_has_top_priorities_with_reasons_and_next_actions(session: Sessio
 
 def test_digest_counts_overdue_amounts_by_currency_with_codes(session: Session, book: Book) -> None:
     digest = build_digest(session, user(session, "u1"), f.TODAY)
-    assert digest.counts == {"priorities": 5, "overdue": 2, "stale": 2, "promises_broken": 1, "tasks_due": 2,
-                             "drafts": 1}
+    assert digest.counts == {"priorities": 5, "overdue": 2, "stale": 2, "promises_broken": 1, "tasks_due": 2, "drafts": 1}
     assert digest.sections["overdue"]["by_currency"] == [
-        {"currency": "EUR", "count": 1, "amount": "12400.00"}, {"currency": "USD", "count": 1, "amount": "2000.00"}]
+        {"currency": "EUR", "count": 1, "amount": "12400.00"},
+        {"currency": "USD", "count": 1, "amount": "2000.00"},
+    ]
     assert [k["kind"] for k in digest.sections["stale"]["by_kind"]] == ["overdue_not_marked", "promise_broken"]
     for text in (digest.text, digest.html):
         assert "EUR 12,400.00" in text and "USD 2,000.00" in text
@@ -189,8 +200,9 @@ def test_digest_html_escapes_crm_text_and_is_self_contained(session: Session, bo
 def test_digest_shows_ready_drafts_with_subject_and_recipients(session: Session, book: Book) -> None:
     digest = build_digest(session, user(session, "u1"), f.TODAY)
     [ready] = digest.sections["drafts"]
-    expected = draft_for_invoice(session, scope_for_email(session, "u1@acme.test"), book.numbers["big"],
-                                 AsOf(f.TODAY, ZoneInfo("UTC")))
+    expected = draft_for_invoice(
+        session, scope_for_email(session, "u1@acme.test"), book.numbers["big"], AsOf(f.TODAY, ZoneInfo("UTC"))
+    )
     assert (ready["subject"], ready["to"]) == (expected.subject, ["c1@customer.test"])
     assert book.numbers["big"] in ready["invoice_numbers"] and book.numbers["promised"] in ready["invoice_numbers"]
     assert f'"{expected.subject}" to c1@customer.test' in digest.text
@@ -225,7 +237,10 @@ def test_send_digests_delivers_one_message_per_rep_and_a_rerun_none(
     results = send_digests(session_factory, smtp.mailer(), f.TODAY, now=NOW)
 
     assert [(r.email, r.status) for r in results] == [
-        ("m1@acme.test", "sent"), ("u1@acme.test", "sent"), ("u2@acme.test", "sent")]  # not the admin
+        ("m1@acme.test", "sent"),
+        ("u1@acme.test", "sent"),
+        ("u2@acme.test", "sent"),
+    ]  # not the admin
     assert smtp.inbox.to() == ["m1@acme.test", "u1@acme.test", "u2@acme.test"]
     message = next(m for m in smtp.inbox.messages if m["To"] == "u1@acme.test")
     assert message.get_content_type() == "multipart/alternative"
@@ -245,8 +260,7 @@ def test_a_refused_send_is_reported_not_marked_sent_and_the_next_run_sends_it(
     smtp.inbox.refuse = "550 5.1.1 mailbox unavailable"
     failed = send_digests(session_factory, smtp.mailer(), f.TODAY, user_email="u1@acme.test", now=NOW)
 
-    assert [(r.status, r.error) for r in failed] == [
-        ("failed", "recipient u1@acme.test refused: 550 5.1.1 mailbox unavailable")]
+    assert [(r.status, r.error) for r in failed] == [("failed", "recipient u1@acme.test refused: 550 5.1.1 mailbox unavailable")]
     assert smtp.inbox.messages == [] and smtp.sleeps == []  # 5xx is permanent: no retry
     assert runs(session_factory) == {"u1": ("failed", 1)}
 
@@ -307,8 +321,7 @@ def test_without_send_nothing_is_sent_or_recorded(session_factory: sessionmaker[
 
 
 def test_mailer_sends_cc_and_non_ascii_text(smtp: Smtp) -> None:
-    smtp.mailer().send(["zoe@customer.test"], "Rappel : facture — €1 200,00", "Bonjour Zoë,\nmerci.",
-                       cc=["boss@acme.test"])
+    smtp.mailer().send(["zoe@customer.test"], "Rappel : facture — €1 200,00", "Bonjour Zoë,\nmerci.", cc=["boss@acme.test"])
     [message] = smtp.inbox.messages
     assert smtp.inbox.envelopes == [["zoe@customer.test", "boss@acme.test"]]
     assert message["Subject"] == "Rappel : facture — €1 200,00" and message["Cc"] == "boss@acme.test"
@@ -339,9 +352,18 @@ def test_smtp_urls_of_each_form() -> None:
 
 def queue_email(session_factory: sessionmaker[Session], numbers: list[str], action_id: str = "act-1") -> int:
     with session_factory() as s:
-        email = OutboxEmail(action_id=action_id, user_id="u1", to="c1@customer.test", cc="m1@acme.test",
-                            subject=f"Reminder: {numbers[0]} is past due", body="Hi Pat,\nplease pay.",
-                            invoice_numbers=",".join(numbers), status="queued", attempts=0, created_at=NOW)
+        email = OutboxEmail(
+            action_id=action_id,
+            user_id="u1",
+            to="c1@customer.test",
+            cc="m1@acme.test",
+            subject=f"Reminder: {numbers[0]} is past due",
+            body="Hi Pat,\nplease pay.",
+            invoice_numbers=",".join(numbers),
+            status="queued",
+            attempts=0,
+            created_at=NOW,
+        )
         s.add(email)
         s.commit()
         return email.id
@@ -362,7 +384,8 @@ def test_an_approved_email_is_sent_once_and_logged_on_its_invoices(
         assert email is not None and (email.status, email.sent_at, email.attempts) == ("sent", NOW, 1)
         logged = s.execute(
             select(Invoice.number, Activity.kind, Activity.by_id, Activity.text, Activity.at)
-            .join(Invoice, Invoice.id == Activity.invoice_id).order_by(Invoice.number)
+            .join(Invoice, Invoice.id == Activity.invoice_id)
+            .order_by(Invoice.number)
         ).all()
         subject = f"Reminder: {numbers[0]} is past due"
         assert [tuple(r) for r in logged] == [(n, "email", "u1", f"Sent: {subject}", NOW) for n in sorted(numbers)]
@@ -414,18 +437,22 @@ def test_next_run_is_the_local_time_in_each_zone() -> None:
     assert next_run_at(NOW, NEW_YORK, AT) == dt.datetime(2026, 11, 25, 12, 30, tzinfo=dt.UTC)  # 07:30 EST today
     assert next_run_at(NOW, TOKYO, AT) == dt.datetime(2026, 11, 25, 22, 30, tzinfo=dt.UTC)  # 07:30 JST tomorrow
     assert next_run_at(dt.datetime(2026, 11, 25, 12, 30, tzinfo=dt.UTC), NEW_YORK, AT) == dt.datetime(
-        2026, 11, 26, 12, 30, tzinfo=dt.UTC)  # strictly after: the moment itself is done
+        2026, 11, 26, 12, 30, tzinfo=dt.UTC
+    )  # strictly after: the moment itself is done
 
 
 def test_next_run_follows_daylight_saving_time() -> None:
     # New York springs forward on 2026-03-08 and falls back on 2026-11-01.
     assert next_run_at(dt.datetime(2026, 3, 7, 13, 0, tzinfo=dt.UTC), NEW_YORK, AT) == dt.datetime(
-        2026, 3, 8, 11, 30, tzinfo=dt.UTC)
+        2026, 3, 8, 11, 30, tzinfo=dt.UTC
+    )
     assert next_run_at(dt.datetime(2026, 10, 31, 12, 0, tzinfo=dt.UTC), NEW_YORK, AT) == dt.datetime(
-        2026, 11, 1, 12, 30, tzinfo=dt.UTC)
+        2026, 11, 1, 12, 30, tzinfo=dt.UTC
+    )
     # 02:30 does not exist on the spring-forward day: it runs at 03:30 EDT (07:30 UTC).
     assert next_run_at(dt.datetime(2026, 3, 8, 5, 0, tzinfo=dt.UTC), NEW_YORK, dt.time(2, 30)) == dt.datetime(
-        2026, 3, 8, 7, 30, tzinfo=dt.UTC)
+        2026, 3, 8, 7, 30, tzinfo=dt.UTC
+    )
 
 
 class FakeTime:
@@ -497,14 +524,16 @@ def lumo(db_url: str, smtp: Smtp, capsys: pytest.CaptureFixture[str], monkeypatc
 def test_cli_digest_send_twice_sends_once(lumo: Any, smtp: Smtp) -> None:
     code, out, err = lumo("digest", "--date", "2026-11-25", "--send")
     assert code == 0, err
-    assert out.splitlines() == ["dana@acme.test (2026-11-25): sent", "lee@acme.test (2026-11-25): sent",
-                                "maria@acme.test (2026-11-25): sent"]
+    assert out.splitlines() == [
+        "dana@acme.test (2026-11-25): sent",
+        "lee@acme.test (2026-11-25): sent",
+        "maria@acme.test (2026-11-25): sent",
+    ]
     assert smtp.inbox.to() == ["dana@acme.test", "lee@acme.test", "maria@acme.test"]
 
     code, out, err = lumo("digest", "--date", "2026-11-25", "--send")
     assert code == 0, err
-    assert out.splitlines() == [f"{e} (2026-11-25): already sent" for e in ("dana@acme.test", "lee@acme.test",
-                                                                             "maria@acme.test")]
+    assert out.splitlines() == [f"{e} (2026-11-25): already sent" for e in ("dana@acme.test", "lee@acme.test", "maria@acme.test")]
     assert len(smtp.inbox.messages) == 3
 
 
@@ -529,7 +558,10 @@ def test_cli_outbox_send_with_nothing_queued(lumo: Any) -> None:
 
 
 def test_serving_with_digest_at_sends_due_digests_and_the_outbox(
-    db_url: str, smtp: Smtp, book: Book, session_factory: sessionmaker[Session],
+    db_url: str,
+    smtp: Smtp,
+    book: Book,
+    session_factory: sessionmaker[Session],
 ) -> None:
     """`lumo serve --digest-at` runs the scheduler and the outbox beside the API, and stops them on shutdown."""
     import time
@@ -540,8 +572,18 @@ def test_serving_with_digest_at_sends_due_digests_and_the_outbox(
     from lumo.config import Settings
 
     with session_factory() as s:
-        s.add(OutboxEmail(action_id="t:a1", user_id="u1", to="c1@customer.test", subject="Reminder", body="Hello",
-                          invoice_numbers="", status="queued", created_at=NOW))
+        s.add(
+            OutboxEmail(
+                action_id="t:a1",
+                user_id="u1",
+                to="c1@customer.test",
+                subject="Reminder",
+                body="Hello",
+                invoice_numbers="",
+                status="queued",
+                created_at=NOW,
+            )
+        )
         s.commit()
     # 00:00 has passed in every zone today, so every rep's digest is due at start-up.
     settings = Settings(database_url=db_url, smtp_url=smtp.url, digest_at="00:00")

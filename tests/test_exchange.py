@@ -29,8 +29,15 @@ from lumo.db.models import (
 
 
 def user(id: str, email: str, **fields: Any) -> dict[str, Any]:
-    return {"id": id, "email": email, "name": f"User {id}", "role": "rep", "manager_id": None,
-            "timezone": "America/New_York", "slack_user_id": None} | fields
+    return {
+        "id": id,
+        "email": email,
+        "name": f"User {id}",
+        "role": "rep",
+        "manager_id": None,
+        "timezone": "America/New_York",
+        "slack_user_id": None,
+    } | fields
 
 
 def account(id: str, owner_id: str = "u1", **fields: Any) -> dict[str, Any]:
@@ -38,14 +45,30 @@ def account(id: str, owner_id: str = "u1", **fields: Any) -> dict[str, Any]:
 
 
 def contact(id: str, account_id: str = "a1", **fields: Any) -> dict[str, Any]:
-    return {"id": id, "account_id": account_id, "name": f"Contact {id}", "email": f"{id}@globex.test",
-            "role": "billing", "do_not_contact": False} | fields
+    return {
+        "id": id,
+        "account_id": account_id,
+        "name": f"Contact {id}",
+        "email": f"{id}@globex.test",
+        "role": "billing",
+        "do_not_contact": False,
+    } | fields
 
 
 def invoice(id: str, number: str, **fields: Any) -> dict[str, Any]:
-    return {"id": id, "number": number, "account_id": "a1", "deal_id": None, "contact_ids": ["c1"],
-            "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount": "1000.00", "currency": "USD",
-            "status": "sent", "status_updated_at": "2026-10-01T09:00:00+00:00"} | fields
+    return {
+        "id": id,
+        "number": number,
+        "account_id": "a1",
+        "deal_id": None,
+        "contact_ids": ["c1"],
+        "issue_date": "2026-10-01",
+        "due_date": "2026-10-31",
+        "amount": "1000.00",
+        "currency": "USD",
+        "status": "sent",
+        "status_updated_at": "2026-10-01T09:00:00+00:00",
+    } | fields
 
 
 def payment(invoice_id: str, amount: str, paid_at: str) -> dict[str, Any]:
@@ -67,11 +90,27 @@ def make_snapshot(**lists: list[dict[str, Any]]) -> dict[str, Any]:
         ],
         "accounts": [account("a1", tier="key", renewal_date="2027-01-15")],
         "contacts": [contact("c1"), contact("c2", do_not_contact=True)],
-        "deals": [{"id": "d1", "account_id": "a1", "name": "Globex expansion", "stage": "closed_won",
-                   "amount": "48000.00", "currency": "USD"}],
+        "deals": [
+            {
+                "id": "d1",
+                "account_id": "a1",
+                "name": "Globex expansion",
+                "stage": "closed_won",
+                "amount": "48000.00",
+                "currency": "USD",
+            }
+        ],
         "invoices": [
-            invoice("i1", "INV-1042", deal_id="d1", contact_ids=["c2", "c1"], amount="12400.00", currency="EUR",
-                    promise_to_pay_date="2026-11-20", payment_url="https://pay.example/INV-1042"),
+            invoice(
+                "i1",
+                "INV-1042",
+                deal_id="d1",
+                contact_ids=["c2", "c1"],
+                amount="12400.00",
+                currency="EUR",
+                promise_to_pay_date="2026-11-20",
+                payment_url="https://pay.example/INV-1042",
+            ),
             invoice("i2", "INV-1043", status="disputed", dispute_reason="wrong quantity"),
         ],
         "payments": [
@@ -83,16 +122,24 @@ def make_snapshot(**lists: list[dict[str, Any]]) -> dict[str, Any]:
             activity("i1", "note", "2026-10-25T09:00:00+00:00", by=None, text="Customer on holiday"),
             activity("i2", "status_change", "2026-10-05T09:00:00+00:00", text="Disputed by phone"),
         ],
-        "tasks": [{"id": "t1", "owner_id": "u1", "account_id": "a1", "invoice_id": "i1", "title": "Call Hank",
-                   "due_date": "2026-11-25", "done": False}],
+        "tasks": [
+            {
+                "id": "t1",
+                "owner_id": "u1",
+                "account_id": "a1",
+                "invoice_id": "i1",
+                "title": "Call Hank",
+                "due_date": "2026-11-25",
+                "done": False,
+            }
+        ],
     }
     data.update(copy.deepcopy(lists))
     return data
 
 
 def row_counts(session: Session) -> dict[str, int]:
-    return {t.name: session.execute(select(func.count()).select_from(t)).scalar_one()
-            for t in Base.metadata.sorted_tables}
+    return {t.name: session.execute(select(func.count()).select_from(t)).scalar_one() for t in Base.metadata.sorted_tables}
 
 
 def rejected_lines(session: Session, data: dict[str, Any]) -> list[str]:
@@ -110,8 +157,16 @@ def test_a_valid_snapshot_imports_every_record(session: Session) -> None:
     session.commit()
 
     assert {name: (c.created, c.updated) for name, c in summary.counts.items()} == {
-        "workspace": (1, 0), "fx_rates": (1, 0), "users": (2, 0), "accounts": (1, 0), "contacts": (2, 0),
-        "deals": (1, 0), "invoices": (2, 0), "payments": (2, 0), "activities": (3, 0), "tasks": (1, 0),
+        "workspace": (1, 0),
+        "fx_rates": (1, 0),
+        "users": (2, 0),
+        "accounts": (1, 0),
+        "contacts": (2, 0),
+        "deals": (1, 0),
+        "invoices": (2, 0),
+        "payments": (2, 0),
+        "activities": (3, 0),
+        "tasks": (1, 0),
     }
     counts = row_counts(session)
     assert counts["invoices"] == 2 and counts["payments"] == 2 and counts["activities"] == 3
@@ -235,7 +290,7 @@ EXPECTED_PROBLEMS = [
     'invoices[2] (id=i3): currency: "XYZ" is not an ISO-4217 currency code',
     'invoices[2] (id=i3): account_id: unknown account "a404" (neither in the file nor in the database)',
     "invoices[3] (id=i1): id: duplicate id: also at invoices[0]",
-    'payments[0] (invoice_id=i1): paid_at: has no UTC offset, so the moment is ambiguous: '
+    "payments[0] (invoice_id=i1): paid_at: has no UTC offset, so the moment is ambiguous: "
     'write it like "2026-10-01T09:00:00+00:00"',
 ]
 
@@ -259,39 +314,62 @@ def test_a_bad_file_leaves_prior_data_unchanged(session: Session) -> None:
     [
         (lambda d: d["invoices"][0].update(amount="-5.00"), "invoices[0] (id=i1): amount: must not be negative"),
         (lambda d: d["invoices"][0].update(amount="5.001"), "invoices[0] (id=i1): amount: must have at most 2 decimals"),
-        (lambda d: d["invoices"][0].update(currency="eur"),
-         'invoices[0] (id=i1): currency: must be a 3-letter upper-case ISO-4217 code like "EUR"'),
-        (lambda d: d["invoices"][0].update(due_date="2026-09-01"),
-         "invoices[0] (id=i1): due_date: must not be before issue_date (2026-10-01)"),
-        (lambda d: d["invoices"][0].update(issue_date="2026-02-30"),
-         'invoices[0] (id=i1): issue_date: "2026-02-30" is not a calendar date'),
-        (lambda d: d["invoices"][0].update(status="late"),
-         "invoices[0] (id=i1): status: must be one of 'draft', 'sent', 'viewed', 'partially_paid', 'paid', "
-         "'overdue', 'disputed', 'void' or 'written_off'"),
-        (lambda d: d["invoices"][0].update(contact_ids=["c1", "c9"]),
-         'invoices[0] (id=i1): contact_ids[1]: unknown contact "c9" (neither in the file nor in the database)'),
-        (lambda d: d["invoices"][0].pop("status_updated_at"),
-         "invoices[0] (id=i1): status_updated_at: required key is missing"),
-        (lambda d: d["invoices"][1].update(number="INV-1042"),
-         'invoices[1] (id=i2): number: "INV-1042" is also used by invoices[0] (id=i1)'),
-        (lambda d: d["users"][1].update(email="Dana@acme.test"),
-         'users[1] (id=u9): email: "Dana@acme.test" is also used by users[0] (id=u1)'),
-        (lambda d: d["users"][0].update(role="boss"),
-         "users[0] (id=u1): role: must be one of 'rep', 'manager' or 'admin'"),
-        (lambda d: d["users"][0].update(timezone="Mars/Olympus"),
-         'users[0] (id=u1): timezone: must be an IANA time zone like "America/New_York"'),
-        (lambda d: d["users"][0].update(manager_id="u404"),
-         'users[0] (id=u1): manager_id: unknown user "u404" (neither in the file nor in the database)'),
-        (lambda d: d["contacts"][0].update(do_not_contact="no"),
-         "contacts[0] (id=c1): do_not_contact: must be true or false"),
-        (lambda d: d["activities"][0].update(kind="sms"),
-         "activities[0] (invoice_id=i1): kind: must be one of 'email', 'call', 'note' or 'status_change'"),
-        (lambda d: d["activities"][0].update(by="u404"),
-         'activities[0] (invoice_id=i1): by: unknown user "u404" (neither in the file nor in the database)'),
-        (lambda d: d["tasks"][0].update(invoice_id="i404"),
-         'tasks[0] (id=t1): invoice_id: unknown invoice "i404" (neither in the file nor in the database)'),
-        (lambda d: d["workspace"]["fx_rates"].pop("EUR"),
-         "workspace: fx_rates: no rate for EUR to USD, used by invoices[0] (id=i1)"),
+        (
+            lambda d: d["invoices"][0].update(currency="eur"),
+            'invoices[0] (id=i1): currency: must be a 3-letter upper-case ISO-4217 code like "EUR"',
+        ),
+        (
+            lambda d: d["invoices"][0].update(due_date="2026-09-01"),
+            "invoices[0] (id=i1): due_date: must not be before issue_date (2026-10-01)",
+        ),
+        (
+            lambda d: d["invoices"][0].update(issue_date="2026-02-30"),
+            'invoices[0] (id=i1): issue_date: "2026-02-30" is not a calendar date',
+        ),
+        (
+            lambda d: d["invoices"][0].update(status="late"),
+            "invoices[0] (id=i1): status: must be one of 'draft', 'sent', 'viewed', 'partially_paid', 'paid', "
+            "'overdue', 'disputed', 'void' or 'written_off'",
+        ),
+        (
+            lambda d: d["invoices"][0].update(contact_ids=["c1", "c9"]),
+            'invoices[0] (id=i1): contact_ids[1]: unknown contact "c9" (neither in the file nor in the database)',
+        ),
+        (lambda d: d["invoices"][0].pop("status_updated_at"), "invoices[0] (id=i1): status_updated_at: required key is missing"),
+        (
+            lambda d: d["invoices"][1].update(number="INV-1042"),
+            'invoices[1] (id=i2): number: "INV-1042" is also used by invoices[0] (id=i1)',
+        ),
+        (
+            lambda d: d["users"][1].update(email="Dana@acme.test"),
+            'users[1] (id=u9): email: "Dana@acme.test" is also used by users[0] (id=u1)',
+        ),
+        (lambda d: d["users"][0].update(role="boss"), "users[0] (id=u1): role: must be one of 'rep', 'manager' or 'admin'"),
+        (
+            lambda d: d["users"][0].update(timezone="Mars/Olympus"),
+            'users[0] (id=u1): timezone: must be an IANA time zone like "America/New_York"',
+        ),
+        (
+            lambda d: d["users"][0].update(manager_id="u404"),
+            'users[0] (id=u1): manager_id: unknown user "u404" (neither in the file nor in the database)',
+        ),
+        (lambda d: d["contacts"][0].update(do_not_contact="no"), "contacts[0] (id=c1): do_not_contact: must be true or false"),
+        (
+            lambda d: d["activities"][0].update(kind="sms"),
+            "activities[0] (invoice_id=i1): kind: must be one of 'email', 'call', 'note' or 'status_change'",
+        ),
+        (
+            lambda d: d["activities"][0].update(by="u404"),
+            'activities[0] (invoice_id=i1): by: unknown user "u404" (neither in the file nor in the database)',
+        ),
+        (
+            lambda d: d["tasks"][0].update(invoice_id="i404"),
+            'tasks[0] (id=t1): invoice_id: unknown invoice "i404" (neither in the file nor in the database)',
+        ),
+        (
+            lambda d: d["workspace"]["fx_rates"].pop("EUR"),
+            "workspace: fx_rates: no rate for EUR to USD, used by invoices[0] (id=i1)",
+        ),
         (lambda d: d["workspace"]["fx_rates"].update(EUR="0"), "workspace: fx_rates.EUR: must be greater than 0"),
         (lambda d: d.pop("workspace"), "snapshot: workspace: required key is missing"),
         (lambda d: d.update(invoice=[]), "snapshot: invoice: unknown key"),
@@ -311,7 +389,9 @@ def test_values_taken_in_the_database_are_problems_too(session: Session) -> None
     data = make_snapshot(
         users=[user("u2", "DANA@acme.test")],
         invoices=[invoice("i5", "INV-1042")],
-        payments=[], activities=[], tasks=[],
+        payments=[],
+        activities=[],
+        tasks=[],
     )
     data["workspace"] = {"name": "Acme Corp", "base_currency": "GBP", "fx_rates": {}}
 
@@ -358,7 +438,9 @@ def test_export_follows_the_contract_shape(session: Session) -> None:
     assert exported["invoices"][0]["amount"] == "12400.00"
     assert exported["payments"][1] == payment("i1", "100.50", "2026-11-03T10:00:00+00:00")
     assert [a["at"] for a in exported["activities"]] == [
-        "2026-10-20T15:00:00+00:00", "2026-10-25T09:00:00+00:00", "2026-10-05T09:00:00+00:00",
+        "2026-10-20T15:00:00+00:00",
+        "2026-10-25T09:00:00+00:00",
+        "2026-10-05T09:00:00+00:00",
     ]
 
 

@@ -9,8 +9,15 @@ def facts() -> dict[str, Any]:
     return {
         "today": "2026-11-25",
         "invoices": [
-            {"number": "INV-1042", "amount": "12000.00", "original_amount": "12400.00", "currency": "EUR",
-             "issue_date": "2026-10-01", "due_date": "2026-10-31", "promise_to_pay_date": None},
+            {
+                "number": "INV-1042",
+                "amount": "12000.00",
+                "original_amount": "12400.00",
+                "currency": "EUR",
+                "issue_date": "2026-10-01",
+                "due_date": "2026-10-31",
+                "promise_to_pay_date": None,
+            },
         ],
         "totals": [{"currency": "EUR", "amount": "12000.00"}],
     }

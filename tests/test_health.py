@@ -32,8 +32,15 @@ def test_an_account_with_nothing_wrong_is_good(session: Session) -> None:
 def test_overdue_disputes_and_broken_promises_lower_the_score_with_reasons(session: Session) -> None:
     f.basic_book(session)
     f.invoice(session, "a1", contacts=("c1",), days_overdue=100, amount=Decimal("3000.00"), status="overdue")
-    f.invoice(session, "a1", contacts=("c1",), days_overdue=5, amount=Decimal("1000.00"), status="overdue",
-              promise_to_pay_date=f.TODAY - dt.timedelta(days=1))
+    f.invoice(
+        session,
+        "a1",
+        contacts=("c1",),
+        days_overdue=5,
+        amount=Decimal("1000.00"),
+        status="overdue",
+        promise_to_pay_date=f.TODAY - dt.timedelta(days=1),
+    )
     f.invoice(session, "a1", contacts=("c1",), days_overdue=-5, amount=Decimal("1000.00"), status="disputed")
     [h] = healths(session)
     assert h.open_base == Decimal("5000.00") and h.overdue_base == Decimal("4000.00")
@@ -41,16 +48,27 @@ def test_overdue_disputes_and_broken_promises_lower_the_score_with_reasons(sessi
     assert (h.disputes, h.broken_promises) == (1, 1)
     # 40 * 0.8 + 10 (90+) + 10 (dispute) + 10 (broken promise) = 62 points off
     assert (h.score, h.grade) == (38, "poor")
-    assert h.reasons[:4] == ["80% of the open balance is overdue (USD 4,000.00)", "USD 3,000.00 more than 90 days overdue",
-                             "1 open dispute", "1 broken promise to pay"]
+    assert h.reasons[:4] == [
+        "80% of the open balance is overdue (USD 4,000.00)",
+        "USD 3,000.00 more than 90 days overdue",
+        "1 open dispute",
+        "1 broken promise to pay",
+    ]
 
 
 def test_revenue_at_risk_is_overdue_plus_open_balance_of_poor_accounts(session: Session) -> None:
     f.basic_book(session)
     f.account(session, "a3", "u1", name="Hooli")
     f.invoice(session, "a1", contacts=("c1",), days_overdue=100, amount=Decimal("3000.00"), status="overdue")
-    f.invoice(session, "a1", contacts=("c1",), days_overdue=5, amount=Decimal("1000.00"), status="overdue",
-              promise_to_pay_date=f.TODAY - dt.timedelta(days=1))
+    f.invoice(
+        session,
+        "a1",
+        contacts=("c1",),
+        days_overdue=5,
+        amount=Decimal("1000.00"),
+        status="overdue",
+        promise_to_pay_date=f.TODAY - dt.timedelta(days=1),
+    )
     f.invoice(session, "a1", contacts=("c1",), days_overdue=-5, amount=Decimal("1000.00"))  # poor account: counts
     f.invoice(session, "a3", days_overdue=3, amount=Decimal("100.00"), status="overdue")
     f.invoice(session, "a3", days_overdue=-5, amount=Decimal("5000.00"))  # healthy account: does not

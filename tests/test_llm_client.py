@@ -39,8 +39,7 @@ DEAL_TOOL = {
 MESSAGES = [{"role": "user", "content": "What is deal 42?"}]
 
 
-def completion_json(*, content: str | None = "Hello", tool_calls: list[dict] | None = None,
-                    usage: dict | None = None) -> dict:
+def completion_json(*, content: str | None = "Hello", tool_calls: list[dict] | None = None, usage: dict | None = None) -> dict:
     message: dict = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -49,8 +48,7 @@ def completion_json(*, content: str | None = "Hello", tool_calls: list[dict] | N
         "object": "chat.completion",
         "created": 1_700_000_000,
         "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if tool_calls else "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
     }
     if usage is not None:
         body["usage"] = usage
@@ -60,7 +58,6 @@ def completion_json(*, content: str | None = "Hello", tool_calls: list[dict] | N
 def ok(**kwargs: object) -> respx.MockResponse:
     # respx builds responses with legacy httpx; respx.MockResponse is that class.
     return respx.MockResponse(200, json=completion_json(**kwargs))
-
 
 
 @pytest.fixture
@@ -86,8 +83,7 @@ def make_settings(**overrides: object) -> LLMSettings:
 @pytest.fixture
 async def client(fake_time: FakeTime) -> AsyncIterator[ModelClient]:
     # A real AsyncOpenAI built by ModelClient itself; only the HTTP layer is mocked.
-    async with ModelClient(make_settings(max_attempts=4), sleep=fake_time.sleep,
-                           clock=fake_time.clock) as c:
+    async with ModelClient(make_settings(max_attempts=4), sleep=fake_time.sleep, clock=fake_time.clock) as c:
         yield c
 
 
@@ -96,18 +92,18 @@ def chat_route(router: respx.Router) -> respx.Route:
 
 
 async def test_success_returns_tool_call_and_usage(llm_api: respx.Router, client: ModelClient) -> None:
-    tool_call = {"id": "call_1", "type": "function",
-                 "function": {"name": "get_deal", "arguments": '{"deal_id": "42"}'}}
-    route = chat_route(llm_api).mock(return_value=ok(
-        content=None, tool_calls=[tool_call],
-        usage={"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}))
+    tool_call = {"id": "call_1", "type": "function", "function": {"name": "get_deal", "arguments": '{"deal_id": "42"}'}}
+    route = chat_route(llm_api).mock(
+        return_value=ok(
+            content=None, tool_calls=[tool_call], usage={"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        )
+    )
 
     reply = await client.complete(MESSAGES, tools=[DEAL_TOOL])
 
     assert route.call_count == 1
     assert reply.content is None
-    assert [(tc.id, tc.name, tc.arguments) for tc in reply.tool_calls] == [
-        ("call_1", "get_deal", '{"deal_id": "42"}')]
+    assert [(tc.id, tc.name, tc.arguments) for tc in reply.tool_calls] == [("call_1", "get_deal", '{"deal_id": "42"}')]
     assert reply.usage == Usage(prompt_tokens=11, completion_tokens=7, total_tokens=18)
     assert reply.model == "gpt-4o-mini-2024-07-18"
     assert reply.attempts == 1
@@ -117,8 +113,7 @@ async def test_success_returns_tool_call_and_usage(llm_api: respx.Router, client
     assert route.calls.last.request.headers["authorization"] == "Bearer test-key"
 
 
-async def test_missing_usage_reports_zeros_and_totals_reset(llm_api: respx.Router,
-                                                            client: ModelClient) -> None:
+async def test_missing_usage_reports_zeros_and_totals_reset(llm_api: respx.Router, client: ModelClient) -> None:
     chat_route(llm_api).mock(return_value=ok(content="hi", usage=None))
 
     reply = await client.complete(MESSAGES)
@@ -130,12 +125,13 @@ async def test_missing_usage_reports_zeros_and_totals_reset(llm_api: respx.Route
     assert client.usage_totals == UsageTotals()
 
 
-async def test_429_with_retry_after_waits_exactly_that(llm_api: respx.Router, client: ModelClient,
-                                                       fake_time: FakeTime) -> None:
-    route = chat_route(llm_api).mock(side_effect=[
-        api_error(429, "Rate limit reached", headers={"Retry-After": "2"}),
-        ok(usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}),
-    ])
+async def test_429_with_retry_after_waits_exactly_that(llm_api: respx.Router, client: ModelClient, fake_time: FakeTime) -> None:
+    route = chat_route(llm_api).mock(
+        side_effect=[
+            api_error(429, "Rate limit reached", headers={"Retry-After": "2"}),
+            ok(usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}),
+        ]
+    )
 
     reply = await client.complete(MESSAGES)
 
@@ -144,12 +140,13 @@ async def test_429_with_retry_after_waits_exactly_that(llm_api: respx.Router, cl
     assert fake_time.sleeps == [2]
 
 
-async def test_retry_after_is_capped_by_remaining_deadline(llm_api: respx.Router,
-                                                           fake_time: FakeTime) -> None:
-    chat_route(llm_api).mock(side_effect=[
-        api_error(503, "overloaded", headers={"retry-after-ms": "100000"}),
-        ok(),
-    ])
+async def test_retry_after_is_capped_by_remaining_deadline(llm_api: respx.Router, fake_time: FakeTime) -> None:
+    chat_route(llm_api).mock(
+        side_effect=[
+            api_error(503, "overloaded", headers={"retry-after-ms": "100000"}),
+            ok(),
+        ]
+    )
     settings = make_settings(total_deadline_s=10.0, backoff_max_s=8.0)
     async with ModelClient(settings, sleep=fake_time.sleep, clock=fake_time.clock) as c:
         reply = await c.complete(MESSAGES)
@@ -160,7 +157,8 @@ async def test_retry_after_is_capped_by_remaining_deadline(llm_api: respx.Router
 
 
 async def test_503_every_time_raises_unavailable_after_max_attempts(
-        llm_api: respx.Router, client: ModelClient, fake_time: FakeTime) -> None:
+    llm_api: respx.Router, client: ModelClient, fake_time: FakeTime
+) -> None:
     route = chat_route(llm_api).mock(return_value=api_error(503, "Service Unavailable"))
 
     with pytest.raises(ModelUnavailable) as info:
@@ -175,8 +173,7 @@ async def test_503_every_time_raises_unavailable_after_max_attempts(
     assert client.usage_totals == UsageTotals()
 
 
-async def test_400_raises_model_error_without_retry(llm_api: respx.Router, client: ModelClient,
-                                                    fake_time: FakeTime) -> None:
+async def test_400_raises_model_error_without_retry(llm_api: respx.Router, client: ModelClient, fake_time: FakeTime) -> None:
     route = chat_route(llm_api).mock(return_value=api_error(400, "Invalid 'messages'"))
 
     with pytest.raises(ModelError) as info:
@@ -191,8 +188,7 @@ async def test_400_raises_model_error_without_retry(llm_api: respx.Router, clien
 # Both work: httpx2's transport maps httpcore2.ReadTimeout to httpx2.ReadTimeout, and the
 # SDK turns either into openai.APITimeoutError.
 @pytest.mark.parametrize("timeout_exc", [httpx2.ReadTimeout, httpcore2.ReadTimeout])
-async def test_timeout_then_success(llm_api: respx.Router, client: ModelClient,
-                                    timeout_exc: type[Exception]) -> None:
+async def test_timeout_then_success(llm_api: respx.Router, client: ModelClient, timeout_exc: type[Exception]) -> None:
     route = chat_route(llm_api).mock(side_effect=[timeout_exc("read timed out"), ok(content="late")])
 
     reply = await client.complete(MESSAGES)
@@ -202,8 +198,9 @@ async def test_timeout_then_success(llm_api: respx.Router, client: ModelClient,
     assert route.call_count == 2
 
 
-async def test_connection_errors_stop_at_total_deadline(llm_api: respx.Router, fake_time: FakeTime,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_connection_errors_stop_at_total_deadline(
+    llm_api: respx.Router, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Take the top of each jitter window so the waits are 1, 2, 4, ... and the stop point is known.
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
     route = chat_route(llm_api).mock(side_effect=httpx2.ConnectError("connection refused"))
@@ -219,8 +216,7 @@ async def test_connection_errors_stop_at_total_deadline(llm_api: respx.Router, f
     assert fake_time.now <= settings.total_deadline_s
 
 
-async def test_request_carries_model_and_tools_only_when_given(llm_api: respx.Router,
-                                                               client: ModelClient) -> None:
+async def test_request_carries_model_and_tools_only_when_given(llm_api: respx.Router, client: ModelClient) -> None:
     route = chat_route(llm_api).mock(return_value=ok())
 
     await client.complete(MESSAGES, tools=[DEAL_TOOL], tool_choice="auto")
@@ -238,8 +234,7 @@ async def test_request_carries_model_and_tools_only_when_given(llm_api: respx.Ro
 
 
 def test_settings_from_env() -> None:
-    settings = LLMSettings.from_env(
-        {"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": BASE_URL, "LUMO_MODEL": "gpt-4.1"})
+    settings = LLMSettings.from_env({"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": BASE_URL, "LUMO_MODEL": "gpt-4.1"})
     assert (settings.api_key, settings.base_url, settings.model) == ("sk-x", BASE_URL, "gpt-4.1")
     assert "sk-x" not in repr(settings)
 

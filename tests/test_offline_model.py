@@ -28,10 +28,14 @@ def user(text: str) -> dict[str, Any]:
 
 
 def called(*calls: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
-    return {"role": "assistant", "content": None, "tool_calls": [
-        {"id": cid, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
-        for cid, name, args in calls
-    ]}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            for cid, name, args in calls
+        ],
+    }
 
 
 def result(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
@@ -39,8 +43,7 @@ def result(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
 
 
 def conversation(text: str, name: str, args: dict[str, Any], content: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"role": "system", "content": "You are Lumo."}, user(text), called(("call_1", name, args)),
-            result("call_1", content)]
+    return [{"role": "system", "content": "You are Lumo."}, user(text), called(("call_1", name, args)), result("call_1", content)]
 
 
 async def reply_to(messages: list[dict[str, Any]], tools: list[dict] | None = TOOLS) -> Any:
@@ -50,31 +53,74 @@ async def reply_to(messages: list[dict[str, Any]], tools: list[dict] | None = TO
 PRIORITIES = {
     "date": "2026-11-25",
     "items": [
-        {"rank": 1, "kind": "overdue", "invoice_number": "INV-1042", "account": "Globex", "amount": "12400.00",
-         "currency": "EUR", "days_overdue": 38,
-         "reasons": ["EUR 12,400.00 overdue 38 days", "status still 'sent'", "no contact in 21 days"],
-         "action": "Mark it overdue and send the escalation reminder for INV-1042 (Hank Scorpio, hank@globex.test)",
-         "score": "91.20", "task_id": None},
-        {"rank": 2, "kind": "promise_broken", "invoice_number": "INV-0977", "account": "Initech", "amount": "880.50",
-         "currency": "USD", "days_overdue": 12, "reasons": ["USD 880.50 overdue 12 days", "promise to pay by 2026-11-20 broken"],
-         "action": "Call about the broken promise to pay INV-0977 and agree a new date", "score": "60.00", "task_id": None},
-        {"rank": 3, "kind": "task_due", "invoice_number": None, "account": "Globex", "amount": None, "currency": None,
-         "days_overdue": 0, "reasons": ["task due today (2026-11-25)"], "action": "Do the task: Call Hank",
-         "score": "20.00", "task_id": "t1"},
+        {
+            "rank": 1,
+            "kind": "overdue",
+            "invoice_number": "INV-1042",
+            "account": "Globex",
+            "amount": "12400.00",
+            "currency": "EUR",
+            "days_overdue": 38,
+            "reasons": ["EUR 12,400.00 overdue 38 days", "status still 'sent'", "no contact in 21 days"],
+            "action": "Mark it overdue and send the escalation reminder for INV-1042 (Hank Scorpio, hank@globex.test)",
+            "score": "91.20",
+            "task_id": None,
+        },
+        {
+            "rank": 2,
+            "kind": "promise_broken",
+            "invoice_number": "INV-0977",
+            "account": "Initech",
+            "amount": "880.50",
+            "currency": "USD",
+            "days_overdue": 12,
+            "reasons": ["USD 880.50 overdue 12 days", "promise to pay by 2026-11-20 broken"],
+            "action": "Call about the broken promise to pay INV-0977 and agree a new date",
+            "score": "60.00",
+            "task_id": None,
+        },
+        {
+            "rank": 3,
+            "kind": "task_due",
+            "invoice_number": None,
+            "account": "Globex",
+            "amount": None,
+            "currency": None,
+            "days_overdue": 0,
+            "reasons": ["task due today (2026-11-25)"],
+            "action": "Do the task: Call Hank",
+            "score": "20.00",
+            "task_id": "t1",
+        },
     ],
 }
 
 DRAFT = {
-    "to": ["hank@globex.test"], "cc": ["boss@acme.test"], "subject": "Overdue: INV-1042",
+    "to": ["hank@globex.test"],
+    "cc": ["boss@acme.test"],
+    "subject": "Overdue: INV-1042",
     "body": "Hi Hank,\n\nINV-1042 for €12,400.00 is 38 days past due.\n\nBest regards,\nDana",
-    "tone": "escalation", "invoice_numbers": ["INV-1042"], "facts": {}, "skipped_reason": None,
+    "tone": "escalation",
+    "invoice_numbers": ["INV-1042"],
+    "facts": {},
+    "skipped_reason": None,
 }
 
 
 def skipped(reason: str, **invoice: Any) -> dict[str, Any]:
     facts = {"invoices": [{"number": "INV-1042", "due_date": "2026-12-10", "promise_to_pay_date": None, **invoice}]}
-    return {"draft": {"to": [], "cc": [], "subject": "", "body": "", "tone": None, "invoice_numbers": ["INV-1042"],
-                      "facts": facts, "skipped_reason": reason}}
+    return {
+        "draft": {
+            "to": [],
+            "cc": [],
+            "subject": "",
+            "body": "",
+            "tone": None,
+            "invoice_numbers": ["INV-1042"],
+            "facts": facts,
+            "skipped_reason": reason,
+        }
+    }
 
 
 # --- parse_intent: reads --------------------------------------------------------------------------
@@ -160,30 +206,35 @@ def test_send_drafts_first() -> None:
 def test_task_tomorrow_is_due_the_next_day_and_names_the_invoice() -> None:
     intent = parse_intent("create a task to call Hank about INV-1042 tomorrow", TODAY)
     assert intent.name == "create_task"
-    assert intent.calls == [("create_follow_up_task", {"title": "Call Hank about INV-1042", "due_date": "2026-11-26",
-                                                       "invoice_number": "INV-1042"})]
+    assert intent.calls == [
+        ("create_follow_up_task", {"title": "Call Hank about INV-1042", "due_date": "2026-11-26", "invoice_number": "INV-1042"})
+    ]
 
 
 def test_reminder_to_self_on_a_date_is_a_task_due_that_date() -> None:
     assert calls_of("remind me to chase Acme on 2026-12-01") == [
-        ("create_follow_up_task", {"title": "Chase Acme", "due_date": "2026-12-01"})]
+        ("create_follow_up_task", {"title": "Chase Acme", "due_date": "2026-12-01"})
+    ]
 
 
 def test_task_in_some_days_counts_from_today() -> None:
     assert calls_of("remind me in 3 days to call Hank") == [
-        ("create_follow_up_task", {"title": "Call Hank", "due_date": "2026-11-28"})]
+        ("create_follow_up_task", {"title": "Call Hank", "due_date": "2026-11-28"})
+    ]
 
 
 def test_mark_as_paid_keeps_the_reason_after_because() -> None:
     intent = parse_intent("mark INV-1042 as paid because the wire arrived", TODAY)
     assert intent.name == "change_status"
-    assert intent.calls == [("update_invoice_status",
-                             {"invoice_number": "INV-1042", "status": "paid", "reason": "the wire arrived"})]
+    assert intent.calls == [
+        ("update_invoice_status", {"invoice_number": "INV-1042", "status": "paid", "reason": "the wire arrived"})
+    ]
 
 
 def test_change_status_keeps_the_reason_after_a_colon() -> None:
     assert calls_of("change INV-1042 status to disputed: wrong quantity") == [
-        ("update_invoice_status", {"invoice_number": "INV-1042", "status": "disputed", "reason": "wrong quantity"})]
+        ("update_invoice_status", {"invoice_number": "INV-1042", "status": "disputed", "reason": "wrong quantity"})
+    ]
 
 
 def test_status_change_without_reason_says_the_rep_asked() -> None:
@@ -226,7 +277,8 @@ async def test_fresh_message_gets_a_tool_call_with_sorted_json_arguments() -> No
     reply = await reply_to([user("what's overdue for Globex Corp in EUR?")])
     assert reply.content is None
     assert [(c.id, c.name, c.arguments) for c in reply.tool_calls] == [
-        ("call_offline_1", "overdue_invoices", json.dumps({"account": "Globex Corp", "currency": "EUR"}, sort_keys=True))]
+        ("call_offline_1", "overdue_invoices", json.dumps({"account": "Globex Corp", "currency": "EUR"}, sort_keys=True))
+    ]
 
 
 async def test_reply_reports_the_offline_model_and_an_estimated_prompt_size() -> None:
@@ -259,73 +311,115 @@ async def test_clarify_asks_its_question() -> None:
 async def test_priorities_reply_lists_items_in_the_tools_order_with_exact_numbers() -> None:
     reply = await reply_to(conversation("what should I do today?", "todays_priorities", {}, PRIORITIES))
     lines = [line for line in reply.content.splitlines() if line[:2] in ("1.", "2.", "3.")]
-    assert lines[0] == ("1. INV-1042 (Globex): EUR 12,400.00, 38 days overdue — EUR 12,400.00 overdue 38 days; "
-                        "status still 'sent'; no contact in 21 days; next: Mark it overdue and send the escalation "
-                        "reminder for INV-1042 (Hank Scorpio, hank@globex.test)")
+    assert lines[0] == (
+        "1. INV-1042 (Globex): EUR 12,400.00, 38 days overdue — EUR 12,400.00 overdue 38 days; "
+        "status still 'sent'; no contact in 21 days; next: Mark it overdue and send the escalation "
+        "reminder for INV-1042 (Hank Scorpio, hank@globex.test)"
+    )
     assert lines[1].startswith("2. INV-0977 (Initech): USD 880.50, 12 days overdue")
     assert lines[2] == "3. Task (Globex) — task due today (2026-11-25); next: Do the task: Call Hank"
 
 
 async def test_overdue_reply_cites_totals_and_rows() -> None:
-    content = {"total": 1, "totals": [{"currency": "EUR", "amount": "12400.00"}], "invoices": [
-        {"invoice_number": "INV-1042", "account": "Globex", "status": "sent", "balance": "12400.00", "currency": "EUR",
-         "due_date": "2026-10-18", "days_overdue": 38}]}
+    content = {
+        "total": 1,
+        "totals": [{"currency": "EUR", "amount": "12400.00"}],
+        "invoices": [
+            {
+                "invoice_number": "INV-1042",
+                "account": "Globex",
+                "status": "sent",
+                "balance": "12400.00",
+                "currency": "EUR",
+                "due_date": "2026-10-18",
+                "days_overdue": 38,
+            }
+        ],
+    }
     reply = await reply_to(conversation("overdue for Globex", "overdue_invoices", {"account": "Globex"}, content))
     assert "1 overdue invoice for Globex" in reply.content
     assert "- INV-1042 (Globex): EUR 12,400.00, 38 days overdue (due 2026-10-18, status 'sent')" in reply.content
 
 
 async def test_draft_reply_shows_recipients_subject_and_body() -> None:
-    reply = await reply_to(conversation("draft a reminder for INV-1042", "draft_followup_email",
-                                        {"invoice_number": "INV-1042"}, {"draft": DRAFT}))
+    reply = await reply_to(
+        conversation("draft a reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"}, {"draft": DRAFT})
+    )
     assert "To: hank@globex.test" in reply.content
     assert "Cc: boss@acme.test" in reply.content
     assert "Subject: Overdue: INV-1042" in reply.content
     assert DRAFT["body"] in reply.content
 
 
-@pytest.mark.parametrize(("reason", "words"), [
-    ("paid", "already paid"), ("cooldown", "too soon to chase again"), ("do_not_contact", "do-not-contact"),
-    ("not_due", "isn't due yet (due 2026-12-10)"),
-])
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("paid", "already paid"),
+        ("cooldown", "too soon to chase again"),
+        ("do_not_contact", "do-not-contact"),
+        ("not_due", "isn't due yet (due 2026-12-10)"),
+    ],
+)
 async def test_skipped_draft_is_explained_in_words(reason: str, words: str) -> None:
-    reply = await reply_to(conversation("draft a reminder for INV-1042", "draft_followup_email",
-                                        {"invoice_number": "INV-1042"}, skipped(reason)))
+    reply = await reply_to(
+        conversation("draft a reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"}, skipped(reason))
+    )
     assert reply.content.startswith("No reminder for INV-1042:")
     assert words in reply.content
 
 
 async def test_skipped_for_a_pending_promise_names_the_promised_date() -> None:
-    reply = await reply_to(conversation("draft a reminder for INV-1042", "draft_followup_email",
-                                        {"invoice_number": "INV-1042"},
-                                        skipped("promise_pending", promise_to_pay_date="2026-12-01")))
+    reply = await reply_to(
+        conversation(
+            "draft a reminder for INV-1042",
+            "draft_followup_email",
+            {"invoice_number": "INV-1042"},
+            skipped("promise_pending", promise_to_pay_date="2026-12-01"),
+        )
+    )
     assert "promised to pay by 2026-12-01" in reply.content
 
 
 async def test_not_found_error_says_what_could_not_be_found() -> None:
-    reply = await reply_to(conversation("tell me about INV-9999", "get_invoice", {"invoice_number": "INV-9999"},
-                                        {"error": "invoice INV-9999 not found"}))
+    reply = await reply_to(
+        conversation(
+            "tell me about INV-9999", "get_invoice", {"invoice_number": "INV-9999"}, {"error": "invoice INV-9999 not found"}
+        )
+    )
     assert reply.content == "I couldn't find invoice INV-9999."
 
 
 async def test_other_errors_say_what_failed_in_one_line() -> None:
-    reply = await reply_to(conversation("overdue in XYZ", "overdue_invoices", {"currency": "XYZ"},
-                                        {"error": "no exchange rate for XYZ to USD"}))
+    reply = await reply_to(
+        conversation("overdue in XYZ", "overdue_invoices", {"currency": "XYZ"}, {"error": "no exchange rate for XYZ to USD"})
+    )
     assert reply.content == "I couldn't list the overdue invoices: no exchange rate for XYZ to USD."
 
 
 async def test_rejected_action_is_acknowledged_with_the_feedback() -> None:
     args = {"invoice_number": "INV-1042", "status": "paid", "reason": "the wire arrived"}
-    reply = await reply_to(conversation("mark INV-1042 as paid because the wire arrived", "update_invoice_status", args,
-                                        {"rejected": True, "feedback": "wait for the bank statement"}))
+    reply = await reply_to(
+        conversation(
+            "mark INV-1042 as paid because the wire arrived",
+            "update_invoice_status",
+            args,
+            {"rejected": True, "feedback": "wait for the bank statement"},
+        )
+    )
     assert "didn't change INV-1042 to 'paid'" in reply.content
     assert "wait for the bank statement" in reply.content
 
 
 async def test_done_status_change_says_what_changed() -> None:
     args = {"invoice_number": "INV-1042", "status": "paid", "reason": "the wire arrived"}
-    reply = await reply_to(conversation("mark INV-1042 as paid because the wire arrived", "update_invoice_status", args,
-                                        {"done": True, "result": {"invoice_number": "INV-1042", "from": "sent", "to": "paid"}}))
+    reply = await reply_to(
+        conversation(
+            "mark INV-1042 as paid because the wire arrived",
+            "update_invoice_status",
+            args,
+            {"done": True, "result": {"invoice_number": "INV-1042", "from": "sent", "to": "paid"}},
+        )
+    )
     assert reply.content == "Done: INV-1042 changed from 'sent' to 'paid' (the wire arrived)."
 
 
@@ -339,8 +433,9 @@ async def test_results_after_the_last_user_message_are_answered_even_without_too
 
 
 async def test_send_flow_emits_send_email_with_the_drafts_fields_after_the_draft() -> None:
-    messages = conversation("send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"},
-                            {"draft": DRAFT})
+    messages = conversation(
+        "send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"}, {"draft": DRAFT}
+    )
     reply = await reply_to(messages)
     assert reply.content is None
     [call] = reply.tool_calls
@@ -350,8 +445,9 @@ async def test_send_flow_emits_send_email_with_the_drafts_fields_after_the_draft
 
 
 async def test_send_flow_with_a_skipped_draft_explains_instead_of_sending() -> None:
-    reply = await reply_to(conversation("send the reminder for INV-1042", "draft_followup_email",
-                                        {"invoice_number": "INV-1042"}, skipped("paid")))
+    reply = await reply_to(
+        conversation("send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"}, skipped("paid"))
+    )
     assert reply.tool_calls == []
     assert "already paid" in reply.content
 
@@ -359,8 +455,7 @@ async def test_send_flow_with_a_skipped_draft_explains_instead_of_sending() -> N
 async def test_send_flow_after_the_send_reports_it_and_does_not_send_again() -> None:
     email = {k: DRAFT[k] for k in ("to", "cc", "subject", "body", "invoice_numbers")}
     messages = [
-        *conversation("send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"},
-                      {"draft": DRAFT}),
+        *conversation("send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"}, {"draft": DRAFT}),
         called(("call_offline_2", "send_email", email)),
         result("call_offline_2", {"done": True, "result": {"outbox_id": 7, "status": "queued", "to": ["hank@globex.test"]}}),
     ]
@@ -372,8 +467,7 @@ async def test_send_flow_after_the_send_reports_it_and_does_not_send_again() -> 
 async def test_send_flow_rejected_send_is_acknowledged_with_the_feedback() -> None:
     email = {k: DRAFT[k] for k in ("to", "cc", "subject", "body", "invoice_numbers")}
     messages = [
-        *conversation("send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"},
-                      {"draft": DRAFT}),
+        *conversation("send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"}, {"draft": DRAFT}),
         called(("call_offline_2", "send_email", email)),
         result("call_offline_2", {"rejected": True, "feedback": "too harsh, call first"}),
     ]
@@ -382,8 +476,9 @@ async def test_send_flow_rejected_send_is_acknowledged_with_the_feedback() -> No
 
 
 async def test_send_flow_without_send_email_offered_shows_the_draft() -> None:
-    messages = conversation("send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"},
-                            {"draft": DRAFT})
+    messages = conversation(
+        "send the reminder for INV-1042", "draft_followup_email", {"invoice_number": "INV-1042"}, {"draft": DRAFT}
+    )
     reply = await reply_to(messages, tools=None)
     assert reply.tool_calls == []
     assert "Subject: Overdue: INV-1042" in reply.content

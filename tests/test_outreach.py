@@ -21,8 +21,7 @@ AS_OF = AsOf(f.TODAY, ZoneInfo("UTC"))
 
 
 def check(session: Session, numbers: list[str], to: list[str], cc: list[str] = (), text: str = "Hello") -> None:  # type: ignore[assignment]
-    check_email(session, scope_for_email(session, "u1@acme.test"), numbers=numbers, to=to, cc=list(cc), text=text,
-                as_of=AS_OF)
+    check_email(session, scope_for_email(session, "u1@acme.test"), numbers=numbers, to=to, cc=list(cc), text=text, as_of=AS_OF)
 
 
 def test_an_email_to_the_invoice_contact_passes(session: Session) -> None:
@@ -66,9 +65,18 @@ def test_one_email_covers_one_account(session: Session) -> None:
 def test_a_queued_email_starts_the_cooldown(session: Session) -> None:
     f.basic_book(session)
     inv = f.invoice(session, "a1", contacts=("c1",), days_overdue=10)
-    session.add(OutboxEmail(action_id="x:1", user_id="u1", to="c1@customer.test", subject="s", body="b",
-                            invoice_numbers=f"INV-0,{inv.number}", status="queued",
-                            created_at=dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC)))
+    session.add(
+        OutboxEmail(
+            action_id="x:1",
+            user_id="u1",
+            to="c1@customer.test",
+            subject="s",
+            body="b",
+            invoice_numbers=f"INV-0,{inv.number}",
+            status="queued",
+            created_at=dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC),
+        )
+    )
     session.flush()
     scope = scope_for_email(session, "u1@acme.test")
     assert draft_for_invoice(session, scope, inv.number, AS_OF).skipped_reason == "cooldown"

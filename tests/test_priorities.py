@@ -20,8 +20,15 @@ def ranked(session: Session, who: str = "u1@acme.test") -> list[dict]:
 
 def test_items_carry_reasons_in_words_and_a_next_action(session: Session) -> None:
     f.basic_book(session)
-    inv = f.invoice(session, "a1", contacts=("c1",), days_overdue=38, amount=Decimal("12400.00"), currency="EUR",
-                    status_updated_at=dt.datetime(2026, 10, 1, 9, tzinfo=dt.UTC))
+    inv = f.invoice(
+        session,
+        "a1",
+        contacts=("c1",),
+        days_overdue=38,
+        amount=Decimal("12400.00"),
+        currency="EUR",
+        status_updated_at=dt.datetime(2026, 10, 1, 9, tzinfo=dt.UTC),
+    )
     [item] = ranked(session)
     assert item["rank"] == 1 and item["kind"] == "overdue" and item["invoice_number"] == inv.number
     assert item["amount"] == "12400.00" and item["currency"] == "EUR" and item["days_overdue"] == 38
@@ -100,6 +107,7 @@ def test_narrowing_in_sql_leaves_out_no_item(engine, session: Session) -> None: 
         for day in (f.TODAY, f.TODAY + dt.timedelta(days=9), f.TODAY - dt.timedelta(days=20)):
             as_of = AsOf(day, scope.tz)
             narrowed = [i.as_json() for i in compute_priorities(session, scope, as_of, limit=None)]
-            every = [i.as_json() for i in compute_priorities(session, scope, as_of, limit=None,
-                                                              rows=actionable_rows(session, scope))]
+            every = [
+                i.as_json() for i in compute_priorities(session, scope, as_of, limit=None, rows=actionable_rows(session, scope))
+            ]
             assert narrowed == every and narrowed

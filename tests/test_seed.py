@@ -44,9 +44,7 @@ def invoices_with_tz(engine: Engine) -> list[tuple[Invoice, ZoneInfo]]:
     """Every invoice with its owner's time zone (days are counted in the rep's calendar)."""
     with Session(engine) as session:
         rows = session.execute(
-            select(Invoice, User.timezone)
-            .join(Account, Account.id == Invoice.account_id)
-            .join(User, User.id == Account.owner_id)
+            select(Invoice, User.timezone).join(Account, Account.id == Invoice.account_id).join(User, User.id == Account.owner_id)
         ).all()
         return [(inv, ZoneInfo(tz)) for inv, tz in rows]
 
@@ -72,12 +70,10 @@ def days_overdue(inv: Invoice) -> int:
 # The preconditions of DESIGN section 3's six stale kinds, written out on the raw rows.
 STALE_KINDS: dict[str, Callable[[Invoice, ZoneInfo], bool]] = {
     "overdue_not_marked": lambda inv, tz: inv.status in ("sent", "viewed") and days_overdue(inv) > 0,
-    "paid_not_marked": lambda inv, tz: inv.amount_paid >= inv.amount
-    and inv.status not in ("paid", "void", "written_off"),
+    "paid_not_marked": lambda inv, tz: inv.amount_paid >= inv.amount and inv.status not in ("paid", "void", "written_off"),
     "no_recent_activity": lambda inv, tz: is_open(inv) and inv.status != "disputed" and days_quiet(inv, tz) > 14,
     "draft_not_sent": lambda inv, tz: inv.status == "draft" and (TODAY - inv.issue_date).days > 7,
-    "promise_broken": lambda inv, tz: inv.promise_to_pay_date is not None
-    and inv.promise_to_pay_date < TODAY and is_open(inv),
+    "promise_broken": lambda inv, tz: inv.promise_to_pay_date is not None and inv.promise_to_pay_date < TODAY and is_open(inv),
     "dispute_stalled": lambda inv, tz: inv.status == "disputed" and balance(inv) > 0 and days_quiet(inv, tz) > 14,
 }
 
@@ -146,7 +142,8 @@ def test_status_history_chains_from_draft_to_the_current_status(engine: Engine) 
         changes = defaultdict(list)
         rows = session.execute(
             select(Activity.invoice_id, Activity.at, Activity.from_status, Activity.to_status)
-            .where(Activity.kind == "status_change").order_by(Activity.invoice_id, Activity.at, Activity.id)
+            .where(Activity.kind == "status_change")
+            .order_by(Activity.invoice_id, Activity.at, Activity.id)
         )
         for invoice_id, at, from_status, to_status in rows:
             changes[invoice_id].append((at, from_status, to_status))
@@ -173,9 +170,7 @@ def test_demo_rep_book_shows_every_stale_kind(engine: Engine) -> None:
     with Session(engine) as session:
         demo_accounts = set(session.scalars(select(Account.id).where(Account.owner_id == DEMO_REP_ID)))
     book = [(inv, tz) for inv, tz in invoices_with_tz(engine) if inv.account_id in demo_accounts]
-    assert {kind for kind, rule in STALE_KINDS.items() if any(rule(inv, tz) for inv, tz in book)} == set(
-        STALE_KINDS
-    )
+    assert {kind for kind, rule in STALE_KINDS.items() if any(rule(inv, tz) for inv, tz in book)} == set(STALE_KINDS)
 
 
 def test_every_aging_bucket_occurs(engine: Engine) -> None:
@@ -195,8 +190,7 @@ def test_pending_promises_recent_contacts_and_due_soon_occur(engine: Engine) -> 
     rows = invoices_with_tz(engine)
     assert any(is_open(i) and i.promise_to_pay_date and i.promise_to_pay_date >= TODAY for i, _ in rows)
     assert any(
-        is_open(i) and i.last_contacted_at and (TODAY - i.last_contacted_at.astimezone(tz).date()).days <= 3
-        for i, tz in rows
+        is_open(i) and i.last_contacted_at and (TODAY - i.last_contacted_at.astimezone(tz).date()).days <= 3 for i, tz in rows
     )
     assert any(is_open(i) and 0 <= (i.due_date - TODAY).days <= 3 for i, _ in rows)
     assert all(i.dispute_reason for i, _ in rows if i.status == "disputed")
@@ -226,8 +220,12 @@ def test_money_is_decimal_in_several_currencies_and_yen_is_whole(engine: Engine)
 def test_every_moment_is_aware_and_before_today(engine: Engine) -> None:
     seed_small(engine)
     with Session(engine) as session:
-        moments = [m for inv in session.scalars(select(Invoice))
-                   for m in (inv.status_updated_at, inv.last_activity_at, inv.last_contacted_at) if m]
+        moments = [
+            m
+            for inv in session.scalars(select(Invoice))
+            for m in (inv.status_updated_at, inv.last_activity_at, inv.last_contacted_at)
+            if m
+        ]
         moments += list(session.scalars(select(Activity.at))) + list(session.scalars(select(Payment.paid_at)))
     assert all(m.tzinfo is not None and m < MIDNIGHT for m in moments)
 
@@ -256,7 +254,8 @@ def test_every_reference_points_at_an_existing_row(engine: Engine) -> None:
                 parents = fk.elements[0].column.table.alias("parent")  # users refer to users
                 parent = parents.c[fk.elements[0].column.name]
                 orphans = conn.scalar(
-                    select(func.count()).select_from(table.outerjoin(parents, child == parent))
+                    select(func.count())
+                    .select_from(table.outerjoin(parents, child == parent))
                     .where(and_(child.is_not(None), parent.is_(None)))
                 )
                 assert orphans == 0, f"{table.name}.{child.name} has orphans"

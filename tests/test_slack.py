@@ -34,6 +34,7 @@ WAIT_SECONDS = 20.0
 
 # ---- a stand-in of the Slack Web API ------------------------------------------------------------------------------
 
+
 class SlackStandIn:
     """Records every Web API call and answers like Slack; can answer 429 a few times first."""
 
@@ -56,12 +57,10 @@ class SlackStandIn:
                     args = json.loads(raw or "{}")
                 else:
                     args = {k: v[0] for k, v in parse_qs(raw).items()}
-                status, body, headers = standin.answer(self.path.rsplit("/", 1)[-1], args,
-                                                       self.headers.get("authorization", ""))
+                status, body, headers = standin.answer(self.path.rsplit("/", 1)[-1], args, self.headers.get("authorization", ""))
                 payload = json.dumps(body).encode()
                 self.send_response(status)
-                for name, value in {**headers, "content-type": "application/json",
-                                    "content-length": str(len(payload))}.items():
+                for name, value in {**headers, "content-type": "application/json", "content-length": str(len(payload))}.items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
@@ -108,6 +107,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S
 
 # ---- the app in a real server -------------------------------------------------------------------------------------
 
+
 @dataclass
 class Clock:
     """The app's clock (`app.state.clock`): Slack's 5-minute window and the rep's day both read it."""
@@ -125,16 +125,29 @@ class LumoServer:
     clock: Clock
     http: httpx.Client
 
-    def signed(self, path: str, body: bytes, content_type: str, *, secret: str = SECRET, at: float | None = None,
-               headers: dict[str, str] | None = None) -> httpx.Response:
+    def signed(
+        self,
+        path: str,
+        body: bytes,
+        content_type: str,
+        *,
+        secret: str = SECRET,
+        at: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         ts = str(int(self.clock.now if at is None else at))
         signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
         sent = {"content-type": content_type, "x-slack-request-timestamp": ts, "x-slack-signature": signature or ""}
         return self.http.post(self.url + path, content=body, headers=sent | (headers or {}))
 
     def event(self, event: dict[str, Any], event_id: str, **kwargs: Any) -> httpx.Response:
-        payload = {"type": "event_callback", "team_id": "T1", "event_id": event_id, "event": event,
-                   "authorizations": [{"team_id": "T1", "user_id": BOT, "is_bot": True}]}
+        payload = {
+            "type": "event_callback",
+            "team_id": "T1",
+            "event_id": event_id,
+            "event": event,
+            "authorizations": [{"team_id": "T1", "user_id": BOT, "is_bot": True}],
+        }
         return self.signed("/slack/events", json.dumps(payload).encode(), "application/json", **kwargs)
 
     def form(self, path: str, fields: dict[str, str], **kwargs: Any) -> httpx.Response:
@@ -170,8 +183,9 @@ def book(session: Session) -> dict[str, Any]:
 @contextmanager
 def serve(db_url: str, slack_api: SlackStandIn, secret: str) -> Iterator[LumoServer]:
     """The app in uvicorn on a free loopback port, in a thread, with its own event loop."""
-    settings = Settings(database_url=db_url, slack_signing_secret=secret, slack_bot_token="xoxb-test",
-                        slack_api_url=slack_api.url)
+    settings = Settings(
+        database_url=db_url, slack_signing_secret=secret, slack_bot_token="xoxb-test", slack_api_url=slack_api.url
+    )
     app = create_app(settings, env={})  # no OPENAI_API_KEY: the offline model answers
     clock = Clock()
     app.state.clock = clock
@@ -213,6 +227,7 @@ def _status(session_factory: sessionmaker[Session], number: str) -> str | None:
 
 # ---- the tests ----------------------------------------------------------------------------------------------------
 
+
 def test_url_verification_echoes_the_challenge(lumo_server: LumoServer) -> None:
     body = json.dumps({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
     response = lumo_server.signed("/slack/events", body.encode(), "application/json")
@@ -232,8 +247,9 @@ def test_mention_is_acked_fast_and_answered_in_the_thread(lumo_server: LumoServe
     assert slack_api.calls[0]["auth"] == "Bearer xoxb-test"
 
 
-def test_a_retried_event_is_answered_once(lumo_server: LumoServer, slack_api: SlackStandIn,
-                                          session_factory: sessionmaker[Session]) -> None:
+def test_a_retried_event_is_answered_once(
+    lumo_server: LumoServer, slack_api: SlackStandIn, session_factory: sessionmaker[Session]
+) -> None:
     event = direct("what should I do today?", "1764080000.000200")
     assert lumo_server.event(event, "Ev002").status_code == 200
     retry = lumo_server.event(event, "Ev002", headers={"x-slack-retry-num": "1", "x-slack-retry-reason": "http_timeout"})
@@ -282,8 +298,9 @@ def test_a_replay_after_the_window_is_refused(lumo_server: LumoServer, slack_api
     assert first.status_code == 200
     slack_api.wait_posts(1)
     lumo_server.clock.now += 6 * 60  # the same signed bytes, captured and sent again later
-    replay = lumo_server.http.post(lumo_server.url + "/slack/events", content=first.request.content,
-                                   headers=dict(first.request.headers))
+    replay = lumo_server.http.post(
+        lumo_server.url + "/slack/events", content=first.request.content, headers=dict(first.request.headers)
+    )
     assert replay.status_code == 401
     lumo_server.wait_idle()
     assert len(slack_api.posts()) == 1
@@ -298,8 +315,13 @@ def test_unknown_slack_user_gets_a_polite_refusal_and_no_data(lumo_server: LumoS
 
 
 def test_slash_command_acks_ephemeral_then_posts_the_answer(lumo_server: LumoServer, slack_api: SlackStandIn) -> None:
-    fields = {"command": "/lumo", "text": "what should I do today?", "user_id": DANA, "channel_id": "C2",
-              "response_url": "https://hooks.slack.test/commands/1"}
+    fields = {
+        "command": "/lumo",
+        "text": "what should I do today?",
+        "user_id": DANA,
+        "channel_id": "C2",
+        "response_url": "https://hooks.slack.test/commands/1",
+    }
     started = time.monotonic()
     response = lumo_server.form("/slack/commands", fields)
     assert time.monotonic() - started < 3.0
@@ -318,12 +340,21 @@ def test_slash_command_acks_ephemeral_then_posts_the_answer(lumo_server: LumoSer
 
 
 def _click(server: LumoServer, post: dict[str, Any], user: str, decision: str) -> httpx.Response:
-    [button] = [e for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]
-                if json.loads(e["value"])["decision"] == decision]
-    payload = {"type": "block_actions", "user": {"id": user}, "channel": {"id": post["channel"]},
-               "container": {"type": "message", "message_ts": post["ts"], "channel_id": post["channel"]},
-               "message": {"ts": post["ts"], "thread_ts": post["thread_ts"], "text": post["text"]},
-               "actions": [{"type": "button", "action_id": button["action_id"], "value": button["value"]}]}
+    [button] = [
+        e
+        for b in post["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if json.loads(e["value"])["decision"] == decision
+    ]
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "channel": {"id": post["channel"]},
+        "container": {"type": "message", "message_ts": post["ts"], "channel_id": post["channel"]},
+        "message": {"ts": post["ts"], "thread_ts": post["thread_ts"], "text": post["text"]},
+        "actions": [{"type": "button", "action_id": button["action_id"], "value": button["value"]}],
+    }
     return server.form("/slack/interactions", {"payload": json.dumps(payload)})
 
 
@@ -334,8 +365,7 @@ def test_approve_button_changes_the_invoice_and_posts_the_result(
     lumo_server.event(mention("mark INV-1042 as paid because the wire arrived", root), "Ev008")
     [asking] = slack_api.wait_posts(1)
     assert asking["thread_ts"] == root and "approval" in asking["text"]
-    assert {e["text"]["text"] for b in asking["blocks"] if b["type"] == "actions" for e in b["elements"]} == {
-        "Approve", "Reject"}
+    assert {e["text"]["text"] for b in asking["blocks"] if b["type"] == "actions" for e in b["elements"]} == {"Approve", "Reject"}
     assert _status(session_factory, "INV-1042") == "sent"  # nothing before the click
 
     assert _click(lumo_server, asking, BOB, "approve").status_code == 200  # not his thread: nothing to approve
@@ -381,12 +411,19 @@ def test_without_a_signing_secret_slack_is_not_configured(db_url: str, slack_api
         assert response.status_code == 503 and response.json() == {"error": "Slack is not configured"}
 
 
-@pytest.mark.parametrize(("text", "decision"), [
-    ("approve", handlers.Decision("approve")), ("Yes!", handlers.Decision("approve")),
-    ("reject not yet", handlers.Decision("reject", "not yet")), ("No: wrong amount", handlers.Decision("reject", "wrong amount")),
-    ("no", handlers.Decision("reject", handlers.DEFAULT_REJECT_REASON)),
-    ("nothing new?", None), ("approve INV-1042 and INV-2001", None), ("what should I do today?", None),
-])
+@pytest.mark.parametrize(
+    ("text", "decision"),
+    [
+        ("approve", handlers.Decision("approve")),
+        ("Yes!", handlers.Decision("approve")),
+        ("reject not yet", handlers.Decision("reject", "not yet")),
+        ("No: wrong amount", handlers.Decision("reject", "wrong amount")),
+        ("no", handlers.Decision("reject", handlers.DEFAULT_REJECT_REASON)),
+        ("nothing new?", None),
+        ("approve INV-1042 and INV-2001", None),
+        ("what should I do today?", None),
+    ],
+)
 def test_decision_words(text: str, decision: handlers.Decision | None) -> None:
     assert handlers.parse_decision(text) == decision
 

@@ -54,9 +54,15 @@ def create_follow_up_task(ctx: ToolContext, args: TaskArgs, session: Session) ->
     _describe_task(ctx, args, session)
     invoice = _invoice(ctx, session, args.invoice_number) if args.invoice_number else None
     account_id = invoice.account_id if invoice else _account_id(ctx, session, args.account) if args.account else None
-    task = Task(id=f"t-{uuid.uuid4().hex[:12]}", owner_id=ctx.scope.user_id, account_id=account_id,
-                invoice_id=invoice.id if invoice else None, title=args.title,
-                due_date=args.due_date or ctx.as_of.today + dt.timedelta(days=1), done=False)
+    task = Task(
+        id=f"t-{uuid.uuid4().hex[:12]}",
+        owner_id=ctx.scope.user_id,
+        account_id=account_id,
+        invoice_id=invoice.id if invoice else None,
+        title=args.title,
+        due_date=args.due_date or ctx.as_of.today + dt.timedelta(days=1),
+        done=False,
+    )
     session.add(task)
     return {"task_id": task.id, "title": task.title, "due_date": task.due_date.isoformat() if task.due_date else None}
 
@@ -97,8 +103,7 @@ def update_invoice_status(ctx: ToolContext, args: StatusArgs, session: Session) 
     """Change an invoice's status with a reason, recorded in its history (needs the rep's approval)."""
     _describe_status(ctx, args, session)
     inv = _invoice(ctx, session, args.invoice_number)
-    event = ledger.change_status(session, inv, to_status=args.status, at=ctx.now, by_id=ctx.scope.user_id,
-                                 reason=args.reason)
+    event = ledger.change_status(session, inv, to_status=args.status, at=ctx.now, by_id=ctx.scope.user_id, reason=args.reason)
     return {"invoice_number": inv.number, "from": event.from_status, "to": event.to_status}
 
 
@@ -115,8 +120,15 @@ class EmailArgs(Args):
 
 
 def _describe_email(ctx: ToolContext, args: EmailArgs, session: Session) -> str:
-    check_email(session, ctx.scope, numbers=args.invoice_numbers, to=args.to, cc=args.cc,
-                text=f"{args.subject}\n{args.body}", as_of=ctx.as_of)
+    check_email(
+        session,
+        ctx.scope,
+        numbers=args.invoice_numbers,
+        to=args.to,
+        cc=args.cc,
+        text=f"{args.subject}\n{args.body}",
+        as_of=ctx.as_of,
+    )
     return f"Send '{args.subject}' to {', '.join(args.to)}" + (f" (cc {', '.join(args.cc)})" if args.cc else "")
 
 
@@ -125,11 +137,16 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
     """Send an email to invoice contacts: queued in the outbox for the mail sender (needs the rep's approval)."""
     _describe_email(ctx, args, session)
     email = OutboxEmail(
-        action_id=ctx.action_id or f"{ctx.thread_id}:{uuid.uuid4().hex}", user_id=ctx.scope.user_id, to=",".join(args.to),
-        cc=",".join(args.cc), subject=args.subject, body=args.body, invoice_numbers=",".join(args.invoice_numbers),
-        status="queued", created_at=ctx.now,
+        action_id=ctx.action_id or f"{ctx.thread_id}:{uuid.uuid4().hex}",
+        user_id=ctx.scope.user_id,
+        to=",".join(args.to),
+        cc=",".join(args.cc),
+        subject=args.subject,
+        body=args.body,
+        invoice_numbers=",".join(args.invoice_numbers),
+        status="queued",
+        created_at=ctx.now,
     )
     session.add(email)
     session.flush()
     return {"outbox_id": email.id, "status": "queued", "to": list(args.to), "invoice_numbers": list(args.invoice_numbers)}
-

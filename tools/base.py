@@ -47,8 +47,7 @@ class Tool:
 
     def schema(self) -> dict[str, Any]:
         parameters = compact_schema(self.args.model_json_schema())
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
-                                                 "parameters": parameters}}
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": parameters}}
 
 
 def compact_schema(node: Any) -> Any:
@@ -59,8 +58,11 @@ def compact_schema(node: Any) -> Any:
         return [compact_schema(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {k: compact_schema(v) for k, v in node.items()
-           if k not in ("title", "additionalProperties") and not (k == "default" and v in (None, False))}
+    out = {
+        k: compact_schema(v)
+        for k, v in node.items()
+        if k not in ("title", "additionalProperties") and not (k == "default" and v in (None, False))
+    }
     options = out.get("anyOf")
     if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
         out.pop("anyOf")
@@ -71,8 +73,9 @@ def compact_schema(node: Any) -> Any:
 REGISTRY: dict[str, Tool] = {}
 
 
-def tool(args: type[Args], *, side_effect: bool = False,
-         describe: Callable[[ToolContext, Any, Session], str] | None = None) -> Callable[[Runner], Runner]:
+def tool(
+    args: type[Args], *, side_effect: bool = False, describe: Callable[[ToolContext, Any, Session], str] | None = None
+) -> Callable[[Runner], Runner]:
     """Register a function as a tool; its docstring's first line is what the model reads."""
 
     def register(fn: Runner) -> Runner:

@@ -20,8 +20,12 @@ Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue",
 
 def compact(row: InvoiceRow, ctx: ToolContext) -> dict[str, Any]:
     return {
-        "invoice_number": row.number, "account": row.account_name, "status": row.status,
-        "balance": amount_str(row.balance), "currency": row.currency, "due_date": row.due_date.isoformat(),
+        "invoice_number": row.number,
+        "account": row.account_name,
+        "status": row.status,
+        "balance": amount_str(row.balance),
+        "currency": row.currency,
+        "due_date": row.due_date.isoformat(),
         "days_overdue": days_overdue(row, ctx.as_of.today),
     }
 
@@ -38,8 +42,16 @@ class SearchArgs(Args):
 
 
 def _search(ctx: ToolContext, args: SearchArgs, session: Session) -> dict[str, Any]:
-    flt = invoices.InvoiceFilter(status=args.status or (), overdue=args.overdue, stale=args.stale, account=args.account,
-                                 bucket=args.bucket, currency=args.currency, page=args.page, page_size=args.limit)
+    flt = invoices.InvoiceFilter(
+        status=args.status or (),
+        overdue=args.overdue,
+        stale=args.stale,
+        account=args.account,
+        bucket=args.bucket,
+        currency=args.currency,
+        page=args.page,
+        page_size=args.limit,
+    )
     page = invoices.search_invoices(session, ctx.scope, flt, ctx.as_of)
     return {"total": page.total, "page": page.page, "invoices": [compact(r, ctx) for r in page.items]}
 

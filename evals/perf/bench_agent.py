@@ -103,8 +103,15 @@ class Processes:
 
     def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         out = open(LOG_DIR / f"{name}.log", "wb")  # noqa: SIM115  (the child writes it; closed with the process)
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=HERE.parent.parent)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=HERE.parent.parent,
+        )
         out.close()
         self.running[name] = proc
         return proc
@@ -145,8 +152,9 @@ def wait_ready(procs: Processes, name: str, url: str, timeout_s: float = 90) -> 
     raise RuntimeError(f"{name} not ready after {timeout_s:.0f} s:\n{procs.log_tail(name)}")
 
 
-def start_server(procs: Processes, name: str, cmd: list[str], env: dict[str, str], ready_url: str,
-                 workers: int, notes: list[str]) -> None:
+def start_server(
+    procs: Processes, name: str, cmd: list[str], env: dict[str, str], ready_url: str, workers: int, notes: list[str]
+) -> None:
     """Start a uvicorn server and wait until every worker has started: a worker that fails at startup is
     reported in the notes and the server is started once more (the failure may be a first-start race)."""
     for attempt in (1, 2):
@@ -158,8 +166,10 @@ def start_server(procs: Processes, name: str, cmd: list[str], env: dict[str, str
             failure = wait_workers(procs, name, workers, timeout_s=1) or str(exc).splitlines()[0]
         if failure is None:
             return
-        notes.append(f"{name}, attempt {attempt}: a worker failed at startup ({failure}); see "
-                     f"{LOG_DIR / (name + '.log')}" + ("; started again" if attempt == 1 else ""))
+        notes.append(
+            f"{name}, attempt {attempt}: a worker failed at startup ({failure}); see "
+            f"{LOG_DIR / (name + '.log')}" + ("; started again" if attempt == 1 else "")
+        )
         log(f"{name}: a worker failed at startup: {failure}")
         if attempt == 1:
             (LOG_DIR / f"{name}.log").replace(LOG_DIR / f"{name}.failed-start.log")
@@ -331,8 +341,7 @@ def make_prebuilt(model_base: str, session_factory: Any, prompt: str, checkpoint
 
     # The SDK's default retries, as Lumo's ModelClient has its own: a transient error is not a failed turn.
     model = ChatOpenAI(model=MODEL_NAME, base_url=f"{model_base}/v1", api_key=API_KEY, timeout=60)
-    return create_agent(model, [todays_priorities], system_prompt=prompt, context_schema=BenchContext,
-                        checkpointer=checkpointer)
+    return create_agent(model, [todays_priorities], system_prompt=prompt, context_schema=BenchContext, checkpointer=checkpointer)
 
 
 class PrebuiltChat(BaseModel):
@@ -458,8 +467,12 @@ async def cpu_phase(sqlite_url: str, standin: str, today: dt.date, turns: int) -
 
     env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{standin}/v1", "LUMO_MODEL": MODEL_NAME}
     stats = StandinStats(standin)
-    lumo_s, pre_s, pre_ck_s, raw_s = (TurnSeries("Lumo"), TurnSeries("prebuilt"),
-                                      TurnSeries("prebuilt + SQLite checkpointer"), TurnSeries("2 raw calls"))
+    lumo_s, pre_s, pre_ck_s, raw_s = (
+        TurnSeries("Lumo"),
+        TurnSeries("prebuilt"),
+        TurnSeries("prebuilt + SQLite checkpointer"),
+        TurnSeries("2 raw calls"),
+    )
     raw = openai.AsyncOpenAI(base_url=f"{standin}/v1", api_key=API_KEY, max_retries=0)
     ck_path = SQLITE_PATH.with_name("lumo_bench_agent.prebuilt-checkpoints.db")
     ck_path.unlink(missing_ok=True)
@@ -477,15 +490,23 @@ async def cpu_phase(sqlite_url: str, standin: str, today: dt.date, turns: int) -
             prompt = system_prompt(scopes[0], today)
             prebuilt = make_prebuilt(standin, lumo.session_factory, prompt)
             prebuilt_ck = make_prebuilt(standin, lumo.session_factory, prompt, checkpointer=saver)
-            tool_spec = {"type": "function", "function": {"name": "todays_priorities", "parameters": {
-                "type": "object", "properties": {}}, "description": "Today's ranked work for the rep."}}
+            tool_spec = {
+                "type": "function",
+                "function": {
+                    "name": "todays_priorities",
+                    "parameters": {"type": "object", "properties": {}},
+                    "description": "Today's ranked work for the rep.",
+                },
+            }
 
             async def raw_two_calls() -> Any:
                 msgs: list[dict[str, Any]] = [{"role": "system", "content": prompt}, {"role": "user", "content": PROMPT}]
                 first = await raw.chat.completions.create(model=MODEL_NAME, messages=msgs, tools=[tool_spec])
                 call = first.choices[0].message.tool_calls[0]
-                msgs += [first.choices[0].message.model_dump(exclude_none=True),
-                         {"role": "tool", "tool_call_id": call.id, "content": '{"items":[]}'}]
+                msgs += [
+                    first.choices[0].message.model_dump(exclude_none=True),
+                    {"role": "tool", "tool_call_id": call.id, "content": '{"items":[]}'},
+                ]
                 return await raw.chat.completions.create(model=MODEL_NAME, messages=msgs, tools=[tool_spec])
 
             log(f"cpu: {WARMUP_TURNS} warm-up + {turns} turns of each, interleaved")
@@ -497,11 +518,20 @@ async def cpu_phase(sqlite_url: str, standin: str, today: dt.date, turns: int) -
                 now = dt.datetime.now(dt.UTC)
                 runs: list[tuple[TurnSeries, Callable[[], Awaitable[Any]], Callable[[Any], str | None]]] = [
                     (lumo_s, lambda s=scope, a=as_of, n=now: lumo.ask(s, PROMPT, as_of=a, now=n), lumo_problem),
-                    (pre_s, lambda c=context: prebuilt.ainvoke(
-                        {"messages": [{"role": "user", "content": PROMPT}]}, context=c), prebuilt_problem),
-                    (pre_ck_s, lambda c=context, k=i: prebuilt_ck.ainvoke(
-                        {"messages": [{"role": "user", "content": PROMPT}]},
-                        {"configurable": {"thread_id": f"bench-{k}"}}, context=c), prebuilt_problem),
+                    (
+                        pre_s,
+                        lambda c=context: prebuilt.ainvoke({"messages": [{"role": "user", "content": PROMPT}]}, context=c),
+                        prebuilt_problem,
+                    ),
+                    (
+                        pre_ck_s,
+                        lambda c=context, k=i: prebuilt_ck.ainvoke(
+                            {"messages": [{"role": "user", "content": PROMPT}]},
+                            {"configurable": {"thread_id": f"bench-{k}"}},
+                            context=c,
+                        ),
+                        prebuilt_problem,
+                    ),
                     (raw_s, raw_two_calls, lambda out: None),
                 ]
                 for series, fn, problem in runs:
@@ -594,8 +624,9 @@ class CpuAccount:
 
     @staticmethod
     def delta(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
-        return {label: sum(cpu - before.get(label, {}).get(pid, 0.0) for pid, cpu in pids.items())
-                for label, pids in after.items()}
+        return {
+            label: sum(cpu - before.get(label, {}).get(pid, 0.0) for pid, cpu in pids.items()) for label, pids in after.items()
+        }
 
 
 @dataclass
@@ -611,8 +642,10 @@ class LoadResult:
     busiest_worker: float | None = None  # the share of the server's CPU in its busiest process
 
     def cpu_cell(self) -> str:
-        cells = [f"{self.cpu_s[k] * 1000 / self.turns:.0f}" if k in self.cpu_s else "-"
-                 for k in ("server", "PostgreSQL", "stand-in", "this process")]
+        cells = [
+            f"{self.cpu_s[k] * 1000 / self.turns:.0f}" if k in self.cpu_s else "-"
+            for k in ("server", "PostgreSQL", "stand-in", "this process")
+        ]
         if self.busiest_worker is not None:
             cells[0] += f" ({self.busiest_worker:.0%} in one worker)"
         return " / ".join(cells)
@@ -627,8 +660,14 @@ class LoadResult:
         return sum(self.errors.values())
 
 
-async def run_load(name: str, one: Callable[[int], Awaitable[str | None]], turns: int, concurrency: int,
-                   stats: StandinStats, account: CpuAccount | None = None) -> LoadResult:
+async def run_load(
+    name: str,
+    one: Callable[[int], Awaitable[str | None]],
+    turns: int,
+    concurrency: int,
+    stats: StandinStats,
+    account: CpuAccount | None = None,
+) -> LoadResult:
     """`turns` calls of `one(i)`, `concurrency` at a time; `one` returns None when the turn went right."""
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
@@ -668,9 +707,16 @@ def http_client(base: str, concurrency: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=base, limits=limits, timeout=httpx.Timeout(180, connect=60), trust_env=False)
 
 
-async def load_served(name: str, base: str, request: Callable[[int], dict[str, Any]],
-                      check: Callable[[dict[str, Any]], str | None], turns: int, concurrency: int,
-                      stats: StandinStats, account: CpuAccount) -> LoadResult:
+async def load_served(
+    name: str,
+    base: str,
+    request: Callable[[int], dict[str, Any]],
+    check: Callable[[dict[str, Any]], str | None],
+    turns: int,
+    concurrency: int,
+    stats: StandinStats,
+    account: CpuAccount,
+) -> LoadResult:
     async with http_client(base, concurrency) as client:
 
         async def one(i: int) -> str | None:
@@ -685,8 +731,9 @@ async def load_served(name: str, base: str, request: Callable[[int], dict[str, A
         return await run_load(name, one, turns, concurrency, stats, account)
 
 
-async def load_phase(args: argparse.Namespace, procs: Processes, pg_url: str, today: dt.date,
-                     standin: str, notes: list[str]) -> list[LoadResult]:
+async def load_phase(
+    args: argparse.Namespace, procs: Processes, pg_url: str, today: dt.date, standin: str, notes: list[str]
+) -> list[LoadResult]:
     from sqlalchemy.engine import make_url
 
     from lumo.agent.runtime import open_lumo
@@ -699,50 +746,110 @@ async def load_phase(args: argparse.Namespace, procs: Processes, pg_url: str, to
     tokens = mint_tokens(pg_url, emails)
     stats = StandinStats(standin)
     results = []
-    child_env = {**os.environ, "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{standin}/v1", "LUMO_MODEL": MODEL_NAME,
-                 "LUMO_DATABASE_URL": pg_url}
+    child_env = {
+        **os.environ,
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": f"{standin}/v1",
+        "LUMO_MODEL": MODEL_NAME,
+        "LUMO_DATABASE_URL": pg_url,
+    }
     child_env.pop("LUMO_LLM", None)
     lumo_bin = str(Path(sys.executable).with_name("lumo"))
     try:
         # Lumo as shipped: `lumo serve`, several workers on PostgreSQL.
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        start_server(procs, "lumo-serve", [lumo_bin, "serve", "--port", str(port), "--workers", str(args.workers)],
-                     child_env, f"{base}/readyz", args.workers, notes)
+        start_server(
+            procs,
+            "lumo-serve",
+            [lumo_bin, "serve", "--port", str(port), "--workers", str(args.workers)],
+            child_env,
+            f"{base}/readyz",
+            args.workers,
+            notes,
+        )
 
         def lumo_request(i: int) -> dict[str, Any]:
             email = emails[i % len(emails)]
-            return {"url": "/v1/chat", "headers": {"Authorization": f"Bearer {tokens[email]}"},
-                    "json": {"message": PROMPT, "date": today.isoformat()}}
+            return {
+                "url": "/v1/chat",
+                "headers": {"Authorization": f"Bearer {tokens[email]}"},
+                "json": {"message": PROMPT, "date": today.isoformat()},
+            }
 
         account = CpuAccount(db_name, {"server": procs.running["lumo-serve"].pid, "stand-in": standin_group})
         log(f"load: lumo serve --workers {args.workers}")
-        results.append(await load_served(f"Lumo, `lumo serve --workers {args.workers}`", base, lumo_request,
-                                         lumo_problem, args.turns, args.concurrency, stats, account))
+        results.append(
+            await load_served(
+                f"Lumo, `lumo serve --workers {args.workers}`",
+                base,
+                lumo_request,
+                lumo_problem,
+                args.turns,
+                args.concurrency,
+                stats,
+                account,
+            )
+        )
         procs.stop("lumo-serve")
 
         # The prebuilt agent behind a minimal FastAPI app, same uvicorn settings and workers.
         port = free_port()
-        env = {**child_env, "BENCH_DATABASE_URL": pg_url, "BENCH_MODEL_URL": standin, "BENCH_DATE": today.isoformat(),
-               "BENCH_PROMPT_EMAIL": emails[0]}
+        env = {
+            **child_env,
+            "BENCH_DATABASE_URL": pg_url,
+            "BENCH_MODEL_URL": standin,
+            "BENCH_DATE": today.isoformat(),
+            "BENCH_PROMPT_EMAIL": emails[0],
+        }
         base = f"http://127.0.0.1:{port}"
-        start_server(procs, "prebuilt-serve", [sys.executable, "-m", "uvicorn", "bench_agent:prebuilt_app", "--factory",
-                                               "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
-                                               "--workers", str(args.workers), "--log-level", "info",
-                                               "--no-proxy-headers"],
-                     env, f"{base}/docs", args.workers, notes)
+        start_server(
+            procs,
+            "prebuilt-serve",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench_agent:prebuilt_app",
+                "--factory",
+                "--app-dir",
+                str(HERE),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "info",
+                "--no-proxy-headers",
+            ],
+            env,
+            f"{base}/docs",
+            args.workers,
+            notes,
+        )
 
         def prebuilt_request(i: int) -> dict[str, Any]:
-            return {"url": "/chat", "json": {"message": PROMPT, "email": emails[i % len(emails)],
-                                             "date": today.isoformat()}}
+            return {"url": "/chat", "json": {"message": PROMPT, "email": emails[i % len(emails)], "date": today.isoformat()}}
 
         def prebuilt_check(body: dict[str, Any]) -> str | None:
             return None if body.get("reply") and body.get("model_calls") == 2 else "bad reply"
 
         account = CpuAccount(db_name, {"server": procs.running["prebuilt-serve"].pid, "stand-in": standin_group})
         log(f"load: prebuilt FastAPI --workers {args.workers}")
-        results.append(await load_served(f"prebuilt, FastAPI --workers {args.workers}", base, prebuilt_request,
-                                         prebuilt_check, args.turns, args.concurrency, stats, account))
+        results.append(
+            await load_served(
+                f"prebuilt, FastAPI --workers {args.workers}",
+                base,
+                prebuilt_request,
+                prebuilt_check,
+                args.turns,
+                args.concurrency,
+                stats,
+                account,
+            )
+        )
         procs.stop("prebuilt-serve")
 
         # Both in this process, on one event loop (the anchor's setting).
@@ -759,15 +866,14 @@ async def load_phase(args: argparse.Namespace, procs: Processes, pg_url: str, to
 
             async def prebuilt_one(i: int) -> str | None:
                 scope = scopes[i % len(scopes)]
-                out = await prebuilt.ainvoke({"messages": [{"role": "user", "content": PROMPT}]},
-                                             context=BenchContext(scope, AsOf(today, scope.tz)))
+                out = await prebuilt.ainvoke(
+                    {"messages": [{"role": "user", "content": PROMPT}]}, context=BenchContext(scope, AsOf(today, scope.tz))
+                )
                 return prebuilt_problem(out)
 
-            for name, one in (("Lumo in-process, 1 event loop", lumo_one),
-                              ("prebuilt in-process, 1 event loop", prebuilt_one)):
+            for name, one in (("Lumo in-process, 1 event loop", lumo_one), ("prebuilt in-process, 1 event loop", prebuilt_one)):
                 log(f"load: {name}")
-                await run_load(f"{name} warm-up", one, min(LOAD_WARMUP, args.turns), min(LOAD_WARMUP, args.concurrency),
-                               stats)
+                await run_load(f"{name} warm-up", one, min(LOAD_WARMUP, args.turns), min(LOAD_WARMUP, args.concurrency), stats)
                 account = CpuAccount(db_name, {"stand-in": standin_group})
                 alone = name.replace("in-process, 1 event loop", "one chat at a time (in-process)")
                 results.append(await run_load(alone, one, min(SEQUENTIAL_TURNS, args.turns), 1, stats, account))
@@ -785,26 +891,34 @@ def met(ok: bool) -> str:
 
 
 def cpu_table(series: list[TurnSeries]) -> Iterator[str]:
-    yield ("| per turn, instant model | CPU p50 ms | CPU p95 ms | of which priorities p50 ms | CPU outside priorities "
-           "p50 ms | wall p50 ms | model calls | prompt tokens (est.) | problems |")
+    yield (
+        "| per turn, instant model | CPU p50 ms | CPU p95 ms | of which priorities p50 ms | CPU outside priorities "
+        "p50 ms | wall p50 ms | model calls | prompt tokens (est.) | problems |"
+    )
     yield "|---|---:|---:|---:|---:|---:|---:|---:|---|"
     for s in series:
         problems = ", ".join(f"{k}: {v}" for k, v in s.problems.items()) or "none"
-        yield (f"| {s.name} | {percentile(s.cpu_ms, 50):.1f} | {percentile(s.cpu_ms, 95):.1f} "
-               f"| {percentile(s.priorities_cpu_ms, 50):.1f} | {percentile(s.outside_priorities_ms, 50):.1f} "
-               f"| {percentile(s.wall_ms, 50):.1f} | {statistics.median(s.model_calls):.0f} "
-               f"| {statistics.median(s.prompt_tokens):,.0f} | {problems} |")
+        yield (
+            f"| {s.name} | {percentile(s.cpu_ms, 50):.1f} | {percentile(s.cpu_ms, 95):.1f} "
+            f"| {percentile(s.priorities_cpu_ms, 50):.1f} | {percentile(s.outside_priorities_ms, 50):.1f} "
+            f"| {percentile(s.wall_ms, 50):.1f} | {statistics.median(s.model_calls):.0f} "
+            f"| {statistics.median(s.prompt_tokens):,.0f} | {problems} |"
+        )
 
 
 def load_table(results: list[LoadResult], delay_ms: float) -> Iterator[str]:
-    yield (f"| {delay_ms:.0f} ms model | turns | concurrency | good turns/s | p50 s | p95 s | max s | model calls/turn "
-           "| CPU ms/turn: server / PostgreSQL / stand-in / this process | errors |")
+    yield (
+        f"| {delay_ms:.0f} ms model | turns | concurrency | good turns/s | p50 s | p95 s | max s | model calls/turn "
+        "| CPU ms/turn: server / PostgreSQL / stand-in / this process | errors |"
+    )
     yield "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
     for r in results:
         errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0"
-        yield (f"| {r.name} | {r.turns} | {r.concurrency} | {r.throughput:.1f} | {percentile(r.latencies_s, 50):.2f} "
-               f"| {percentile(r.latencies_s, 95):.2f} | {max(r.latencies_s):.2f} | {r.model_calls / r.turns:.2f} "
-               f"| {r.cpu_cell()} | {errors} |")
+        yield (
+            f"| {r.name} | {r.turns} | {r.concurrency} | {r.throughput:.1f} | {percentile(r.latencies_s, 50):.2f} "
+            f"| {percentile(r.latencies_s, 95):.2f} | {max(r.latencies_s):.2f} | {r.model_calls / r.turns:.2f} "
+            f"| {r.cpu_cell()} | {errors} |"
+        )
 
 
 def targets_table(series: list[TurnSeries], load: list[LoadResult], args: argparse.Namespace) -> Iterator[str]:
@@ -816,40 +930,58 @@ def targets_table(series: list[TurnSeries], load: list[LoadResult], args: argpar
     pre_tokens = statistics.median(pre.prompt_tokens)
     yield "| target (DESIGN section 6) | measured | met |"
     yield "|---|---|---|"
-    yield (f"| \"What should I do today?\" takes one model call, not two | Lumo {calls:.0f}, prebuilt "
-           f"{statistics.median(pre.model_calls):.0f}; wall p50 {percentile(lumo.wall_ms, 50):.1f} vs "
-           f"{percentile(pre.wall_ms, 50):.1f} ms; prompt {statistics.median(lumo.prompt_tokens):,.0f} vs "
-           f"{pre_tokens:,.0f} tokens | {met(calls == 1)} |")
+    yield (
+        f'| "What should I do today?" takes one model call, not two | Lumo {calls:.0f}, prebuilt '
+        f"{statistics.median(pre.model_calls):.0f}; wall p50 {percentile(lumo.wall_ms, 50):.1f} vs "
+        f"{percentile(pre.wall_ms, 50):.1f} ms; prompt {statistics.median(lumo.prompt_tokens):,.0f} vs "
+        f"{pre_tokens:,.0f} tokens | {met(calls == 1)} |"
+    )
     lumo_tokens = statistics.median(lumo.prompt_tokens)
     react = schema_tokens(pre_tokens)[2]
-    yield (f"| ... and half the tokens of a ReAct loop | {lumo_tokens:,.0f} vs {pre_tokens:,.0f} (prebuilt, 1 tool) = "
-           f"{lumo_tokens / pre_tokens:.2f}x; vs ~{react:,.0f} (ReAct over Lumo's tools, estimated) = "
-           f"{lumo_tokens / react:.2f}x | info |")
+    yield (
+        f"| ... and half the tokens of a ReAct loop | {lumo_tokens:,.0f} vs {pre_tokens:,.0f} (prebuilt, 1 tool) = "
+        f"{lumo_tokens / pre_tokens:.2f}x; vs ~{react:,.0f} (ReAct over Lumo's tools, estimated) = "
+        f"{lumo_tokens / react:.2f}x | info |"
+    )
     yield f"| CPU per chat turn p50 under {TARGET_CPU_P50_MS:.0f} ms | {lumo_cpu:.1f} ms | {met(lumo_cpu < TARGET_CPU_P50_MS)} |"
     lumo_out, pre_out = percentile(lumo.outside_priorities_ms, 50), percentile(pre.outside_priorities_ms, 50)
-    yield (f"| ... the same, outside compute_priorities (agent overhead) | {lumo_out:.1f} ms | "
-           f"{met(lumo_out < TARGET_CPU_P50_MS)} |")
-    yield (f"| CPU per turn at least 2x lower than the prebuilt agent | {pre_cpu:.1f} / {lumo_cpu:.1f} = {ratio:.2f}x "
-           f"| {met(ratio >= 2)} |")
+    yield (
+        f"| ... the same, outside compute_priorities (agent overhead) | {lumo_out:.1f} ms | {met(lumo_out < TARGET_CPU_P50_MS)} |"
+    )
+    yield (
+        f"| CPU per turn at least 2x lower than the prebuilt agent | {pre_cpu:.1f} / {lumo_cpu:.1f} = {ratio:.2f}x "
+        f"| {met(ratio >= 2)} |"
+    )
     out_ratio = pre_out / lumo_out if lumo_out else float("inf")
-    yield (f"| ... the same, outside compute_priorities | {pre_out:.1f} / {lumo_out:.1f} = {out_ratio:.2f}x "
-           f"| {met(out_ratio >= 2)} |")
-    yield (f"| prompt for \"what should I do today\" under {TARGET_PROMPT_TOKENS:,} tokens | max {tokens:,} "
-           f"(book of ~{args.invoices // args.reps:,} invoices a rep) | {met(tokens < TARGET_PROMPT_TOKENS)} |")
+    yield (
+        f"| ... the same, outside compute_priorities | {pre_out:.1f} / {lumo_out:.1f} = {out_ratio:.2f}x "
+        f"| {met(out_ratio >= 2)} |"
+    )
+    yield (
+        f'| prompt for "what should I do today" under {TARGET_PROMPT_TOKENS:,} tokens | max {tokens:,} '
+        f"(book of ~{args.invoices // args.reps:,} invoices a rep) | {met(tokens < TARGET_PROMPT_TOKENS)} |"
+    )
     if load:
         lumo_load = load[0]
-        best = max((r for r in load if r.name.startswith("prebuilt") and r.concurrency == args.concurrency),
-                   key=lambda r: r.throughput)
+        best = max(
+            (r for r in load if r.name.startswith("prebuilt") and r.concurrency == args.concurrency), key=lambda r: r.throughput
+        )
         alone = {r.name.split()[0]: percentile(r.latencies_s, 50) for r in load if r.concurrency == 1}
         if {"Lumo", "prebuilt"} <= set(alone):
             half = alone["Lumo"] / alone["prebuilt"]
-            yield (f"| ... so a turn costs half the latency ({args.delay_ms:.0f} ms model, one chat at a time) | "
-                   f"p50 {alone['Lumo']:.2f} s vs {alone['prebuilt']:.2f} s = {half:.2f}x | info |")
+            yield (
+                f"| ... so a turn costs half the latency ({args.delay_ms:.0f} ms model, one chat at a time) | "
+                f"p50 {alone['Lumo']:.2f} s vs {alone['prebuilt']:.2f} s = {half:.2f}x | info |"
+            )
         x = lumo_load.throughput / best.throughput if best.throughput else float("inf")
-        yield (f"| {args.concurrency} concurrent chats, {args.delay_ms:.0f} ms model: no errors | "
-               f"{lumo_load.error_count} errors | {met(lumo_load.error_count == 0)} |")
-        yield (f"| ... and at least 2x the prebuilt agent's throughput | {lumo_load.throughput:.1f} / "
-               f"{best.throughput:.1f} ({best.name}) = {x:.2f}x | {met(x >= 2)} |")
+        yield (
+            f"| {args.concurrency} concurrent chats, {args.delay_ms:.0f} ms model: no errors | "
+            f"{lumo_load.error_count} errors | {met(lumo_load.error_count == 0)} |"
+        )
+        yield (
+            f"| ... and at least 2x the prebuilt agent's throughput | {lumo_load.throughput:.1f} / "
+            f"{best.throughput:.1f} ({best.name}) = {x:.2f}x | {met(x >= 2)} |"
+        )
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -919,9 +1051,11 @@ def schema_note(prebuilt_tokens: float) -> str:
     from tools import REGISTRY
 
     every, one, react = schema_tokens(prebuilt_tokens)
-    return (f"Lumo offers its {len(REGISTRY)} tool schemas on every model call (~{every:,} of its prompt tokens); the "
-            f"prebuilt agent here has 1 tool (~{one:,}). A ReAct loop over the same {len(REGISTRY)} tools would send "
-            f"~{react:,.0f} tokens for the turn.")
+    return (
+        f"Lumo offers its {len(REGISTRY)} tool schemas on every model call (~{every:,} of its prompt tokens); the "
+        f"prebuilt agent here has 1 tool (~{one:,}). A ReAct loop over the same {len(REGISTRY)} tools would send "
+        f"~{react:,.0f} tokens for the turn."
+    )
 
 
 def load_average() -> str:
@@ -942,8 +1076,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nCPU per turn ({args.turns} sequential turns each, interleaved, this process only):\n")
     print("\n".join(cpu_table(series)))
     if load:
-        print(f"\nLoad ({args.turns} chats, {args.concurrency} in flight, ideal latency {args.delay_ms / 1000:.1f} s "
-              f"a model call):\n")
+        print(
+            f"\nLoad ({args.turns} chats, {args.concurrency} in flight, ideal latency {args.delay_ms / 1000:.1f} s "
+            f"a model call):\n"
+        )
         print("\n".join(load_table(load, args.delay_ms)))
     return 0
 

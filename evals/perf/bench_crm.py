@@ -89,8 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=50, help="timed calls per metric")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reseed", action="store_true", help="delete the SQLite file and seed again")
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="the day to seed and ask for (default: "
-                        "today when seeding, else the day after the latest activity in the database)")
+    parser.add_argument(
+        "--date",
+        type=dt.date.fromisoformat,
+        help="the day to seed and ask for (default: today when seeding, else the day after the latest activity in the database)",
+    )
     return parser.parse_args(argv)
 
 
@@ -108,13 +111,17 @@ def remove_sqlite(path: Path) -> None:
 
 
 def seed_with_progress(engine: Engine, args: argparse.Namespace, today: dt.date) -> SeedSummary:
-    columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TextColumn("invoices"),
-               TimeElapsedColumn())
+    columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TextColumn("invoices"), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("seed", total=args.invoices)
         return seed_demo(
-            engine, invoices=args.invoices, accounts=args.accounts, reps=args.reps, seed=args.seed,
-            today=today, progress=lambda n: progress.update(task, completed=n),
+            engine,
+            invoices=args.invoices,
+            accounts=args.accounts,
+            reps=args.reps,
+            seed=args.seed,
+            today=today,
+            progress=lambda n: progress.update(task, completed=n),
         )
 
 
@@ -189,9 +196,11 @@ def prepare(args: argparse.Namespace) -> tuple[Engine, dt.date, str]:
     started = time.perf_counter()
     summary = seed_with_progress(engine, args, today)
     seconds = time.perf_counter() - started
-    line = (f"seed: {summary.invoices:,} invoices, {summary.accounts:,} accounts, {args.reps} reps, "
-            f"{summary.activities:,} activities, {summary.payments:,} payments in {seconds:.1f} s "
-            f"({size_text(path)})")
+    line = (
+        f"seed: {summary.invoices:,} invoices, {summary.accounts:,} accounts, {args.reps} reps, "
+        f"{summary.activities:,} activities, {summary.payments:,} payments in {seconds:.1f} s "
+        f"({size_text(path)})"
+    )
     return engine, today, line
 
 

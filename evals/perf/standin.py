@@ -90,26 +90,40 @@ class StandIn:
         prompt_tokens = estimate_tokens(body)
         if kind == "tool_call":
             message: dict[str, Any] = {
-                "role": "assistant", "content": None,
-                "tool_calls": [{"id": f"call_standin_{n}", "type": "function",
-                                "function": {"name": PRIORITIES_TOOL, "arguments": "{}"}}],
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": f"call_standin_{n}", "type": "function", "function": {"name": PRIORITIES_TOOL, "arguments": "{}"}}
+                ],
             }
             finish, completion_tokens = "tool_calls", 10
         else:
             message = {"role": "assistant", "content": ANSWER}
             finish, completion_tokens = "stop", estimate_tokens(ANSWER)
-        self.records.append({
-            "n": self.total, "prompt_tokens": prompt_tokens, "bytes": len(body),
-            "messages": len(request.get("messages") or []), "tools": len(request.get("tools") or []),
-            "reply": kind, "at": time.time(),
-        })
+        self.records.append(
+            {
+                "n": self.total,
+                "prompt_tokens": prompt_tokens,
+                "bytes": len(body),
+                "messages": len(request.get("messages") or []),
+                "tools": len(request.get("tools") or []),
+                "reply": kind,
+                "at": time.time(),
+            }
+        )
         self.total += 1
         return {
-            "id": f"chatcmpl-standin-{n}", "object": "chat.completion", "created": int(time.time()),
-            "model": request.get("model") or "standin", "system_fingerprint": None,
+            "id": f"chatcmpl-standin-{n}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model") or "standin",
+            "system_fingerprint": None,
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
 
     async def chat_completions(self, request: Request) -> JSONResponse:
@@ -147,12 +161,14 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(delay_ms: float = 0) -> Starlette:
     standin = StandIn(delay_ms / 1000)
-    return Starlette(routes=[
-        Route("/v1/chat/completions", standin.chat_completions, methods=["POST"]),
-        Route("/_stats", standin.stats, methods=["GET"]),
-        Route("/_reset", standin.reset, methods=["POST"]),
-        Route("/healthz", standin.healthz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", standin.chat_completions, methods=["POST"]),
+            Route("/_stats", standin.stats, methods=["GET"]),
+            Route("/_reset", standin.reset, methods=["POST"]),
+            Route("/healthz", standin.healthz, methods=["GET"]),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,8 +180,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--delay-ms must be >= 0")
     # Keep idle connections open long (uvicorn's default is 5 s): a client on a CPU-bound event loop can leave a
     # pooled connection idle that long, and the race with the server closing it is not what is measured here.
-    uvicorn.run(create_app(args.delay_ms), host=HOST, port=args.port, log_level="warning", access_log=False,
-                backlog=4096, timeout_keep_alive=120)
+    uvicorn.run(
+        create_app(args.delay_ms),
+        host=HOST,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        timeout_keep_alive=120,
+    )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,18 @@ from typing import Any
 from lumo.crm.grounding import Mismatch, check_text, facts_in_text
 
 AMOUNT = re.compile(r"^-?\d+(?:\.\d+)?$")
-AMOUNT_KEYS = frozenset({
-    "amount", "balance", "original_amount", "amount_paid", "open_base", "overdue_base", "revenue_at_risk", "total",
-})
+AMOUNT_KEYS = frozenset(
+    {
+        "amount",
+        "balance",
+        "original_amount",
+        "amount_paid",
+        "open_base",
+        "overdue_base",
+        "revenue_at_risk",
+        "total",
+    }
+)
 
 
 @dataclass

@@ -43,8 +43,11 @@ def tool_context(ctx: AgentContext) -> ToolContext:
 
 def _tool_message(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
     """A tool result as the model reads it: compact JSON (prompt tokens are latency)."""
-    return {"role": "tool", "tool_call_id": call_id,
-            "content": json.dumps(content, default=str, separators=(",", ":"), ensure_ascii=False)}
+    return {
+        "role": "tool",
+        "tool_call_id": call_id,
+        "content": json.dumps(content, default=str, separators=(",", ":"), ensure_ascii=False),
+    }
 
 
 def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], drafts: list[dict[str, Any]]) -> None:
@@ -89,10 +92,23 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
             messages.append(_tool_message(call["id"], {"error": str(exc)}))
             continue
         # The index of the asking message makes ids unique in the thread even when call ids repeat.
-        pending.append({"id": f"a{len(state['messages']) - 1}-{call['id']}", "call_id": call["id"], "tool": tool.name,
-                        "args": args.model_dump(mode="json"), "description": description})
-    return {"messages": messages, "pending": pending, "items": items, "drafts": drafts,
-            "email_rewrites": rewrites, "notes": notes}
+        pending.append(
+            {
+                "id": f"a{len(state['messages']) - 1}-{call['id']}",
+                "call_id": call["id"],
+                "tool": tool.name,
+                "args": args.model_dump(mode="json"),
+                "description": description,
+            }
+        )
+    return {
+        "messages": messages,
+        "pending": pending,
+        "items": items,
+        "drafts": drafts,
+        "email_rewrites": rewrites,
+        "notes": notes,
+    }
 
 
 async def _guard_email(ctx: AgentContext, args: Any, rewrites: int) -> tuple[Any, int, str | None]:
@@ -118,13 +134,20 @@ async def _guard_email(ctx: AgentContext, args: Any, rewrites: int) -> tuple[Any
         return args, rewrites, None
     listed = "; ".join(f"{p.kind} {p.found!r}" for p in problems)
     if template is None:
-        raise EmailRewrite(f"the email states facts that do not match the invoices ({listed}); "
-                           "rewrite it from draft_followup_email's facts")
+        raise EmailRewrite(
+            f"the email states facts that do not match the invoices ({listed}); rewrite it from draft_followup_email's facts"
+        )
     if template["skipped_reason"]:
         raise toolrun.ToolCallError(f"no email should be sent: {template['skipped_reason']}")
-    fixed = args.model_copy(update={"subject": template["subject"], "body": template["body"],
-                                    "invoice_numbers": template["invoice_numbers"], "to": template["to"],
-                                    "cc": template["cc"]})
+    fixed = args.model_copy(
+        update={
+            "subject": template["subject"],
+            "body": template["body"],
+            "invoice_numbers": template["invoice_numbers"],
+            "to": template["to"],
+            "cc": template["cc"],
+        }
+    )
     return fixed, rewrites, f"The email was replaced by the template draft because it misstated facts ({listed})."
 
 
@@ -139,8 +162,7 @@ async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
     if intent.name not in PREPARED_INTENTS or not intent.calls:
         return {"turn_start": turn_start}
     calls = [
-        {"id": f"call_prep_{i}", "type": "function",
-         "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)}}
+        {"id": f"call_prep_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)}}
         for i, (name, args) in enumerate(intent.calls)
     ]
     out = await _run_reads(ctx, calls, state)
@@ -159,8 +181,7 @@ def _window(messages: list[dict[str, Any]], turn_start: int, size: int) -> list[
 
 def _system(ctx: AgentContext) -> dict[str, Any]:
     scope = ctx.scope
-    text = render("system.md.j2", name=scope.name, role=scope.role, today=ctx.as_of.today.isoformat(),
-                  timezone=scope.timezone)
+    text = render("system.md.j2", name=scope.name, role=scope.role, today=ctx.as_of.today.isoformat(), timezone=scope.timezone)
     return {"role": "system", "content": text}
 
 
@@ -168,15 +189,14 @@ def _assistant(reply: ModelReply) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
     if reply.tool_calls:
         message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in reply.tool_calls
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in reply.tool_calls
         ]
     return message
 
 
 def _turn_facts(state: AgentState) -> TurnFacts:
     facts = TurnFacts()
-    for message in state["messages"][state.get("turn_start", 0):]:
+    for message in state["messages"][state.get("turn_start", 0) :]:
         if message["role"] == "tool":
             try:
                 data = json.loads(message["content"])
@@ -227,8 +247,9 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     return {**base, "messages": [{"role": "assistant", "content": text}]}
 
 
-async def _guarded(ctx: AgentContext, state: AgentState, messages: list[dict[str, Any]], text: str, offline: bool,
-                   call: Any) -> tuple[str, str | None]:
+async def _guarded(
+    ctx: AgentContext, state: AgentState, messages: list[dict[str, Any]], text: str, offline: bool, call: Any
+) -> tuple[str, str | None]:
     """Check the answer's facts; rewrite once, then fall back to the offline model's grounded summary."""
     if offline:  # the offline model words only what the tools returned
         return text, None
@@ -238,8 +259,7 @@ async def _guarded(ctx: AgentContext, state: AgentState, messages: list[dict[str
         return text, None
     listed = "; ".join(f"{p.kind} {p.found!r}" for p in problems)
     log.warning("agent.grounding_mismatch problems=%s", listed)
-    retry = [*messages, {"role": "assistant", "content": text},
-             {"role": "system", "content": GUARD_NOTE.format(problems=listed)}]
+    retry = [*messages, {"role": "assistant", "content": text}, {"role": "system", "content": GUARD_NOTE.format(problems=listed)}]
     try:
         second = await call(ctx.model, retry, None)
         rewritten = (second.content or "").strip()
@@ -247,7 +267,7 @@ async def _guarded(ctx: AgentContext, state: AgentState, messages: list[dict[str
             return rewritten, None
     except (ModelUnavailable, ModelError):
         pass
-    fallback = await call(ctx.offline, [_system(ctx), *state["messages"][state.get("turn_start", 0):]], None)
+    fallback = await call(ctx.offline, [_system(ctx), *state["messages"][state.get("turn_start", 0) :]], None)
     return (fallback.content or "").strip(), f"The model's answer misstated facts ({listed}); replaced by the grounded summary."
 
 

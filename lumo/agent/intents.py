@@ -14,8 +14,20 @@ from typing import Any
 from babel.numbers import list_currencies
 
 INTENTS = (
-    "priorities", "overdue", "stale", "invoice", "draft", "send", "health", "risk",
-    "create_task", "change_status", "log_note", "help", "clarify", "unknown",
+    "priorities",
+    "overdue",
+    "stale",
+    "invoice",
+    "draft",
+    "send",
+    "health",
+    "risk",
+    "create_task",
+    "change_status",
+    "log_note",
+    "help",
+    "clarify",
+    "unknown",
 )
 DEFAULT_REASON = "Requested by the rep in chat"
 MAX_INVOICES = 5  # a chat message naming more invoices than this is a list, not a request about each
@@ -35,10 +47,30 @@ _NOT_INVOICE_PREFIXES = frozenset({"mid", "pre", "post", "net", "covid", "top", 
 
 # Uppercase ISO codes are unambiguous; lowercase only for common ones, as "all" or "top" are words.
 _ISO_CODES = frozenset(list_currencies()) - {"ALL", "TOP"}
-_COMMON_CODES = frozenset({
-    "usd", "eur", "gbp", "jpy", "chf", "cad", "aud", "nzd", "sek", "nok", "dkk", "pln", "czk",
-    "inr", "cny", "brl", "mxn", "zar", "sgd", "hkd",
-})
+_COMMON_CODES = frozenset(
+    {
+        "usd",
+        "eur",
+        "gbp",
+        "jpy",
+        "chf",
+        "cad",
+        "aud",
+        "nzd",
+        "sek",
+        "nok",
+        "dkk",
+        "pln",
+        "czk",
+        "inr",
+        "cny",
+        "brl",
+        "mxn",
+        "zar",
+        "sgd",
+        "hkd",
+    }
+)
 _CURRENCY_WORDS = {"euro": "EUR", "dollar": "USD", "pound": "GBP", "sterling": "GBP", "yen": "JPY"}
 _CODE = re.compile(r"\b[A-Za-z]{3}\b")
 _CURRENCY_WORD = re.compile(r"\b(euro|dollar|pound|sterling|yen)s?\b", re.I)
@@ -51,19 +83,104 @@ _ACCOUNT_LEAD = re.compile(r"\b(?:of|for|with|about|is)\s+(.+)", re.I)
 _POSSESSIVE = re.compile(r"\b([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*)*)'s\s+(?:overdue|invoices?|health|account|book|balance)\b")
 # "Which Hooli invoices ...": a capitalised name right before "invoices".
 _NAME_BEFORE_INVOICES = re.compile(
-    r"\b(?i:which|what|show|list|any)\s+(?i:of\s+)?(?i:the\s+|my\s+)?([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*)*)\s+invoices?\b")
+    r"\b(?i:which|what|show|list|any)\s+(?i:of\s+)?(?i:the\s+|my\s+)?([A-Z][\w&.\-]*(?:\s+[A-Z][\w&.\-]*)*)\s+invoices?\b"
+)
 _CLAUSE_END = re.compile(r"[?!,;:()\"]|\.(?:\s|$)")
-_NAME_STOP = frozenset({
-    "are", "is", "was", "were", "at", "in", "on", "that", "which", "who", "and", "to", "by", "from", "this", "please",
-    "overdue", "invoice", "invoices", "account", "accounts", "doing", "health", "healthy", "now", "today",
-    "tomorrow", "right", "days", "day", "as", "so", "because", "since", "currently", "looking", "with", "for",
-})
-_NAME_DISCARD = frozenset({
-    "me", "my", "i", "it", "you", "your", "this", "that", "these", "those", "all", "them", "us", "we", "our",
-    "what", "which", "how", "why", "revenue", "money", "status", "statuses", "anything", "something", "any",
-    "every", "each", "a", "an", "there", "here", "everything", "everyone", "him", "her", "today", "overdue",
-    "stale", "risk", "late", "due", "paid", "health", "priorities", "work", "now", "currently", "reminder",
-})
+_NAME_STOP = frozenset(
+    {
+        "are",
+        "is",
+        "was",
+        "were",
+        "at",
+        "in",
+        "on",
+        "that",
+        "which",
+        "who",
+        "and",
+        "to",
+        "by",
+        "from",
+        "this",
+        "please",
+        "overdue",
+        "invoice",
+        "invoices",
+        "account",
+        "accounts",
+        "doing",
+        "health",
+        "healthy",
+        "now",
+        "today",
+        "tomorrow",
+        "right",
+        "days",
+        "day",
+        "as",
+        "so",
+        "because",
+        "since",
+        "currently",
+        "looking",
+        "with",
+        "for",
+    }
+)
+_NAME_DISCARD = frozenset(
+    {
+        "me",
+        "my",
+        "i",
+        "it",
+        "you",
+        "your",
+        "this",
+        "that",
+        "these",
+        "those",
+        "all",
+        "them",
+        "us",
+        "we",
+        "our",
+        "what",
+        "which",
+        "how",
+        "why",
+        "revenue",
+        "money",
+        "status",
+        "statuses",
+        "anything",
+        "something",
+        "any",
+        "every",
+        "each",
+        "a",
+        "an",
+        "there",
+        "here",
+        "everything",
+        "everyone",
+        "him",
+        "her",
+        "today",
+        "overdue",
+        "stale",
+        "risk",
+        "late",
+        "due",
+        "paid",
+        "health",
+        "priorities",
+        "work",
+        "now",
+        "currently",
+        "reminder",
+    }
+)
 _NAME_LEADING = frozenset({"the", "account", "customer", "client", "company"})
 
 
@@ -182,9 +299,13 @@ def _due_date_in(text: str, today: dt.date) -> tuple[dt.date | None, str]:
 _STATUS_WORDS = (  # longest first: "partially paid" before "paid"
     (re.compile(r"partially[\s_-]+paid|part[\s-]+paid", re.I), "partially_paid"),
     (re.compile(r"written[\s_-]+off|write[\s-]*off", re.I), "written_off"),
-    (re.compile(r"paid", re.I), "paid"), (re.compile(r"disputed|in\s+dispute", re.I), "disputed"),
-    (re.compile(r"void(?:ed)?", re.I), "void"), (re.compile(r"overdue", re.I), "overdue"),
-    (re.compile(r"sent", re.I), "sent"), (re.compile(r"viewed", re.I), "viewed"), (re.compile(r"draft", re.I), "draft"),
+    (re.compile(r"paid", re.I), "paid"),
+    (re.compile(r"disputed|in\s+dispute", re.I), "disputed"),
+    (re.compile(r"void(?:ed)?", re.I), "void"),
+    (re.compile(r"overdue", re.I), "overdue"),
+    (re.compile(r"sent", re.I), "sent"),
+    (re.compile(r"viewed", re.I), "viewed"),
+    (re.compile(r"draft", re.I), "draft"),
 )
 _STATUS_ALT = "|".join(p.pattern for p, _ in _STATUS_WORDS)
 _STATUS_VERB = re.compile(r"\b(mark|change|set|update|move|switch|flag|put)\b", re.I)
@@ -302,7 +423,7 @@ def _create_task(text: str, today: dt.date) -> Intent:
         return Intent("clarify", question=f"I couldn't read the date {bad}: when is the task due (YYYY-MM-DD)?")
     title = _title(_after_first(_TASK, rest))
     if len(title) < 3:
-        return Intent("clarify", question="What should the task be? For example: \"create a task to call Hank tomorrow\".")
+        return Intent("clarify", question='What should the task be? For example: "create a task to call Hank tomorrow".')
     args: dict[str, Any] = {"title": title, "due_date": (due or today + dt.timedelta(days=1)).isoformat()}
     numbers = invoice_numbers(text)
     if numbers:
@@ -338,14 +459,20 @@ def parse_intent(text: str, today: dt.date) -> Intent:
     if _SEND.search(text):
         calls = _outreach_calls(numbers, account_in(text))
         if not calls:
-            return Intent("clarify", question="Which invoice or account should I send the reminder for? "
-                                               "For example: \"send the reminder for INV-1042\".")
+            return Intent(
+                "clarify",
+                question="Which invoice or account should I send the reminder for? "
+                'For example: "send the reminder for INV-1042".',
+            )
         return Intent("send", calls)
     if _DRAFT.search(text):
         calls = _outreach_calls(numbers, account_in(text))
         if not calls:
-            return Intent("clarify", question="Which invoice or account should I draft the reminder for? "
-                                               "For example: \"draft a reminder for INV-1042\".")
+            return Intent(
+                "clarify",
+                question="Which invoice or account should I draft the reminder for? "
+                'For example: "draft a reminder for INV-1042".',
+            )
         return Intent("draft", calls)
     if numbers:
         return Intent("invoice", [("get_invoice", {"invoice_number": n}) for n in numbers[:MAX_INVOICES]])

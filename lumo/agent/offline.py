@@ -65,9 +65,7 @@ class OfflineModel:
     def __init__(self, today: dt.date) -> None:
         self.today = today
 
-    async def complete(
-        self, messages: list[dict], tools: list[dict] | None = None, tool_choice: Any = None
-    ) -> ModelReply:
+    async def complete(self, messages: list[dict], tools: list[dict] | None = None, tool_choice: Any = None) -> ModelReply:
         turn = read_turn(messages)
         available = tool_names(tools)
         intent = parse_intent(turn.text, self.today)
@@ -176,7 +174,8 @@ def send_calls(outcomes: list[ToolOutcome]) -> list[tuple[str, dict[str, Any]]]:
 # --- follow-ups in a thread -----------------------------------------------------------------------
 
 _SEND_IT = re.compile(
-    r"^\s*(?:ok(?:ay)?[,.!]?\s*|yes[,.!]?\s*|great[,.!]?\s*)?(?:please\s+)?send\s+(?:it|that|this|the draft)\b", re.I)
+    r"^\s*(?:ok(?:ay)?[,.!]?\s*|yes[,.!]?\s*|great[,.!]?\s*)?(?:please\s+)?send\s+(?:it|that|this|the draft)\b", re.I
+)
 _AND_ABOUT = re.compile(r"^\s*(?:and|what about|how about)\s+(?:for\s+|of\s+)?(?P<name>[^?]+?)\s*\??\s*$", re.I)
 
 

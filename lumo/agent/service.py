@@ -42,8 +42,14 @@ class Lumo:
     def _context(self, scope: Scope, thread_key: str, as_of: AsOf, now: dt.datetime) -> AgentContext:
         offline = OfflineModel(as_of.today)
         return AgentContext(
-            session_factory=self.session_factory, scope=scope, as_of=as_of, now=now, thread_key=thread_key,
-            model=self.model or offline, offline=offline, model_is_offline=self.model is None,
+            session_factory=self.session_factory,
+            scope=scope,
+            as_of=as_of,
+            now=now,
+            thread_key=thread_key,
+            model=self.model or offline,
+            offline=offline,
+            model_is_offline=self.model is None,
             max_steps=self.max_steps,
         )
 
@@ -52,15 +58,16 @@ class Lumo:
         """Thread ids are per user: the same id from another user is another thread."""
         return f"{scope.user_id}/{thread_id}"
 
-    async def ask(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime,
-                  thread_id: str | None = None) -> dict[str, Any]:
+    async def ask(
+        self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime, thread_id: str | None = None
+    ) -> dict[str, Any]:
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
-        await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now),
-                                 durability=DURABILITY)
+        await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
 
-    async def ask_stream(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime,
-                         thread_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def ask_stream(
+        self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime, thread_id: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """The same turn as `ask`, as events: one per graph step, then the final result.
 
         A bad request raises here, before any event, so an HTTP client gets a 4xx rather than a stream.
@@ -68,12 +75,14 @@ class Lumo:
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
         return self._stream(scope, message, thread_id, key, config, as_of, now)
 
-    async def _stream(self, scope: Scope, message: str, thread_id: str, key: str, config: dict[str, Any],
-                      as_of: AsOf, now: dt.datetime) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(
+        self, scope: Scope, message: str, thread_id: str, key: str, config: dict[str, Any], as_of: AsOf, now: dt.datetime
+    ) -> AsyncIterator[dict[str, Any]]:
         yield {"event": "thread", "data": {"thread_id": thread_id}}
         context = self._context(scope, key, as_of, now)
-        async for update in self.graph.astream(new_turn(message), config, context=context, stream_mode="updates",
-                                               durability=DURABILITY):
+        async for update in self.graph.astream(
+            new_turn(message), config, context=context, stream_mode="updates", durability=DURABILITY
+        ):
             for node, change in update.items():
                 if node.startswith("__"):
                     continue
@@ -95,9 +104,17 @@ class Lumo:
             raise InvalidInput(f"thread {thread_id} is waiting for approval of {ids}: approve or reject it first")
         return message, thread_id, key, config
 
-    async def approve(self, scope: Scope, thread_id: str, *, as_of: AsOf, now: dt.datetime,
-                      action_id: str | None = None, edit: dict[str, Any] | None = None,
-                      reject: str | None = None) -> dict[str, Any]:
+    async def approve(
+        self,
+        scope: Scope,
+        thread_id: str,
+        *,
+        as_of: AsOf,
+        now: dt.datetime,
+        action_id: str | None = None,
+        edit: dict[str, Any] | None = None,
+        reject: str | None = None,
+    ) -> dict[str, Any]:
         """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback)."""
         key = self.thread_key(scope, thread_id)
         config = {"configurable": {"thread_id": key}}
@@ -132,7 +149,7 @@ class Lumo:
         if not values:
             raise NotFound(f"thread {thread_id} not found")
         pending = _waiting(snapshot)
-        turn = values["messages"][values.get("turn_start", 0):]
+        turn = values["messages"][values.get("turn_start", 0) :]
         replies = [m["content"] for m in turn if m["role"] == "assistant" and m.get("content")]
         reply = replies[-1] if replies and not pending else ""
         if pending:

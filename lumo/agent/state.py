@@ -23,6 +23,14 @@ class AgentState(TypedDict, total=False):
 def new_turn(message: str) -> AgentState:
     """The input that starts a turn: the user's message and this turn's fields reset."""
     return AgentState(
-        messages=[{"role": "user", "content": message}], steps=0, pending=[], decisions={}, items=[], drafts=[],
-        model="", usage={"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0}, notes=[], email_rewrites=0,
+        messages=[{"role": "user", "content": message}],
+        steps=0,
+        pending=[],
+        decisions={},
+        items=[],
+        drafts=[],
+        model="",
+        usage={"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0},
+        notes=[],
+        email_rewrites=0,
     )

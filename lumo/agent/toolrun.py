@@ -88,10 +88,17 @@ def _execute_sync(ctx: ToolContext, tool: Tool, args: Args, action_id: str) -> d
         if done is not None:  # resumed after it ran: return what it did, do not do it again
             return json.loads(done.result)
         result = tool.run(replace(ctx, action_id=action_id), args, session)
-        session.add(AgentAction(
-            id=action_id, thread_id=ctx.thread_id, user_id=ctx.scope.user_id, tool=tool.name,
-            args=args.model_dump_json(), result=json.dumps(result, default=str), executed_at=ctx.now,
-        ))
+        session.add(
+            AgentAction(
+                id=action_id,
+                thread_id=ctx.thread_id,
+                user_id=ctx.scope.user_id,
+                tool=tool.name,
+                args=args.model_dump_json(),
+                result=json.dumps(result, default=str),
+                executed_at=ctx.now,
+            )
+        )
         try:
             session.commit()
         except IntegrityError:  # another worker ran it at the same moment

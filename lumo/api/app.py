@@ -34,8 +34,12 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             async with mail_jobs(settings, lumo.session_factory):
                 yield
 
-    app = FastAPI(title="Lumo API", version=__version__, lifespan=lifespan,
-                  description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.")
+    app = FastAPI(
+        title="Lumo API",
+        version=__version__,
+        lifespan=lifespan,
+        description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.",
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     errors.install(app)
     v1_guards = [Depends(no_nul_characters)]
@@ -47,8 +51,9 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=Health, tags=["health"], summary="The database answers",
-             responses={503: {"model": Health}})
+    @app.get(
+        "/readyz", response_model=Health, tags=["health"], summary="The database answers", responses={503: {"model": Health}}
+    )
     def readyz() -> JSONResponse:
         try:
             with app.state.session_factory() as session:

@@ -38,8 +38,7 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_scope(request: Request,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Scope:
+def current_scope(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Scope:
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing bearer token")
     # A session of its own, closed at once: a request-long session would hold a pooled connection through a whole
@@ -61,9 +60,11 @@ def now_utc() -> dt.datetime:
 Now = Annotated[dt.datetime, Depends(now_utc)]
 
 
-def as_of(scope: CurrentScope, now: Now,
-          date: Annotated[str | None, Query(description="The day it is, YYYY-MM-DD (default: today for the user).")] = None,
-          ) -> AsOf:
+def as_of(
+    scope: CurrentScope,
+    now: Now,
+    date: Annotated[str | None, Query(description="The day it is, YYYY-MM-DD (default: today for the user).")] = None,
+) -> AsOf:
     return AsOf.given(date, now, scope.tz)
 
 

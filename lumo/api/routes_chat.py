@@ -30,8 +30,9 @@ async def chat(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) 
     return await lumo.ask(scope, body.message, as_of=_as_of(scope, body.date, now), now=now, thread_id=body.thread_id)
 
 
-@router.post("/chat/stream", summary="Run one chat turn as Server-Sent Events",
-             responses={200: {"content": {"text/event-stream": {}}}})
+@router.post(
+    "/chat/stream", summary="Run one chat turn as Server-Sent Events", responses={200: {"content": {"text/event-stream": {}}}}
+)
 async def chat_stream(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> EventSourceResponse:
     """Events: `thread`, one `step` per graph step, then `message` (the /v1/chat body); `error` on failure."""
     as_of = _as_of(scope, body.date, now)
@@ -53,7 +54,11 @@ async def decide(thread_id: str, body: DecisionRequest, scope: CurrentScope, lum
     if body.decision == "edit" and not body.args:
         raise InvalidInput("an edit needs `args` with the changed arguments")
     return await lumo.approve(
-        scope, thread_id, as_of=_as_of(scope, body.date, now), now=now, action_id=body.action_id,
+        scope,
+        thread_id,
+        as_of=_as_of(scope, body.date, now),
+        now=now,
+        action_id=body.action_id,
         edit=body.args if body.decision == "edit" else None,
         reject=(body.reason or "rejected by the rep") if body.decision == "reject" else None,
     )

@@ -20,14 +20,17 @@ Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue",
 
 
 @router.get("/priorities", response_model=ItemsResponse, summary="Today's ranked work")
-def priorities(session: SessionDep, scope: CurrentScope, as_of: AsOfDep,
-               limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+def priorities(
+    session: SessionDep, scope: CurrentScope, as_of: AsOfDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> dict[str, Any]:
     return {"items": [i.as_json() for i in compute_priorities(session, scope, as_of, limit=limit)]}
 
 
 @router.get("/invoices", response_model=InvoicePageResponse, summary="Search invoices (paged)")
 def invoices(
-    session: SessionDep, scope: CurrentScope, as_of: AsOfDep,
+    session: SessionDep,
+    scope: CurrentScope,
+    as_of: AsOfDep,
     status: Annotated[list[Status] | None, Query()] = None,
     overdue: bool = False,
     stale: bool = False,
@@ -37,11 +40,23 @@ def invoices(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> dict[str, Any]:
-    flt = InvoiceFilter(status=status or (), overdue=overdue, stale=stale, account=account, bucket=bucket,
-                        currency=currency, page=page, page_size=page_size)
+    flt = InvoiceFilter(
+        status=status or (),
+        overdue=overdue,
+        stale=stale,
+        account=account,
+        bucket=bucket,
+        currency=currency,
+        page=page,
+        page_size=page_size,
+    )
     result = search_invoices(session, scope, flt, as_of)
-    return {"items": [invoice_json(r, as_of) for r in result.items], "total": result.total, "page": result.page,
-            "page_size": result.page_size}
+    return {
+        "items": [invoice_json(r, as_of) for r in result.items],
+        "total": result.total,
+        "page": result.page,
+        "page_size": result.page_size,
+    }
 
 
 @router.get("/invoices/{number}", summary="One invoice with its history")
@@ -60,8 +75,12 @@ def stale(session: SessionDep, scope: CurrentScope, as_of: AsOfDep) -> dict[str,
 
 
 @router.get("/accounts", response_model=AccountsResponse, summary="Account health and revenue at risk")
-def accounts(session: SessionDep, scope: CurrentScope, as_of: AsOfDep,
-             account: Annotated[str | None, Query(max_length=200)] = None,
-             limit: Annotated[int, Query(ge=1, le=500)] = 20) -> dict[str, Any]:
+def accounts(
+    session: SessionDep,
+    scope: CurrentScope,
+    as_of: AsOfDep,
+    account: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> dict[str, Any]:
     healths = account_health(session, scope, as_of, account=account)
     return {"accounts": [h.as_json() for h in healths[:limit]], "revenue_at_risk": revenue_at_risk(healths)}

@@ -37,16 +37,20 @@ def _show(result: dict[str, Any], rep: str, as_json: bool) -> None:
             typer.echo(f"\nnote: {note}")
     if result["pending_actions"]:
         thread = result["thread_id"]
-        typer.echo(f"\nTo approve: lumo approve {thread} --rep {rep}"
-                   f"\nTo reject:  lumo approve {thread} --rep {rep} --reject \"why\""
-                   f"\nTo edit:    lumo approve {thread} --rep {rep} --action ID --edit '{{\"field\": \"value\"}}'")
+        typer.echo(
+            f"\nTo approve: lumo approve {thread} --rep {rep}"
+            f'\nTo reject:  lumo approve {thread} --rep {rep} --reject "why"'
+            f'\nTo edit:    lumo approve {thread} --rep {rep} --action ID --edit \'{{"field": "value"}}\''
+        )
     typer.echo(f"\n[thread {result['thread_id']} · {result['model']}]")
 
 
 @app.command()
 def ask(
     message: Annotated[str, typer.Argument(help="What to ask Lumo.")],
-    rep: RepOpt, date: DateOpt = None, json: JsonOpt = False,
+    rep: RepOpt,
+    date: DateOpt = None,
+    json: JsonOpt = False,
     thread: Annotated[str | None, typer.Option("--thread", help="Continue this thread.")] = None,
 ) -> None:
     """Run one chat turn (offline model unless OPENAI_API_KEY is set)."""
@@ -64,7 +68,9 @@ def ask(
 @app.command()
 def approve(
     thread: Annotated[str, typer.Argument(help="The thread waiting for approval.")],
-    rep: RepOpt, date: DateOpt = None, json: JsonOpt = False,
+    rep: RepOpt,
+    date: DateOpt = None,
+    json: JsonOpt = False,
     action: Annotated[str | None, typer.Option("--action", help="One action id (default: all waiting).")] = None,
     edit: Annotated[str | None, typer.Option("--edit", help="JSON object of changed arguments.")] = None,
     reject: Annotated[str | None, typer.Option("--reject", help="Reject, with this feedback.")] = None,
@@ -84,7 +90,6 @@ def approve(
 
     async def run() -> dict[str, Any]:
         async with open_lumo(get_settings().database_url, os.environ) as lumo:
-            return await lumo.approve(scope, thread, as_of=as_of, now=now, action_id=action, edit=changes,
-                                      reject=reject)
+            return await lumo.approve(scope, thread, as_of=as_of, now=now, action_id=action, edit=changes, reject=reject)
 
     _show(asyncio.run(run()), rep, json)

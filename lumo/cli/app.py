@@ -21,8 +21,9 @@ from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 from lumo.db.session import make_engine, make_sessionmaker
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  help="Lumo, the assistant of Lumenbase CRM.")
+app = typer.Typer(
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, help="Lumo, the assistant of Lumenbase CRM."
+)
 
 RepOpt = Annotated[str, typer.Option("--rep", help="Email of the user whose scope applies.")]
 DateOpt = Annotated[str | None, typer.Option("--date", help="The day it is, YYYY-MM-DD (default: today for the user).")]

@@ -58,12 +58,15 @@ def seed(
         columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, transient=True) as bar:
             task = bar.add_task("invoices", total=invoices)
-            summary = seed_demo(engine, invoices=invoices, reps=reps, seed=seed, today=today,
-                                progress=lambda n: bar.update(task, completed=n))
+            summary = seed_demo(
+                engine, invoices=invoices, reps=reps, seed=seed, today=today, progress=lambda n: bar.update(task, completed=n)
+            )
     finally:
         engine.dispose()
-    typer.echo(f"seeded {summary.invoices:,} invoices, {summary.accounts:,} accounts and {summary.users:,} users "
-               f"in {summary.seconds:.1f} s; demo login: {DEMO_EMAIL}")
+    typer.echo(
+        f"seeded {summary.invoices:,} invoices, {summary.accounts:,} accounts and {summary.users:,} users "
+        f"in {summary.seconds:.1f} s; demo login: {DEMO_EMAIL}"
+    )
 
 
 @app.command("import")

@@ -49,8 +49,18 @@ def digest(
     with _session_factory() as factory:
         results = send_digests(factory, mailer, day, user_email=rep, send=send, now=now)
     if json:
-        emit_json([{"email": r.email, "day": r.day.isoformat(), "status": r.status, "error": r.error,
-                    "digest": r.digest.as_json() if r.digest and not send else None} for r in results])
+        emit_json(
+            [
+                {
+                    "email": r.email,
+                    "day": r.day.isoformat(),
+                    "status": r.status,
+                    "error": r.error,
+                    "digest": r.digest.as_json() if r.digest and not send else None,
+                }
+                for r in results
+            ]
+        )
     else:
         typer.echo("\n".join(r.line() for r in results) if send else "\n\n".join(_preview(r) for r in results))
     if any(r.status == "failed" for r in results):

@@ -30,7 +30,9 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 @app.command()
 def priorities(
-    rep: RepOpt, date: DateOpt = None, json: JsonOpt = False,
+    rep: RepOpt,
+    date: DateOpt = None,
+    json: JsonOpt = False,
     limit: Annotated[int, typer.Option(help="How many items.")] = 20,
 ) -> None:
     """Today's ranked work, with reasons and the next action."""
@@ -44,15 +46,27 @@ def priorities(
     _table(
         f"Priorities for {scope.name} on {as_of.today}",
         ["#", "kind", "invoice", "account", "amount", "days", "reasons", "next action"],
-        [[str(i["rank"]), i["kind"], i["invoice_number"] or "-", i["account"] or "-",
-          f"{i['currency']} {i['amount']}" if i["amount"] else "-", str(i["days_overdue"]),
-          "; ".join(i["reasons"]), i["action"]] for i in items],
+        [
+            [
+                str(i["rank"]),
+                i["kind"],
+                i["invoice_number"] or "-",
+                i["account"] or "-",
+                f"{i['currency']} {i['amount']}" if i["amount"] else "-",
+                str(i["days_overdue"]),
+                "; ".join(i["reasons"]),
+                i["action"],
+            ]
+            for i in items
+        ],
     )
 
 
 @app.command()
 def invoices(
-    rep: RepOpt, date: DateOpt = None, json: JsonOpt = False,
+    rep: RepOpt,
+    date: DateOpt = None,
+    json: JsonOpt = False,
     status: Annotated[list[str] | None, typer.Option(help="Status filter; repeat for several.")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue invoices.")] = False,
     stale: Annotated[bool, typer.Option("--stale", help="Only invoices with a stale status.")] = False,
@@ -63,8 +77,16 @@ def invoices(
     page_size: int = 50,
 ) -> None:
     """Search invoices (paged)."""
-    flt = InvoiceFilter(status=status or (), overdue=overdue, stale=stale, account=account, bucket=bucket,
-                        currency=currency, page=page, page_size=page_size)
+    flt = InvoiceFilter(
+        status=status or (),
+        overdue=overdue,
+        stale=stale,
+        account=account,
+        bucket=bucket,
+        currency=currency,
+        page=page,
+        page_size=page_size,
+    )
     with open_session() as session:
         scope = scope_for_email(session, rep)
         as_of = as_of_for(scope, date)
@@ -76,8 +98,17 @@ def invoices(
     _table(
         f"Invoices ({result.total} in all, page {result.page})",
         ["invoice", "account", "status", "balance", "due", "days overdue"],
-        [[i["invoice_number"], i["account"], i["status"], f"{i['currency']} {i['balance']}", i["due_date"],
-          str(i["days_overdue"])] for i in items],
+        [
+            [
+                i["invoice_number"],
+                i["account"],
+                i["status"],
+                f"{i['currency']} {i['balance']}",
+                i["due_date"],
+                str(i["days_overdue"]),
+            ]
+            for i in items
+        ],
     )
 
 
@@ -91,14 +122,19 @@ def stale(rep: RepOpt, date: DateOpt = None, json: JsonOpt = False) -> None:
     if json:
         emit_json(findings)
         return
-    _table(f"Stale statuses ({len(findings)})", ["invoice", "kind", "evidence", "fix"],
-           [[f["invoice_number"], f["kind"], f["evidence"], f["fix"]] for f in findings])
+    _table(
+        f"Stale statuses ({len(findings)})",
+        ["invoice", "kind", "evidence", "fix"],
+        [[f["invoice_number"], f["kind"], f["evidence"], f["fix"]] for f in findings],
+    )
 
 
 @app.command()
 def draft(
     invoice_number: Annotated[str, typer.Argument(help="Invoice number, e.g. INV-1042.")],
-    rep: RepOpt, date: DateOpt = None, json: JsonOpt = False,
+    rep: RepOpt,
+    date: DateOpt = None,
+    json: JsonOpt = False,
 ) -> None:
     """Draft the reminder email for an invoice (saved nowhere, sent never)."""
     with open_session() as session:
@@ -118,7 +154,9 @@ def draft(
 
 @app.command()
 def accounts(
-    rep: RepOpt, date: DateOpt = None, json: JsonOpt = False,
+    rep: RepOpt,
+    date: DateOpt = None,
+    json: JsonOpt = False,
     account: Annotated[str | None, typer.Option(help="One account, by id or name.")] = None,
     limit: Annotated[int, typer.Option(help="How many accounts (worst first).")] = 20,
 ) -> None:
@@ -134,6 +172,15 @@ def accounts(
     _table(
         f"Account health ({len(healths)} accounts; revenue at risk {risk['base_currency']} {risk['total']})",
         ["account", "score", "grade", "open", "overdue", "reasons"],
-        [[h["account"], str(h["score"]), h["grade"], f"{h['base_currency']} {h['open_base']}",
-          f"{h['base_currency']} {h['overdue_base']}", "; ".join(h["reasons"])] for h in shown],
+        [
+            [
+                h["account"],
+                str(h["score"]),
+                h["grade"],
+                f"{h['base_currency']} {h['open_base']}",
+                f"{h['base_currency']} {h['overdue_base']}",
+                "; ".join(h["reasons"]),
+            ]
+            for h in shown
+        ],
     )

@@ -36,11 +36,13 @@ def _demo_setup(host: str, port: int) -> None:
         session.commit()
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     auth = f"-H 'Authorization: Bearer {token}'"
-    typer.echo(f"Demo rep {DEMO_REP_EMAIL}, token {token}\nTry:\n"
-               f"  curl -s {auth} {base}/v1/priorities\n"
-               f"  curl -s {auth} -H 'Content-Type: application/json' "
-               f"-d '{{\"message\": \"what should I do today?\"}}' {base}/v1/chat\n"
-               f"API docs: {base}/docs")
+    typer.echo(
+        f"Demo rep {DEMO_REP_EMAIL}, token {token}\nTry:\n"
+        f"  curl -s {auth} {base}/v1/priorities\n"
+        f"  curl -s {auth} -H 'Content-Type: application/json' "
+        f'-d \'{{"message": "what should I do today?"}}\' {base}/v1/chat\n'
+        f"API docs: {base}/docs"
+    )
 
 
 async def _prepare_checkpoints(url: str) -> None:
@@ -72,5 +74,6 @@ def serve(
     else:
         upgrade(url)
     asyncio.run(_prepare_checkpoints(url))
-    uvicorn.run("lumo.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=False)
+    uvicorn.run(
+        "lumo.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info", proxy_headers=False
+    )

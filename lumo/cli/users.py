@@ -27,8 +27,9 @@ def users_add(
 ) -> None:
     """Add a user."""
     with open_session() as session:
-        user = add_user(session, email=email, name=name, role=role, timezone=timezone, manager_email=manager,
-                        slack_user_id=slack_user_id)
+        user = add_user(
+            session, email=email, name=name, role=role, timezone=timezone, manager_email=manager, slack_user_id=slack_user_id
+        )
         session.commit()
     typer.echo(f"added {user.role} {user.email} ({user.id})")
 

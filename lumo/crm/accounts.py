@@ -14,14 +14,13 @@ def resolve_account(session: Session, scope: Scope, text: str) -> tuple[str, str
     """(id, name) of the one account `text` names: its id, its exact name, or else a unique part of a name."""
     needle = text.strip()
     base = select(Account.id, Account.name).where(scope.account_filter())
-    exact = session.execute(
-        base.where((Account.id == needle) | (func.lower(Account.name) == needle.lower()))
-    ).all()
+    exact = session.execute(base.where((Account.id == needle) | (func.lower(Account.name) == needle.lower()))).all()
     if len(exact) == 1:
         return exact[0][0], exact[0][1]
-    found = exact or session.execute(
-        base.where(func.lower(Account.name).contains(needle.lower())).order_by(Account.name).limit(6)
-    ).all()
+    found = (
+        exact
+        or session.execute(base.where(func.lower(Account.name).contains(needle.lower())).order_by(Account.name).limit(6)).all()
+    )
     if not found:
         raise NotFound(f"account {needle} not found")
     if len(found) > 1:

@@ -24,12 +24,16 @@ def invoice_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, 
     out: dict[str, list[ContactRow]] = {}
     if not invoice_ids:
         return out
-    rows = session.connection().execute(
-        select(InvoiceContact.invoice_id, Contact.id, Contact.name, Contact.email, Contact.do_not_contact)
-        .join(Contact, Contact.id == InvoiceContact.contact_id)
-        .where(InvoiceContact.invoice_id.in_(list(invoice_ids)))
-        .order_by(InvoiceContact.invoice_id, InvoiceContact.position)
-    ).all()
+    rows = (
+        session.connection()
+        .execute(
+            select(InvoiceContact.invoice_id, Contact.id, Contact.name, Contact.email, Contact.do_not_contact)
+            .join(Contact, Contact.id == InvoiceContact.contact_id)
+            .where(InvoiceContact.invoice_id.in_(list(invoice_ids)))
+            .order_by(InvoiceContact.invoice_id, InvoiceContact.position)
+        )
+        .all()
+    )
     for invoice_id, *contact in rows:
         out.setdefault(invoice_id, []).append(ContactRow(*contact))
     return out

@@ -37,8 +37,14 @@ class Draft:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "to": self.to, "cc": self.cc, "subject": self.subject, "body": self.body, "tone": self.tone,
-            "invoice_numbers": self.invoice_numbers, "facts": self.facts, "skipped_reason": self.skipped_reason,
+            "to": self.to,
+            "cc": self.cc,
+            "subject": self.subject,
+            "body": self.body,
+            "tone": self.tone,
+            "invoice_numbers": self.invoice_numbers,
+            "facts": self.facts,
+            "skipped_reason": self.skipped_reason,
         }
 
 
@@ -67,11 +73,17 @@ def _facts(invoices: list[InvoiceRow], contact: ContactRow | None, as_of: AsOf, 
         "contact": {"name": contact.name, "email": contact.email} if contact else None,
         "invoices": [
             {
-                "number": inv.number, "account": inv.account_name, "status": inv.status,
-                "amount": amount_str(inv.balance), "original_amount": amount_str(inv.amount),
-                "currency": inv.currency, "issue_date": inv.issue_date.isoformat(),
-                "due_date": inv.due_date.isoformat(), "days_overdue": days_overdue(inv, as_of.today),
-                "payment_url": inv.payment_url, "dispute_reason": inv.dispute_reason,
+                "number": inv.number,
+                "account": inv.account_name,
+                "status": inv.status,
+                "amount": amount_str(inv.balance),
+                "original_amount": amount_str(inv.amount),
+                "currency": inv.currency,
+                "issue_date": inv.issue_date.isoformat(),
+                "due_date": inv.due_date.isoformat(),
+                "days_overdue": days_overdue(inv, as_of.today),
+                "payment_url": inv.payment_url,
+                "dispute_reason": inv.dispute_reason,
                 "promise_to_pay_date": inv.promise_to_pay_date.isoformat() if inv.promise_to_pay_date else None,
             }
             for inv in invoices
@@ -134,8 +146,14 @@ def draft_for_invoice(session: Session, scope: Scope, number: str, as_of: AsOf) 
     sender = session.scalar(select(User.name).where(User.id == inv.owner_id)) or scope.name
     subject, body = render_email(tone, facts, sender)
     return Draft(
-        to=[c.email for c in reachable], cc=cc, subject=subject, body=body, tone=tone,
-        invoice_numbers=[r.number for r in group], facts=facts, sender=sender,
+        to=[c.email for c in reachable],
+        cc=cc,
+        subject=subject,
+        body=body,
+        tone=tone,
+        invoice_numbers=[r.number for r in group],
+        facts=facts,
+        sender=sender,
     )
 
 
@@ -144,8 +162,14 @@ def render_email(tone: str, facts: dict[str, Any], sender: str) -> tuple[str, st
     contact = dict(facts["contact"])
     contact["first_name"] = contact["name"].split()[0] if contact["name"] else "there"
     numbers = ", ".join(i["number"] for i in facts["invoices"])
-    text = render(f"emails/{tone}.txt.j2", contact=contact, invoices=facts["invoices"],
-                  totals=facts["totals"], numbers=numbers, sender=sender)
+    text = render(
+        f"emails/{tone}.txt.j2",
+        contact=contact,
+        invoices=facts["invoices"],
+        totals=facts["totals"],
+        numbers=numbers,
+        sender=sender,
+    )
     first, _, rest = text.partition("\n")
     return first.removeprefix("Subject:").strip(), rest.strip()
 

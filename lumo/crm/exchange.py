@@ -80,8 +80,12 @@ REFERENCES = (
 )
 SINGULAR = {"users": "user", "accounts": "account", "contacts": "contact", "deals": "deal", "invoices": "invoice"}
 ID_COLUMNS: dict[str, InstrumentedAttribute[str]] = {
-    "users": User.id, "accounts": Account.id, "contacts": Contact.id, "deals": Deal.id,
-    "invoices": Invoice.id, "tasks": Task.id,
+    "users": User.id,
+    "accounts": Account.id,
+    "contacts": Contact.id,
+    "deals": Deal.id,
+    "invoices": Invoice.id,
+    "tasks": Task.id,
 }
 
 
@@ -255,9 +259,7 @@ def _check_duplicate_ids(checked: Checked, list_name: str) -> None:
             first[record_id] = index
 
 
-def _check_unique(
-    checked: Checked, list_name: str, key: str, in_db: dict[Hashable, set[str]], fold: bool = False
-) -> None:
+def _check_unique(checked: Checked, list_name: str, key: str, in_db: dict[Hashable, set[str]], fold: bool = False) -> None:
     """A value used once: within the file, and against database rows the file does not rewrite."""
     rewritten = set(_ids(checked.raw[list_name]))
     first: dict[Hashable, tuple[int, str]] = {}
@@ -296,9 +298,7 @@ def _check_fx_coverage(checked: Checked, existing: Existing) -> None:
         more = f" and {len(labels) - 1} more" if len(labels) > 1 else ""
         checked.problems.add(WORKSPACE, "fx_rates", f"no rate for {currency} to {base}, used by {labels[0]}{more}")
     for currency in sorted(existing.currencies_in_use - rated - set(users_of)):
-        checked.problems.add(
-            WORKSPACE, "fx_rates", f"no rate for {currency} to {base}, used by records in the database"
-        )
+        checked.problems.add(WORKSPACE, "fx_rates", f"no rate for {currency} to {base}, used by records in the database")
 
 
 # ---- writing (everything has been checked: these statements are not expected to fail) ----
@@ -347,9 +347,7 @@ def _write_workspace(session: Session, workspace: WorkspaceIn, summary: ImportSu
             summary["fx_rates"].created += 1
 
 
-def _release_unique_values(
-    session: Session, users: Sequence[UserIn], invoices: Sequence[InvoiceIn], existing: Existing
-) -> None:
+def _release_unique_values(session: Session, users: Sequence[UserIn], invoices: Sequence[InvoiceIn], existing: Existing) -> None:
     """Park unique values that change, so a swap between two rows cannot collide halfway."""
     user_rows = []
     for user in users:
@@ -390,8 +388,15 @@ def _upsert(session: Session, model: type[Base], rows: list[dict[str, Any]], exi
 
 
 def _user_row(u: UserIn) -> dict[str, Any]:
-    return {"id": u.id, "email": u.email, "name": u.name, "role": u.role, "manager_id": u.manager_id,
-            "timezone": u.timezone, "slack_user_id": u.slack_user_id}
+    return {
+        "id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "role": u.role,
+        "manager_id": u.manager_id,
+        "timezone": u.timezone,
+        "slack_user_id": u.slack_user_id,
+    }
 
 
 def _account_row(a: AccountIn) -> dict[str, Any]:
@@ -399,27 +404,49 @@ def _account_row(a: AccountIn) -> dict[str, Any]:
 
 
 def _contact_row(c: ContactIn) -> dict[str, Any]:
-    return {"id": c.id, "account_id": c.account_id, "name": c.name, "email": c.email, "role": c.role,
-            "do_not_contact": c.do_not_contact}
+    return {
+        "id": c.id,
+        "account_id": c.account_id,
+        "name": c.name,
+        "email": c.email,
+        "role": c.role,
+        "do_not_contact": c.do_not_contact,
+    }
 
 
 def _deal_row(d: DealIn) -> dict[str, Any]:
-    return {"id": d.id, "account_id": d.account_id, "name": d.name, "stage": d.stage, "amount": d.amount,
-            "currency": d.currency}
+    return {"id": d.id, "account_id": d.account_id, "name": d.name, "stage": d.stage, "amount": d.amount, "currency": d.currency}
 
 
 def _invoice_row(i: InvoiceIn) -> dict[str, Any]:
     # amount_paid and the last_* moments are derived: recompute_derived sets them afterwards.
-    return {"id": i.id, "number": i.number, "account_id": i.account_id, "deal_id": i.deal_id,
-            "issue_date": i.issue_date, "due_date": i.due_date, "amount": i.amount, "currency": i.currency,
-            "status": i.status, "status_updated_at": i.status_updated_at,
-            "promise_to_pay_date": i.promise_to_pay_date, "dispute_reason": i.dispute_reason,
-            "payment_url": i.payment_url}
+    return {
+        "id": i.id,
+        "number": i.number,
+        "account_id": i.account_id,
+        "deal_id": i.deal_id,
+        "issue_date": i.issue_date,
+        "due_date": i.due_date,
+        "amount": i.amount,
+        "currency": i.currency,
+        "status": i.status,
+        "status_updated_at": i.status_updated_at,
+        "promise_to_pay_date": i.promise_to_pay_date,
+        "dispute_reason": i.dispute_reason,
+        "payment_url": i.payment_url,
+    }
 
 
 def _task_row(t: TaskIn) -> dict[str, Any]:
-    return {"id": t.id, "owner_id": t.owner_id, "account_id": t.account_id, "invoice_id": t.invoice_id,
-            "title": t.title, "due_date": t.due_date, "done": t.done}
+    return {
+        "id": t.id,
+        "owner_id": t.owner_id,
+        "account_id": t.account_id,
+        "invoice_id": t.invoice_id,
+        "title": t.title,
+        "due_date": t.due_date,
+        "done": t.done,
+    }
 
 
 def _write_invoice_contacts(session: Session, invoices: Sequence[InvoiceIn]) -> None:
@@ -440,8 +467,7 @@ def _write_payments(session: Session, payments: Sequence[PaymentIn], summary: Im
     have = _natural_keys(session, columns, Payment.invoice_id, {p.invoice_id for p in payments}, _payment_key)
     rows = [
         {"invoice_id": p.invoice_id, "amount": p.amount, "paid_at": p.paid_at}
-        for p in _new_only(payments, have, summary["payments"],
-                           lambda p: (p.invoice_id, p.amount.quantize(CENT), p.paid_at))
+        for p in _new_only(payments, have, summary["payments"], lambda p: (p.invoice_id, p.amount.quantize(CENT), p.paid_at))
     ]
     if rows:
         session.execute(insert(Payment), rows)
@@ -453,8 +479,7 @@ def _write_activities(session: Session, activities: Sequence[ActivityIn], summar
     have = _natural_keys(session, columns, Activity.invoice_id, {a.invoice_id for a in activities}, _activity_key)
     rows = [
         {"invoice_id": a.invoice_id, "kind": a.kind, "at": a.at, "by_id": a.by, "text": a.text}
-        for a in _new_only(activities, have, summary["activities"],
-                           lambda a: (a.invoice_id, a.kind, a.at, a.by, a.text))
+        for a in _new_only(activities, have, summary["activities"], lambda a: (a.invoice_id, a.kind, a.at, a.by, a.text))
     ]
     if rows:
         session.execute(insert(Activity), rows)
@@ -475,9 +500,7 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def _natural_keys(
-    session: Session, columns: Sequence[Any], by: Any, invoice_ids: set[str], key: Any
-) -> Counter[Hashable]:
+def _natural_keys(session: Session, columns: Sequence[Any], by: Any, invoice_ids: set[str], key: Any) -> Counter[Hashable]:
     have: Counter[Hashable] = Counter()
     for clause in _one_of(session, by, invoice_ids):
         have.update(key(row) for row in session.execute(select(*columns).where(clause)))
@@ -507,8 +530,11 @@ def export_snapshot(session: Session) -> dict[str, Any]:
         raise LumoError("the database holds no workspace yet: import a snapshot first")
     rates = sorted(session.execute(select(FxRate.currency, FxRate.rate)).tuples())
     return {
-        "workspace": {"name": workspace.name, "base_currency": workspace.base_currency,
-                      "fx_rates": {currency: rate_text(rate) for currency, rate in rates}},
+        "workspace": {
+            "name": workspace.name,
+            "base_currency": workspace.base_currency,
+            "fx_rates": {currency: rate_text(rate) for currency, rate in rates},
+        },
         "users": _export_users(session),
         "accounts": _export_accounts(session),
         "contacts": _export_contacts(session),
@@ -524,8 +550,9 @@ def export_snapshot(session: Session) -> dict[str, Any]:
 
 
 def _export_users(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(select(User.id, User.email, User.name, User.role, User.manager_id, User.timezone,
-                                  User.slack_user_id)).tuples()
+    rows = session.execute(
+        select(User.id, User.email, User.name, User.role, User.manager_id, User.timezone, User.slack_user_id)
+    ).tuples()
     keys = list(LISTS["users"].model_fields)
     return [dict(zip(keys, row, strict=True)) for row in sorted(rows, key=lambda r: r[0])]
 
@@ -539,8 +566,9 @@ def _export_accounts(session: Session) -> list[dict[str, Any]]:
 
 
 def _export_contacts(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(select(Contact.id, Contact.account_id, Contact.name, Contact.email, Contact.role,
-                                  Contact.do_not_contact)).tuples()
+    rows = session.execute(
+        select(Contact.id, Contact.account_id, Contact.name, Contact.email, Contact.role, Contact.do_not_contact)
+    ).tuples()
     keys = list(LISTS["contacts"].model_fields)
     return [dict(zip(keys, row, strict=True)) for row in sorted(rows, key=lambda r: r[0])]
 
@@ -548,8 +576,14 @@ def _export_contacts(session: Session) -> list[dict[str, Any]]:
 def _export_deals(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(select(Deal.id, Deal.account_id, Deal.name, Deal.stage, Deal.amount, Deal.currency))
     return [
-        {"id": r.id, "account_id": r.account_id, "name": r.name, "stage": r.stage, "amount": amount_text(r.amount),
-         "currency": r.currency}
+        {
+            "id": r.id,
+            "account_id": r.account_id,
+            "name": r.name,
+            "stage": r.stage,
+            "amount": amount_text(r.amount),
+            "currency": r.currency,
+        }
         for r in sorted(rows, key=lambda r: r.id)
     ]
 
@@ -559,18 +593,40 @@ def _export_invoices(session: Session) -> list[dict[str, Any]]:
     links = session.execute(select(InvoiceContact.invoice_id, InvoiceContact.position, InvoiceContact.contact_id))
     for invoice_id, position, contact_id in links.tuples():
         contacts.setdefault(invoice_id, []).append((position, contact_id))
-    rows = session.execute(select(
-        Invoice.id, Invoice.number, Invoice.account_id, Invoice.deal_id, Invoice.issue_date, Invoice.due_date,
-        Invoice.amount, Invoice.currency, Invoice.status, Invoice.status_updated_at, Invoice.promise_to_pay_date,
-        Invoice.dispute_reason, Invoice.payment_url,
-    ))
+    rows = session.execute(
+        select(
+            Invoice.id,
+            Invoice.number,
+            Invoice.account_id,
+            Invoice.deal_id,
+            Invoice.issue_date,
+            Invoice.due_date,
+            Invoice.amount,
+            Invoice.currency,
+            Invoice.status,
+            Invoice.status_updated_at,
+            Invoice.promise_to_pay_date,
+            Invoice.dispute_reason,
+            Invoice.payment_url,
+        )
+    )
     return [
-        {"id": r.id, "number": r.number, "account_id": r.account_id, "deal_id": r.deal_id,
-         "contact_ids": [c for _, c in sorted(contacts.get(r.id, []))],
-         "issue_date": day_text(r.issue_date), "due_date": day_text(r.due_date), "amount": amount_text(r.amount),
-         "currency": r.currency, "status": r.status, "status_updated_at": moment_text(r.status_updated_at),
-         "promise_to_pay_date": day_text(r.promise_to_pay_date), "dispute_reason": r.dispute_reason,
-         "payment_url": r.payment_url}
+        {
+            "id": r.id,
+            "number": r.number,
+            "account_id": r.account_id,
+            "deal_id": r.deal_id,
+            "contact_ids": [c for _, c in sorted(contacts.get(r.id, []))],
+            "issue_date": day_text(r.issue_date),
+            "due_date": day_text(r.due_date),
+            "amount": amount_text(r.amount),
+            "currency": r.currency,
+            "status": r.status,
+            "status_updated_at": moment_text(r.status_updated_at),
+            "promise_to_pay_date": day_text(r.promise_to_pay_date),
+            "dispute_reason": r.dispute_reason,
+            "payment_url": r.payment_url,
+        }
         for r in sorted(rows, key=lambda r: r.id)
     ]
 
@@ -584,8 +640,7 @@ def _export_payments(session: Session) -> list[dict[str, Any]]:
 
 
 def _export_activities(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(select(Activity.id, Activity.invoice_id, Activity.kind, Activity.at, Activity.by_id,
-                                  Activity.text))
+    rows = session.execute(select(Activity.id, Activity.invoice_id, Activity.kind, Activity.at, Activity.by_id, Activity.text))
     return [
         {"invoice_id": r.invoice_id, "kind": r.kind, "at": moment_text(r.at), "by": r.by_id, "text": r.text or ""}
         for r in sorted(rows, key=lambda r: (r.invoice_id, r.at, r.id))
@@ -593,11 +648,17 @@ def _export_activities(session: Session) -> list[dict[str, Any]]:
 
 
 def _export_tasks(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(select(Task.id, Task.owner_id, Task.account_id, Task.invoice_id, Task.title,
-                                  Task.due_date, Task.done))
+    rows = session.execute(select(Task.id, Task.owner_id, Task.account_id, Task.invoice_id, Task.title, Task.due_date, Task.done))
     return [
-        {"id": r.id, "owner_id": r.owner_id, "account_id": r.account_id, "invoice_id": r.invoice_id,
-         "title": r.title, "due_date": day_text(r.due_date), "done": r.done}
+        {
+            "id": r.id,
+            "owner_id": r.owner_id,
+            "account_id": r.account_id,
+            "invoice_id": r.invoice_id,
+            "title": r.title,
+            "due_date": day_text(r.due_date),
+            "done": r.done,
+        }
         for r in sorted(rows, key=lambda r: r.id)
     ]
 

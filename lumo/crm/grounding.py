@@ -15,8 +15,20 @@ MONTHS = {
     m: i + 1
     for i, names in enumerate(
         zip(
-            ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-             "october", "november", "december"],
+            [
+                "january",
+                "february",
+                "march",
+                "april",
+                "may",
+                "june",
+                "july",
+                "august",
+                "september",
+                "october",
+                "november",
+                "december",
+            ],
             ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
             strict=True,
         )
@@ -41,8 +53,7 @@ class Mismatch:
     detail: str
 
 
-CURRENCY_WORDS = {"euro": "EUR", "euros": "EUR", "dollar": "USD", "dollars": "USD", "pound": "GBP", "pounds": "GBP",
-                  "yen": "JPY"}
+CURRENCY_WORDS = {"euro": "EUR", "euros": "EUR", "dollar": "USD", "dollars": "USD", "pound": "GBP", "pounds": "GBP", "yen": "JPY"}
 MULTIPLIERS = {"k": Decimal(1000), "K": Decimal(1000), "m": Decimal(1_000_000), "M": Decimal(1_000_000)}
 
 
@@ -150,8 +161,13 @@ def check_grounding(text: str, facts: dict[str, Any], *, require_all_invoices: b
 
 
 def check_text(
-    text: str, amounts: set[tuple[str, Decimal]], numbers: set[str], dates: set[dt.date], currencies: set[str],
-    *, require_all_invoices: bool = False,
+    text: str,
+    amounts: set[tuple[str, Decimal]],
+    numbers: set[str],
+    dates: set[dt.date],
+    currencies: set[str],
+    *,
+    require_all_invoices: bool = False,
 ) -> list[Mismatch]:
     """The guard over explicit sets of allowed (currency, amount) pairs, invoice numbers and dates."""
     problems: list[Mismatch] = []
@@ -195,7 +211,8 @@ def facts_in_text(text: str) -> tuple[set[tuple[str, Decimal]], set[str], set[dt
     """
     codes = currency_tokens()
     amounts = {
-        (code, value) for code, number in CODED_AMOUNT.findall(text)
+        (code, value)
+        for code, number in CODED_AMOUNT.findall(text)
         if codes.get(code) == code and (value := _decimal(number)) is not None
     }
     dates = {dt.date(int(m[1]), int(m[2]), int(m[3])) for m in ISO_DATE.finditer(text) if _valid(m)}
@@ -210,8 +227,9 @@ def _valid(mt: re.Match[str]) -> bool:
     return True
 
 
-def _check_amount(raw: str, currency: str, value: Decimal | None, amounts: set[tuple[str, Decimal]],
-                  currencies: set[str]) -> list[Mismatch]:
+def _check_amount(
+    raw: str, currency: str, value: Decimal | None, amounts: set[tuple[str, Decimal]], currencies: set[str]
+) -> list[Mismatch]:
     if value is not None and (currency, value) in amounts:
         return []
     if value is not None and any(a == value for _, a in amounts):

@@ -50,16 +50,23 @@ class AccountHealth:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "account_id": self.account_id, "account": self.name, "tier": self.tier,
-            "score": self.score, "grade": self.grade, "reasons": self.reasons,
+            "account_id": self.account_id,
+            "account": self.name,
+            "tier": self.tier,
+            "score": self.score,
+            "grade": self.grade,
+            "reasons": self.reasons,
             "open_balance": [{"currency": c, "amount": amount_str(a)} for c, a in self.open_balance.items()],
             "overdue_by_bucket": {b: amount_str(a) for b, a in self.overdue_by_bucket.items()},
             "base_currency": self.base_currency,
-            "open_base": amount_str(self.open_base), "overdue_base": amount_str(self.overdue_base),
+            "open_base": amount_str(self.open_base),
+            "overdue_base": amount_str(self.overdue_base),
             "revenue_at_risk": amount_str(self.at_risk),
             "dso_days": self.dso_days,
             "avg_days_late": str(self.avg_days_late.quantize(Decimal("0.1"))) if self.avg_days_late is not None else None,
-            "disputes": self.disputes, "stale_statuses": self.stale, "broken_promises": self.broken_promises,
+            "disputes": self.disputes,
+            "stale_statuses": self.stale,
+            "broken_promises": self.broken_promises,
         }
 
 
@@ -68,7 +75,8 @@ def _last_payment_dates(session: Session, invoice_ids: list[str], as_of: AsOf) -
     for start in range(0, len(invoice_ids), 1000):
         chunk = invoice_ids[start : start + 1000]
         for invoice_id, paid_at in session.execute(
-            select(Payment.invoice_id, func.max(Payment.paid_at)).where(Payment.invoice_id.in_(chunk))
+            select(Payment.invoice_id, func.max(Payment.paid_at))
+            .where(Payment.invoice_id.in_(chunk))
             .group_by(Payment.invoice_id)
         ).all():
             if isinstance(paid_at, str):
@@ -118,7 +126,8 @@ def account_health(
     rows = fetch_rows(session, query.order_by(Invoice.account_id))
     if account is not None and not rows:
         names = session.execute(
-            select(Account.id, Account.name, Account.tier).where(scope.account_filter())
+            select(Account.id, Account.name, Account.tier)
+            .where(scope.account_filter())
             .where((Account.id == account) | (func.lower(Account.name) == account.strip().lower()))
         ).all()
         if not names:
@@ -175,8 +184,5 @@ def revenue_at_risk(healths: list[AccountHealth]) -> dict[str, Any]:
     return {
         "base_currency": base,
         "total": amount_str(sum((h.at_risk for h in risky), ZERO)),
-        "accounts": [
-            {"account": h.name, "grade": h.grade, "amount": amount_str(h.at_risk), "reasons": h.reasons}
-            for h in risky
-        ],
+        "accounts": [{"account": h.name, "grade": h.grade, "amount": amount_str(h.at_risk), "reasons": h.reasons} for h in risky],
     }

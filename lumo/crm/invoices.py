@@ -25,10 +25,25 @@ from lumo.crm.scope import Scope
 from lumo.db.models import STATUSES, Account, Activity, Contact, Invoice, InvoiceContact, Payment
 
 ROW_COLUMNS = (
-    Invoice.id, Invoice.number, Invoice.account_id, Account.name, Account.tier, Account.renewal_date,
-    Account.owner_id, Invoice.issue_date, Invoice.due_date, Invoice.amount, Invoice.currency,
-    Invoice.amount_paid, Invoice.status, Invoice.status_updated_at, Invoice.promise_to_pay_date,
-    Invoice.dispute_reason, Invoice.payment_url, Invoice.last_activity_at, Invoice.last_contacted_at,
+    Invoice.id,
+    Invoice.number,
+    Invoice.account_id,
+    Account.name,
+    Account.tier,
+    Account.renewal_date,
+    Account.owner_id,
+    Invoice.issue_date,
+    Invoice.due_date,
+    Invoice.amount,
+    Invoice.currency,
+    Invoice.amount_paid,
+    Invoice.status,
+    Invoice.status_updated_at,
+    Invoice.promise_to_pay_date,
+    Invoice.dispute_reason,
+    Invoice.payment_url,
+    Invoice.last_activity_at,
+    Invoice.last_contacted_at,
 )
 OVERDUE_STATUSES = ("sent", "viewed", "partially_paid", "overdue")
 MAX_PAGE_SIZE = 500
@@ -60,9 +75,7 @@ def get_row(session: Session, scope: Scope, number: str) -> InvoiceRow:
 
 
 def overdue_clause(today: dt.date) -> Any:
-    return and_(
-        Invoice.status.in_(OVERDUE_STATUSES), Invoice.due_date < today, Invoice.amount > Invoice.amount_paid
-    )
+    return and_(Invoice.status.in_(OVERDUE_STATUSES), Invoice.due_date < today, Invoice.amount > Invoice.amount_paid)
 
 
 @dataclass(frozen=True)
@@ -179,8 +192,7 @@ def invoice_history(session: Session, scope: Scope, number: str, as_of: AsOf) ->
         "contacts": [{"name": n, "email": e, "do_not_contact": d} for n, e, d in contacts],
         "payments": [{"amount": amount_str(a), "paid_at": p.isoformat()} for a, p in payments],
         "history": [
-            {"kind": k, "at": at.isoformat(), "by": by, "text": text, "from": f, "to": t}
-            for k, at, by, text, f, t in events
+            {"kind": k, "at": at.isoformat(), "by": by, "text": text, "from": f, "to": t} for k, at, by, text, f, t in events
         ],
         "stale": [f.as_json() for f in stale.findings_for(row, as_of)],
     }

@@ -81,8 +81,13 @@ def record_activity(
     to_status: str | None = None,
 ) -> Activity:
     activity = Activity(
-        invoice_id=invoice.id, kind=kind, at=at, by_id=by_id, text=text,
-        from_status=from_status, to_status=to_status,
+        invoice_id=invoice.id,
+        kind=kind,
+        at=at,
+        by_id=by_id,
+        text=text,
+        from_status=from_status,
+        to_status=to_status,
     )
     session.add(activity)
     if invoice.last_activity_at is None or at > invoice.last_activity_at:
@@ -100,8 +105,14 @@ def change_status(
     invoice.status = to_status
     invoice.status_updated_at = at
     return record_activity(
-        session, invoice, kind="status_change", at=at, by_id=by_id, text=reason,
-        from_status=from_status, to_status=to_status,
+        session,
+        invoice,
+        kind="status_change",
+        at=at,
+        by_id=by_id,
+        text=reason,
+        from_status=from_status,
+        to_status=to_status,
     )
 
 

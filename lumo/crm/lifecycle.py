@@ -119,7 +119,11 @@ def aging_bucket(days: int) -> str:
 def bucket_range(bucket: str) -> tuple[int, int | None]:
     """Days-overdue bounds (inclusive; None open-ended) of a bucket name."""
     ranges: dict[str, tuple[int, int | None]] = {
-        "current": (0, 0), "1-30": (1, 30), "31-60": (31, 60), "61-90": (61, 90), "90+": (91, None),
+        "current": (0, 0),
+        "1-30": (1, 30),
+        "31-60": (31, 60),
+        "61-90": (61, 90),
+        "90+": (91, None),
     }
     try:
         return ranges[bucket]

@@ -26,4 +26,3 @@ def queued_invoice_numbers(session: Session, numbers: Iterable[str]) -> set[str]
     ).all()
     found = {n for row in rows for n in row.split(",")}
     return found & set(wanted)
-

@@ -25,8 +25,9 @@ DEMAND = re.compile(
 )
 
 
-def check_email(session: Session, scope: Scope, *, numbers: Sequence[str], to: Sequence[str], cc: Sequence[str],
-                text: str, as_of: AsOf) -> None:
+def check_email(
+    session: Session, scope: Scope, *, numbers: Sequence[str], to: Sequence[str], cc: Sequence[str], text: str, as_of: AsOf
+) -> None:
     """Raise InvalidInput naming the first rule an email about these invoices would break."""
     rows = [get_row(session, scope, n) for n in numbers]
     if len({r.account_id for r in rows}) > 1:
@@ -47,8 +48,11 @@ def check_email(session: Session, scope: Scope, *, numbers: Sequence[str], to: S
         if address.lower() not in reachable:
             raise InvalidInput(f"{address} is not a contact of {', '.join(numbers)}")
     outside = [a for a in cc if a.lower() not in reachable]
-    colleagues = {e.lower() for e in session.scalars(select(User.email).where(func.lower(User.email).in_(
-        [a.lower() for a in outside])))} if outside else set()
+    colleagues = (
+        {e.lower() for e in session.scalars(select(User.email).where(func.lower(User.email).in_([a.lower() for a in outside])))}
+        if outside
+        else set()
+    )
     for address in cc:
         if address.lower() in blocked:
             raise InvalidInput(f"{address} is marked do-not-contact")

@@ -128,8 +128,16 @@ def _score_invoice(inv: InvoiceRow, as_of: AsOf, fx: FxTable, w: Weights, rules:
         score += w.promise_pending
     if contacted is not None and contacted < w.cooldown_days:
         score += w.cooldown
-    return Item(kind=kind, score=round(score, 6), sort_key=(inv.due_date, inv.number, ""), invoice=inv,
-                days_overdue=late, stale_kinds=tuple(kinds), contacted_days=contacted, quiet_days=quiet)
+    return Item(
+        kind=kind,
+        score=round(score, 6),
+        sort_key=(inv.due_date, inv.number, ""),
+        invoice=inv,
+        days_overdue=late,
+        stale_kinds=tuple(kinds),
+        contacted_days=contacted,
+        quiet_days=quiet,
+    )
 
 
 def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
@@ -210,8 +218,18 @@ def _task_items(session: Session, scope: Scope, as_of: AsOf, w: Weights) -> list
         reasons = [f"task due {'today' if late == 0 else f'{late} days ago'} ({due.isoformat()})"]
         if number:
             reasons.append(f"for invoice {number}")
-        items.append(Item(kind="task_due", score=score, sort_key=(due, number or "", task_id), task_id=task_id,
-                          task_title=title, account_name=account, reasons=reasons, action=f"Do the task: {title}"))
+        items.append(
+            Item(
+                kind="task_due",
+                score=score,
+                sort_key=(due, number or "", task_id),
+                task_id=task_id,
+                task_title=title,
+                account_name=account,
+                reasons=reasons,
+                action=f"Do the task: {title}",
+            )
+        )
     return items
 
 
@@ -238,7 +256,8 @@ def compute_priorities(
     """
     fx = fx or load_fx(session)
     items = [
-        item for inv in (_candidates(session, scope, as_of, weights, rules) if rows is None else rows)
+        item
+        for inv in (_candidates(session, scope, as_of, weights, rules) if rows is None else rows)
         if (item := _score_invoice(inv, as_of, fx, weights, rules)) is not None
     ]
     items.extend(_task_items(session, scope, as_of, weights))
@@ -268,8 +287,10 @@ def _candidates(session: Session, scope: Scope, as_of: AsOf, w: Weights, rules: 
         Invoice.amount_paid >= Invoice.amount,
         Invoice.promise_to_pay_date < today,
         and_(Invoice.status == "draft", Invoice.issue_date < today - dt.timedelta(days=rules.draft_days)),
-        and_(Invoice.status_updated_at < touched_before,
-             or_(Invoice.last_activity_at.is_(None), Invoice.last_activity_at < touched_before)),
+        and_(
+            Invoice.status_updated_at < touched_before,
+            or_(Invoice.last_activity_at.is_(None), Invoice.last_activity_at < touched_before),
+        ),
     )
     query = rows_query(scope).where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)), could)
     return fetch_rows(session, query)
@@ -291,4 +312,3 @@ def _name_contacts(session: Session, items: list[Item]) -> None:
                 item.action = f"Do not email {contact.name} (do-not-contact): agree next steps with the account owner"
         else:
             item.action = f"{item.action} ({contact.name}, {contact.email})"
-

@@ -160,9 +160,7 @@ Title = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 Role = Literal["rep", "manager", "admin"]
-Status = Literal[
-    "draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"
-]
+Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
 Kind = Literal["email", "call", "note", "status_change"]
 
 
@@ -464,8 +462,36 @@ def _check_record(checked: Checked, list_name: str, index: int, raw: object, mod
 
 
 __all__ = [
-    "CENT", "LISTS", "SNAPSHOT", "WORKSPACE", "AccountIn", "ActivityIn", "Checked", "ContactIn", "DealIn",
-    "InvoiceIn", "PaymentIn", "Problems", "Record", "Snapshot", "TaskIn", "UserIn", "Where", "WorkspaceIn",
-    "amount_text", "check_fields", "day_text", "moment_text", "parse_amount", "parse_currency", "parse_day",
-    "parse_email", "parse_moment", "parse_rate", "parse_timezone", "rate_text", "report", "where",
+    "CENT",
+    "LISTS",
+    "SNAPSHOT",
+    "WORKSPACE",
+    "AccountIn",
+    "ActivityIn",
+    "Checked",
+    "ContactIn",
+    "DealIn",
+    "InvoiceIn",
+    "PaymentIn",
+    "Problems",
+    "Record",
+    "Snapshot",
+    "TaskIn",
+    "UserIn",
+    "Where",
+    "WorkspaceIn",
+    "amount_text",
+    "check_fields",
+    "day_text",
+    "moment_text",
+    "parse_amount",
+    "parse_currency",
+    "parse_day",
+    "parse_email",
+    "parse_moment",
+    "parse_rate",
+    "parse_timezone",
+    "rate_text",
+    "report",
+    "where",
 ]

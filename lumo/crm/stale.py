@@ -9,8 +9,12 @@ from lumo.crm.lifecycle import AsOf, InvoiceRow, days_overdue, is_open
 from lumo.crm.money import format_code
 
 KINDS = (
-    "overdue_not_marked", "paid_not_marked", "no_recent_activity",
-    "draft_not_sent", "promise_broken", "dispute_stalled",
+    "overdue_not_marked",
+    "paid_not_marked",
+    "no_recent_activity",
+    "draft_not_sent",
+    "promise_broken",
+    "dispute_stalled",
 )
 
 
@@ -64,22 +68,36 @@ def _explain(kind: str, inv: InvoiceRow, as_of: AsOf) -> tuple[str, str]:
     quiet = as_of.days_since(inv.last_touch)
     balance = format_code(inv.balance, inv.currency)
     if kind == "overdue_not_marked":
-        return (f"due {inv.due_date.isoformat()}, {days_overdue(inv, today)} days ago, balance {balance}; "
-                f"status still '{inv.status}'", "Mark it overdue and start the reminder sequence")
+        return (
+            f"due {inv.due_date.isoformat()}, {days_overdue(inv, today)} days ago, balance {balance}; "
+            f"status still '{inv.status}'",
+            "Mark it overdue and start the reminder sequence",
+        )
     if kind == "paid_not_marked":
-        return (f"payments of {format_code(inv.amount_paid, inv.currency)} cover the amount "
-                f"{format_code(inv.amount, inv.currency)}; status '{inv.status}'", "Mark it paid")
+        return (
+            f"payments of {format_code(inv.amount_paid, inv.currency)} cover the amount "
+            f"{format_code(inv.amount, inv.currency)}; status '{inv.status}'",
+            "Mark it paid",
+        )
     if kind == "no_recent_activity":
-        return (f"no event, note or status change since {as_of.local_date(inv.last_touch).isoformat()} ({quiet} days)",
-                "Check in with the customer and log what you learn")
+        return (
+            f"no event, note or status change since {as_of.local_date(inv.last_touch).isoformat()} ({quiet} days)",
+            "Check in with the customer and log what you learn",
+        )
     if kind == "draft_not_sent":
-        return (f"still a draft {(today - inv.issue_date).days} days after its issue date {inv.issue_date.isoformat()}",
-                "Send the invoice, or void it if it is not needed")
+        return (
+            f"still a draft {(today - inv.issue_date).days} days after its issue date {inv.issue_date.isoformat()}",
+            "Send the invoice, or void it if it is not needed",
+        )
     if kind == "promise_broken":
-        return (f"promised to pay by {inv.promise_to_pay_date}; {balance} still open",
-                "Call the customer about the broken promise and set a new date")
-    return (f"disputed ({inv.dispute_reason or 'no reason recorded'}); no activity for {quiet} days",
-            "Follow up on the dispute and record the next step")
+        return (
+            f"promised to pay by {inv.promise_to_pay_date}; {balance} still open",
+            "Call the customer about the broken promise and set a new date",
+        )
+    return (
+        f"disputed ({inv.dispute_reason or 'no reason recorded'}); no activity for {quiet} days",
+        "Follow up on the dispute and record the next step",
+    )
 
 
 def stale_findings(rows: list[InvoiceRow], as_of: AsOf, rules: StaleThresholds = StaleThresholds()) -> list[Finding]:

@@ -81,7 +81,15 @@ class Base(DeclarativeBase):
 
 ROLES = ("rep", "manager", "admin")
 STATUSES = (
-    "draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off",
+    "draft",
+    "sent",
+    "viewed",
+    "partially_paid",
+    "paid",
+    "overdue",
+    "disputed",
+    "void",
+    "written_off",
 )
 ACTIVITY_KINDS = ("email", "call", "note", "status_change")
 

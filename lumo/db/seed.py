@@ -46,15 +46,32 @@ ADMIN_EMAIL = "admin@lumenbase.test"
 BASE_CURRENCY = "USD"
 # Units of USD per unit of currency, and how often an account bills in it.
 FX_RATES: dict[str, Decimal] = {
-    "USD": Decimal("1"), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73"),
-    "JPY": Decimal("0.0067"), "AUD": Decimal("0.66"), "CHF": Decimal("1.13"),
+    "USD": Decimal("1"),
+    "EUR": Decimal("1.08"),
+    "GBP": Decimal("1.27"),
+    "CAD": Decimal("0.73"),
+    "JPY": Decimal("0.0067"),
+    "AUD": Decimal("0.66"),
+    "CHF": Decimal("1.13"),
 }
 CURRENCY_WEIGHTS = {"USD": 55, "EUR": 15, "GBP": 10, "CAD": 8, "JPY": 5, "AUD": 4, "CHF": 3}
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY"})
 TIME_ZONES = (
-    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Toronto",
-    "America/Sao_Paulo", "Europe/London", "Europe/Berlin", "Europe/Paris", "Europe/Madrid",
-    "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Toronto",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "Europe/Madrid",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
 )
 REPS_PER_MANAGER = 8
 BATCH_INVOICES = 10_000
@@ -68,30 +85,86 @@ DISPUTE_REASONS = (
     "Discount agreed at renewal not applied",
 )
 INDUSTRY_WORDS = (
-    "Logistics", "Analytics", "Foods", "Systems", "Labs", "Energy", "Health", "Media", "Robotics",
-    "Software", "Partners", "Freight", "Textiles", "Pharma", "Retail", "Capital", "Design", "Motors",
-    "Networks", "Solar", "Biotech", "Consulting", "Marine", "Aerospace", "Studios", "Farms",
-    "Security", "Telecom", "Outdoor", "Materials",
+    "Logistics",
+    "Analytics",
+    "Foods",
+    "Systems",
+    "Labs",
+    "Energy",
+    "Health",
+    "Media",
+    "Robotics",
+    "Software",
+    "Partners",
+    "Freight",
+    "Textiles",
+    "Pharma",
+    "Retail",
+    "Capital",
+    "Design",
+    "Motors",
+    "Networks",
+    "Solar",
+    "Biotech",
+    "Consulting",
+    "Marine",
+    "Aerospace",
+    "Studios",
+    "Farms",
+    "Security",
+    "Telecom",
+    "Outdoor",
+    "Materials",
 )
 COMPANY_SUFFIXES = ("Inc", "LLC", "Ltd", "GmbH", "Group", "Co", "Corp", "Holdings", "SA", "PLC", "")
 CONTACT_ROLES = ("finance", "accounts_payable", "executive", "champion")
 
 # Scenario name -> weight for invoices past each rep's opening set.
 SCENARIO_WEIGHTS: dict[str, float] = {
-    "paid": 38, "sent_current": 8, "viewed_current": 5, "due_soon": 3, "partially_paid_current": 3,
-    "overdue_marked": 10, "overdue_not_marked": 5, "partially_paid_overdue": 3, "paid_not_marked": 2,
-    "no_recent_activity": 4, "promise_pending": 2, "promise_broken": 2, "disputed_active": 1.5,
-    "disputed_stalled": 1.5, "draft_fresh": 3, "draft_stale": 1.5, "void": 2, "written_off": 1.5,
+    "paid": 38,
+    "sent_current": 8,
+    "viewed_current": 5,
+    "due_soon": 3,
+    "partially_paid_current": 3,
+    "overdue_marked": 10,
+    "overdue_not_marked": 5,
+    "partially_paid_overdue": 3,
+    "paid_not_marked": 2,
+    "no_recent_activity": 4,
+    "promise_pending": 2,
+    "promise_broken": 2,
+    "disputed_active": 1.5,
+    "disputed_stalled": 1.5,
+    "draft_fresh": 3,
+    "draft_stale": 1.5,
+    "void": 2,
+    "written_off": 1.5,
     "cooldown": 2,
 }
 # (scenario, aging bucket index or None): the first invoices of every rep, so each book shows all.
 OPENING_SET: tuple[tuple[str, int | None], ...] = (
-    ("overdue_marked", 1), ("overdue_not_marked", 2), ("promise_broken", None), ("paid_not_marked", None),
-    ("due_soon", None), ("no_recent_activity", None), ("disputed_stalled", None), ("draft_stale", None),
-    ("promise_pending", None), ("cooldown", 1), ("overdue_marked", 2), ("overdue_marked", 3),
-    ("overdue_marked", 4), ("disputed_active", None), ("partially_paid_overdue", 3), ("sent_current", None),
-    ("viewed_current", None), ("partially_paid_current", None), ("paid", None), ("draft_fresh", None),
-    ("void", None), ("written_off", None),
+    ("overdue_marked", 1),
+    ("overdue_not_marked", 2),
+    ("promise_broken", None),
+    ("paid_not_marked", None),
+    ("due_soon", None),
+    ("no_recent_activity", None),
+    ("disputed_stalled", None),
+    ("draft_stale", None),
+    ("promise_pending", None),
+    ("cooldown", 1),
+    ("overdue_marked", 2),
+    ("overdue_marked", 3),
+    ("overdue_marked", 4),
+    ("disputed_active", None),
+    ("partially_paid_overdue", 3),
+    ("sent_current", None),
+    ("viewed_current", None),
+    ("partially_paid_current", None),
+    ("paid", None),
+    ("draft_fresh", None),
+    ("void", None),
+    ("written_off", None),
 )
 # Days overdue per bucket (1-30, 31-60, 61-90, 90+) and the weights of random draws among them.
 BUCKET_DAYS = {1: (1, 30), 2: (31, 60), 3: (61, 90), 4: (91, 300)}
@@ -235,9 +308,17 @@ class _Counts:
 
     def summary(self, seconds: float) -> SeedSummary:
         return SeedSummary(
-            users=self.users, accounts=self.accounts, contacts=self.contacts, deals=self.deals,
-            invoices=self.invoices, payments=self.payments, activities=self.activities, tasks=self.tasks,
-            demo_rep_id=DEMO_REP_ID, demo_rep_email=DEMO_REP_EMAIL, seconds=round(seconds, 3),
+            users=self.users,
+            accounts=self.accounts,
+            contacts=self.contacts,
+            deals=self.deals,
+            invoices=self.invoices,
+            payments=self.payments,
+            activities=self.activities,
+            tasks=self.tasks,
+            demo_rep_id=DEMO_REP_ID,
+            demo_rep_email=DEMO_REP_EMAIL,
+            seconds=round(seconds, 3),
         )
 
 
@@ -333,10 +414,17 @@ class _Generator:
         rows = [self._user("u-admin-0001", ADMIN_EMAIL, "Avery Admin", "admin", None, "UTC", 9_000_001)]
         for m in range(1, managers + 1):
             name = self._person()
-            rows.append(self._user(
-                f"u-mgr-{m:04d}", _unique_email(name, taken), name, "manager", "u-admin-0001",
-                self.rng.choice(TIME_ZONES), 8_000_000 + m,
-            ))
+            rows.append(
+                self._user(
+                    f"u-mgr-{m:04d}",
+                    _unique_email(name, taken),
+                    name,
+                    "manager",
+                    "u-admin-0001",
+                    self.rng.choice(TIME_ZONES),
+                    8_000_000 + m,
+                )
+            )
         for r in range(1, reps + 1):
             manager = f"u-mgr-{(r - 1) // REPS_PER_MANAGER + 1:04d}"
             if r == 1:
@@ -348,12 +436,15 @@ class _Generator:
         return rows
 
     @staticmethod
-    def _user(
-        uid: str, email: str, name: str, role: str, manager: str | None, tz: str, slack: int
-    ) -> dict[str, Any]:
+    def _user(uid: str, email: str, name: str, role: str, manager: str | None, tz: str, slack: int) -> dict[str, Any]:
         return {
-            "id": uid, "email": email, "name": name, "role": role, "manager_id": manager,
-            "timezone": tz, "slack_user_id": f"U{slack:07d}",
+            "id": uid,
+            "email": email,
+            "name": name,
+            "role": role,
+            "manager_id": manager,
+            "timezone": tz,
+            "slack_user_id": f"U{slack:07d}",
         }
 
     # -- accounts
@@ -365,10 +456,7 @@ class _Generator:
         tiers = ["key" if self.rng.random() < 0.1 else "standard" for _ in range(n)]
         weights = [self.rng.lognormvariate(0, 0.6) * (2.5 if t == "key" else 1) for t in tiers]
         counts = _apportion(invoices, weights, self.rng)
-        return [
-            _AccountPlan(owners[i], tiers[i], self.currencies[self._pick(self.currency_cum)], counts[i])
-            for i in range(n)
-        ]
+        return [_AccountPlan(owners[i], tiers[i], self.currencies[self._pick(self.currency_cum)], counts[i]) for i in range(n)]
 
     def account_rows(self, plan: list[_AccountPlan], rep_ids: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         """(table, row) pairs, account by account, each account's rows before the next account's."""
@@ -377,10 +465,16 @@ class _Generator:
             name = self._company_name()
             domain = _slug(name) + ".test"
             owner = rep_ids[acct.owner]
-            yield "accounts", {
-                "id": account_id, "name": name, "owner_id": owner, "tier": acct.tier,
-                "renewal_date": self._renewal_date(acct.tier),
-            }
+            yield (
+                "accounts",
+                {
+                    "id": account_id,
+                    "name": name,
+                    "owner_id": owner,
+                    "tier": acct.tier,
+                    "renewal_date": self._renewal_date(acct.tier),
+                },
+            )
             contacts = list(self._contacts(account_id, domain))
             for row in contacts:
                 yield "contacts", row
@@ -420,7 +514,9 @@ class _Generator:
             self.seq["contact"] += 1
             name = self._person()
             yield {
-                "id": f"c-{self.seq['contact']:07d}", "account_id": account_id, "name": name,
+                "id": f"c-{self.seq['contact']:07d}",
+                "account_id": account_id,
+                "name": name,
                 "email": _email(name, "", domain),
                 "role": "billing" if position == 0 else self.rng.choice(CONTACT_ROLES),
                 "do_not_contact": self.rng.random() < 0.05,
@@ -431,9 +527,12 @@ class _Generator:
             self.seq["deal"] += 1
             stage = "closed_won" if n == 0 else self.rng.choice(("closed_won", "negotiation", "proposal"))
             yield {
-                "id": f"d-{self.seq['deal']:07d}", "account_id": account_id,
+                "id": f"d-{self.seq['deal']:07d}",
+                "account_id": account_id,
                 "name": f"{account_name} {self.rng.choice(('subscription', 'expansion', 'renewal', 'pilot'))}",
-                "stage": stage, "amount": _money(self._amount(currency) * 6, currency), "currency": currency,
+                "stage": stage,
+                "amount": _money(self._amount(currency) * 6, currency),
+                "currency": currency,
             }
 
     def _person(self) -> str:
@@ -442,8 +541,13 @@ class _Generator:
     # -- invoices
 
     def _invoice_rows(
-        self, account_id: str, account_name: str, owner: str, acct: _AccountPlan,
-        contacts: list[dict[str, Any]], deals: list[dict[str, Any]],
+        self,
+        account_id: str,
+        account_name: str,
+        owner: str,
+        acct: _AccountPlan,
+        contacts: list[dict[str, Any]],
+        deals: list[dict[str, Any]],
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         scenario, bucket = self._next_scenario(owner)
         amount = self._amount(acct.currency) * (3 if acct.tier == "key" else 1)
@@ -458,36 +562,64 @@ class _Generator:
         for cents, at in inv.payments:
             yield "payments", {"invoice_id": invoice_id, "amount": _money(cents, inv.currency), "paid_at": at}
         for kind, at, text, from_status, to_status in inv.events:
-            yield "activities", {
-                # The customer opening the invoice is nobody's action in the CRM.
-                "invoice_id": invoice_id, "kind": kind, "at": at, "by_id": None if to_status == "viewed" else owner,
-                "text": text.replace("{number}", number), "from_status": from_status, "to_status": to_status,
-            }
+            yield (
+                "activities",
+                {
+                    # The customer opening the invoice is nobody's action in the CRM.
+                    "invoice_id": invoice_id,
+                    "kind": kind,
+                    "at": at,
+                    "by_id": None if to_status == "viewed" else owner,
+                    "text": text.replace("{number}", number),
+                    "from_status": from_status,
+                    "to_status": to_status,
+                },
+            )
         if inv.task is not None:
             title, due, done = inv.task
             self.seq["task"] += 1
-            yield "tasks", {
-                "id": f"t-{self.seq['task']:07d}", "owner_id": owner, "account_id": account_id,
-                "invoice_id": invoice_id, "title": title.replace("{number}", number).replace(
-                    "{account}", account_name), "due_date": due, "done": done,
-            }
+            yield (
+                "tasks",
+                {
+                    "id": f"t-{self.seq['task']:07d}",
+                    "owner_id": owner,
+                    "account_id": account_id,
+                    "invoice_id": invoice_id,
+                    "title": title.replace("{number}", number).replace("{account}", account_name),
+                    "due_date": due,
+                    "done": done,
+                },
+            )
 
     def _invoice_row(
-        self, inv: _Inv, invoice_id: str, number: str, account_id: str,
-        contacts: list[dict[str, Any]], deals: list[dict[str, Any]],
+        self,
+        inv: _Inv,
+        invoice_id: str,
+        number: str,
+        account_id: str,
+        contacts: list[dict[str, Any]],
+        deals: list[dict[str, Any]],
     ) -> dict[str, Any]:
         won = [d["id"] for d in deals if d["stage"] == "closed_won"]
         at_any = max((e[1] for e in inv.events), default=None)
         at_contact = max((e[1] for e in inv.events if e[0] in CONTACT_KINDS), default=None)
         return {
-            "id": invoice_id, "number": number, "account_id": account_id,
+            "id": invoice_id,
+            "number": number,
+            "account_id": account_id,
             "deal_id": self.rng.choice(won) if won and self.rng.random() < 0.6 else None,
-            "issue_date": inv.issue, "due_date": inv.due, "amount": _money(inv.amount, inv.currency),
-            "currency": inv.currency, "amount_paid": _money(inv.paid, inv.currency), "status": inv.status,
+            "issue_date": inv.issue,
+            "due_date": inv.due,
+            "amount": _money(inv.amount, inv.currency),
+            "currency": inv.currency,
+            "amount_paid": _money(inv.paid, inv.currency),
+            "status": inv.status,
             "status_updated_at": inv.status_at,
-            "promise_to_pay_date": inv.promise, "dispute_reason": inv.dispute,
+            "promise_to_pay_date": inv.promise,
+            "dispute_reason": inv.dispute,
             "payment_url": f"https://pay.lumenbase.test/{number}" if self.rng.random() < 0.85 else None,
-            "last_activity_at": at_any, "last_contacted_at": at_contact,
+            "last_activity_at": at_any,
+            "last_contacted_at": at_contact,
         }
 
     def _invoice_contacts(self, contacts: list[dict[str, Any]]) -> list[str]:
@@ -607,8 +739,11 @@ class _Generator:
         if inv.clock is not None and inv.clock.date() >= day:
             return
         kind = self.rng.choice(("email", "call", "note"))
-        text = {"email": "Checked in on {number}", "call": "Call: AP confirmed {number} is in the run",
-                "note": "Reviewed {number} with the account team"}[kind]
+        text = {
+            "email": "Checked in on {number}",
+            "call": "Call: AP confirmed {number} is in the run",
+            "note": "Reviewed {number} with the account team",
+        }[kind]
         self._event(inv, kind, day, text)
 
     def _task(self, inv: _Inv, title: str, due: dt.date | None = None, done: bool | None = None) -> None:
@@ -621,15 +756,12 @@ class _Generator:
         if self.rng.random() < chance:
             self._task(inv, title)
 
-    def _overdue_base(
-        self, inv: _Inv, days: int, *, mark: bool, until: dt.date | None = None, fresh: bool = True
-    ) -> None:
+    def _overdue_base(self, inv: _Inv, days: int, *, mark: bool, until: dt.date | None = None, fresh: bool = True) -> None:
         """Issued, sent, chased until `until`; status marked overdue after the due date when `mark`."""
         self._issue(inv, self.today - dt.timedelta(days=days))
         self._send(inv)
         if mark:
-            self._event(inv, "status_change", inv.due + dt.timedelta(days=self._ri(1, 4)),
-                        "Past due: marked overdue", "overdue")
+            self._event(inv, "status_change", inv.due + dt.timedelta(days=self._ri(1, 4)), "Past due: marked overdue", "overdue")
         self._reminders(inv, inv.due + dt.timedelta(days=3), until or self._days_ago(5, 10))
         if fresh:
             self._touch(inv)
@@ -639,8 +771,7 @@ class _Generator:
     def _sc_paid(self, inv: _Inv, bucket: int | None) -> None:
         self._issue(inv, self._days_ago(-20, 380))
         self._send(inv)
-        paid_on = min(max(inv.due + dt.timedelta(days=self._ri(-15, 25)),
-                          inv.issue + dt.timedelta(days=1)), self.yesterday)
+        paid_on = min(max(inv.due + dt.timedelta(days=self._ri(-15, 25)), inv.issue + dt.timedelta(days=1)), self.yesterday)
         if paid_on > inv.due + dt.timedelta(days=5):
             self._reminders(inv, inv.due + dt.timedelta(days=2), paid_on - dt.timedelta(days=1))
         if self.rng.random() < 0.25 and (paid_on - self._day(inv)).days > 2:
@@ -687,8 +818,7 @@ class _Generator:
         self._send(inv)
         roll = self.rng.random()
         if roll < 0.3 and inv.due < self._days_ago(2, 2):
-            self._event(inv, "status_change", inv.due + dt.timedelta(days=1), "Past due: marked overdue",
-                        "overdue")
+            self._event(inv, "status_change", inv.due + dt.timedelta(days=1), "Past due: marked overdue", "overdue")
         elif roll < 0.6:
             self._pay_part(inv, self._days_ago(10, 20))
         # The rest arrived by bank transfer and nobody updated the status.
@@ -699,8 +829,7 @@ class _Generator:
         if roll < 0.6:
             self._issue(inv, self._days_ago(40, 120))
             self._send(inv, viewed=0.0)
-            self._event(inv, "status_change", inv.due + dt.timedelta(days=2), "Past due: marked overdue",
-                        "overdue")
+            self._event(inv, "status_change", inv.due + dt.timedelta(days=2), "Past due: marked overdue", "overdue")
         elif roll < 0.8:
             self._issue(inv, self._days_ago(16, 50) + dt.timedelta(days=60), 60)
             self._send(inv, viewed=0.0)
@@ -712,8 +841,9 @@ class _Generator:
     def _sc_promise_pending(self, inv: _Inv, bucket: int | None) -> None:
         self._overdue_base(inv, self._overdue_days(bucket), mark=True, until=self._days_ago(9, 14))
         inv.promise = self._days_ago(-14, -1)
-        self._event(inv, "call", self._days_ago(4, 8),
-                    f"Spoke with AP: they promised to pay {{number}} by {inv.promise.isoformat()}")
+        self._event(
+            inv, "call", self._days_ago(4, 8), f"Spoke with AP: they promised to pay {{number}} by {inv.promise.isoformat()}"
+        )
 
     def _sc_promise_broken(self, inv: _Inv, bucket: int | None) -> None:
         inv.promise = self._days_ago(1, 12)
@@ -754,12 +884,10 @@ class _Generator:
     def _sc_void(self, inv: _Inv, bucket: int | None) -> None:
         self._issue(inv, self._days_ago(-20, 200))
         self._send(inv, viewed=0.2)
-        self._event(inv, "status_change", inv.issue + dt.timedelta(days=self._ri(1, 10)),
-                    "Issued in error; replaced", "void")
+        self._event(inv, "status_change", inv.issue + dt.timedelta(days=self._ri(1, 10)), "Issued in error; replaced", "void")
 
     def _sc_written_off(self, inv: _Inv, bucket: int | None) -> None:
-        self._overdue_base(inv, self._ri(200, 400), mark=True, until=self._days_ago(90, 150),
-                           fresh=False)
+        self._overdue_base(inv, self._ri(200, 400), mark=True, until=self._days_ago(90, 150), fresh=False)
         if self.rng.random() < 0.3:
             self._pay_part(inv, self._days_ago(60, 90), 0.1, 0.4)
         self._event(inv, "status_change", self._days_ago(16, 45), "Uncollectable: written off", "written_off")

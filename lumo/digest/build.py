@@ -50,8 +50,15 @@ class Digest:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "user_id": self.user_id, "email": self.email, "name": self.name, "day": self.day.isoformat(),
-            "subject": self.subject, "counts": self.counts, **self.sections, "text": self.text, "html": self.html,
+            "user_id": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "day": self.day.isoformat(),
+            "subject": self.subject,
+            "counts": self.counts,
+            **self.sections,
+            "text": self.text,
+            "html": self.html,
         }
 
 
@@ -80,20 +87,30 @@ def build_digest(session: Session, user: User, day: dt.date, *, top: int = 5) ->
     }
     subject = _subject(day, counts)
     context = {
-        **sections, "counts": counts, "subject": subject, "day": day,
+        **sections,
+        "counts": counts,
+        "subject": subject,
+        "day": day,
         "user": {"name": user.name, "first_name": (user.name.split() or ["there"])[0], "email": user.email},
     }
     return Digest(
-        user_id=user.id, email=user.email, name=user.name, day=day, subject=subject,
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        day=day,
+        subject=subject,
         html=html_environment().get_template("digest/digest.html.j2").render(**context).strip(),
         text=render("digest/digest.txt.j2", **context),
-        counts=counts, sections=sections,
+        counts=counts,
+        sections=sections,
     )
 
 
 def _subject(day: dt.date, counts: dict[str, int]) -> str:
-    return (f"Lumo digest for {long_date(day)}: {_plural(counts['overdue'], 'overdue invoice')}, "
-            f"{_plural(counts['tasks_due'], 'task')} due")
+    return (
+        f"Lumo digest for {long_date(day)}: {_plural(counts['overdue'], 'overdue invoice')}, "
+        f"{_plural(counts['tasks_due'], 'task')} due"
+    )
 
 
 def _plural(n: int, noun: str) -> str:
@@ -133,8 +150,13 @@ def _promises_broken(rows: list[InvoiceRow], day: dt.date) -> dict[str, Any]:
     return {
         "count": len(broken),
         "items": [
-            {"invoice_number": r.number, "account": r.account_name, "amount": amount_str(r.balance),
-             "currency": r.currency, "promised": r.promise_to_pay_date.isoformat() if r.promise_to_pay_date else None}
+            {
+                "invoice_number": r.number,
+                "account": r.account_name,
+                "amount": amount_str(r.balance),
+                "currency": r.currency,
+                "promised": r.promise_to_pay_date.isoformat() if r.promise_to_pay_date else None,
+            }
             for r in broken[:LIST_LIMIT]
         ],
         "more": max(len(broken) - LIST_LIMIT, 0),
@@ -155,8 +177,14 @@ def _tasks_due(session: Session, scope: Scope, day: dt.date) -> dict[str, Any]:
     return {
         "count": len(tasks),
         "items": [
-            {"task_id": tid, "title": title, "due_date": due.isoformat(), "days_late": (day - due).days,
-             "account": account, "invoice_number": number}
+            {
+                "task_id": tid,
+                "title": title,
+                "due_date": due.isoformat(),
+                "days_late": (day - due).days,
+                "account": account,
+                "invoice_number": number,
+            }
             for tid, title, due, account, number in tasks[:LIST_LIMIT]
         ],
         "more": max(len(tasks) - LIST_LIMIT, 0),
@@ -174,8 +202,15 @@ def _ready_drafts(session: Session, scope: Scope, items: list[Item], as_of: AsOf
         draft = draft_for_invoice(session, scope, inv.number, as_of)
         covered.update(draft.invoice_numbers)
         if draft.skipped_reason is None:
-            drafts.append({"to": draft.to, "cc": draft.cc, "subject": draft.subject, "tone": draft.tone,
-                           "invoice_numbers": draft.invoice_numbers})
+            drafts.append(
+                {
+                    "to": draft.to,
+                    "cc": draft.cc,
+                    "subject": draft.subject,
+                    "tone": draft.tone,
+                    "invoice_numbers": draft.invoice_numbers,
+                }
+            )
     return drafts
 
 
@@ -184,8 +219,11 @@ def html_environment() -> Environment:
     """The prompts environment with autoescaping on: CRM text (account names, notes) lands in HTML."""
     base = environment()
     env = Environment(
-        loader=FileSystemLoader(PROMPTS_DIR), undefined=StrictUndefined, trim_blocks=True,
-        lstrip_blocks=True, autoescape=True,
+        loader=FileSystemLoader(PROMPTS_DIR),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=True,
     )
     env.filters.update({name: base.filters[name] for name in ("money", "money_code", "long_date")})
     return env

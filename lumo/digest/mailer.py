@@ -62,7 +62,10 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     query = parse_qs(parts.query)
     starttls = query.get("starttls", ["0"])[-1].lower() in TRUE_WORDS
     return SmtpTarget(
-        host=parts.hostname, port=port, ssl=parts.scheme == "smtps", starttls=starttls and parts.scheme == "smtp",
+        host=parts.hostname,
+        port=port,
+        ssl=parts.scheme == "smtps",
+        starttls=starttls and parts.scheme == "smtp",
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
@@ -105,8 +108,15 @@ class Mailer:
     """Sends one message per call over a fresh SMTP connection (a digest run is hundreds, not millions)."""
 
     def __init__(
-        self, smtp_url: str, mail_from: str, *, timeout: float = 10, attempts: int = 3,
-        backoff: float = 1.0, max_backoff: float = 30.0, sleep: Callable[[float], None] = time.sleep,
+        self,
+        smtp_url: str,
+        mail_from: str,
+        *,
+        timeout: float = 10,
+        attempts: int = 3,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.target = parse_smtp_url(smtp_url)
         self.mail_from = mail_from
@@ -129,7 +139,9 @@ class Mailer:
             retry=retry_if_exception(is_transient),
             sleep=self.sleep,
             before_sleep=lambda state: log.warning(
-                "mail.retry attempt=%d to=%s error=%s", state.attempt_number, ",".join(recipients),
+                "mail.retry attempt=%d to=%s error=%s",
+                state.attempt_number,
+                ",".join(recipients),
                 describe(state.outcome.exception()) if state.outcome else "",
             ),
             reraise=True,

@@ -70,8 +70,14 @@ class OutboxResult:
 
 
 def send_digests(
-    session_factory: sessionmaker[Session], mailer: Sender | None, day: dt.date | None, *,
-    user_email: str | None = None, send: bool = True, now: dt.datetime, top: int = 5,
+    session_factory: sessionmaker[Session],
+    mailer: Sender | None,
+    day: dt.date | None,
+    *,
+    user_email: str | None = None,
+    send: bool = True,
+    now: dt.datetime,
+    top: int = 5,
 ) -> list[DigestResult]:
     """Build (and with `send`, send) the digest of every rep and manager with an email, or of one user.
 
@@ -84,8 +90,13 @@ def send_digests(
 
 
 def run_digests(
-    session_factory: sessionmaker[Session], mailer: Sender | None, targets: Iterable[tuple[User, dt.date]], *,
-    send: bool, now: dt.datetime, top: int = 5,
+    session_factory: sessionmaker[Session],
+    mailer: Sender | None,
+    targets: Iterable[tuple[User, dt.date]],
+    *,
+    send: bool,
+    now: dt.datetime,
+    top: int = 5,
 ) -> list[DigestResult]:
     results = []
     for user, day in targets:
@@ -112,8 +123,14 @@ def _tz(user: User) -> ZoneInfo:
 
 
 def _digest_for(
-    session_factory: sessionmaker[Session], mailer: Sender | None, user: User, day: dt.date, *,
-    send: bool, now: dt.datetime, top: int,
+    session_factory: sessionmaker[Session],
+    mailer: Sender | None,
+    user: User,
+    day: dt.date,
+    *,
+    send: bool,
+    now: dt.datetime,
+    top: int,
 ) -> DigestResult:
     def result(status: str, error: str | None = None, digest: Digest | None = None) -> DigestResult:
         return DigestResult(user.id, user.email, day, status, error, digest)
@@ -232,8 +249,13 @@ def due_targets(users: Iterable[User], now: dt.datetime, at: dt.time) -> list[tu
 
 
 async def digest_scheduler(
-    session_factory: sessionmaker[Session], mailer: Sender, at: dt.time, *,
-    clock: Callable[[], dt.datetime], sleep: Callable[[float], Awaitable[None]], wakeups: int | None = None,
+    session_factory: sessionmaker[Session],
+    mailer: Sender,
+    at: dt.time,
+    *,
+    clock: Callable[[], dt.datetime],
+    sleep: Callable[[float], Awaitable[None]],
+    wakeups: int | None = None,
 ) -> None:
     """Send each user's digest when their local clock reaches `at`, forever (or `wakeups` times).
 

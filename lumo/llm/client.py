@@ -188,9 +188,16 @@ class ModelClient:
         self._totals = self._totals.add(reply.usage)
         log.info(
             "llm.call model=%s attempts=%d prompt_tokens=%d completion_tokens=%d",
-            reply.model, attempts, reply.usage.prompt_tokens, reply.usage.completion_tokens,
-            extra={"model": reply.model, "attempts": attempts, "prompt_tokens": reply.usage.prompt_tokens,
-                   "completion_tokens": reply.usage.completion_tokens},
+            reply.model,
+            attempts,
+            reply.usage.prompt_tokens,
+            reply.usage.completion_tokens,
+            extra={
+                "model": reply.model,
+                "attempts": attempts,
+                "prompt_tokens": reply.usage.prompt_tokens,
+                "completion_tokens": reply.usage.completion_tokens,
+            },
         )
         return reply
 
@@ -216,9 +223,7 @@ class ModelClient:
         return completion, attempts
 
 
-def build_request(
-    model: str, messages: list[dict], tools: list[dict] | None, tool_choice: Any
-) -> dict[str, Any]:
+def build_request(model: str, messages: list[dict], tools: list[dict] | None, tool_choice: Any) -> dict[str, Any]:
     """Chat Completions kwargs; optional keys are omitted, since an empty `tools` array is a 400."""
     request: dict[str, Any] = {"model": model, "messages": messages}
     if tools:
@@ -259,9 +264,16 @@ def _log_retry(retry_state: RetryCallState) -> None:
     status = _status_of(exc)
     log.warning(
         "llm.retry attempt=%d status=%s error=%s wait=%.2f",
-        retry_state.attempt_number, status, type(exc).__name__, retry_state.upcoming_sleep,
-        extra={"attempt": retry_state.attempt_number, "status": status,
-               "error_type": type(exc).__name__, "wait_s": retry_state.upcoming_sleep},
+        retry_state.attempt_number,
+        status,
+        type(exc).__name__,
+        retry_state.upcoming_sleep,
+        extra={
+            "attempt": retry_state.attempt_number,
+            "status": status,
+            "error_type": type(exc).__name__,
+            "wait_s": retry_state.upcoming_sleep,
+        },
     )
 
 
@@ -270,8 +282,9 @@ def _unavailable(exc: RetryError) -> ModelUnavailable:
     error = last.exception()
     log.error(
         "llm.unavailable attempts=%d status=%s error=%s",
-        last.attempt_number, _status_of(error), type(error).__name__,
-        extra={"attempts": last.attempt_number, "status": _status_of(error),
-               "error_type": type(error).__name__},
+        last.attempt_number,
+        _status_of(error),
+        type(error).__name__,
+        extra={"attempts": last.attempt_number, "status": _status_of(error), "error_type": type(error).__name__},
     )
     return ModelUnavailable(error, last.attempt_number)

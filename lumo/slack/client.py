@@ -29,21 +29,28 @@ class SlackClient:
     """The few Web API calls Lumo makes; failures are logged, never raised into the background job."""
 
     def __init__(self, token: str, base_url: str, timeout: int = 10) -> None:
-        self._web = WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ])
+        self._web = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=timeout,
+            retry_handlers=[
+                ConnectionErrorRetryHandler(max_retry_count=2),
+                RateLimitErrorRetryHandler(max_retry_count=2),
+                ServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SlackClient:
         return cls(settings.slack_bot_token, settings.slack_api_url)
 
-    async def post_message(self, channel: str, text: str, *, thread_ts: str | None = None,
-                           blocks: list[dict[str, Any]] | None = None) -> str | None:
+    async def post_message(
+        self, channel: str, text: str, *, thread_ts: str | None = None, blocks: list[dict[str, Any]] | None = None
+    ) -> str | None:
         """Post to a channel (in a thread when `thread_ts`); the new message's ts, or None on failure."""
-        response = await self._call("chat_postMessage", channel=channel, text=text[:TEXT_LIMIT],
-                                    thread_ts=thread_ts, blocks=blocks)
+        response = await self._call(
+            "chat_postMessage", channel=channel, text=text[:TEXT_LIMIT], thread_ts=thread_ts, blocks=blocks
+        )
         return None if response is None else response.get("ts")
 
     async def post_ephemeral(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None:

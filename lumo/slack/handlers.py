@@ -30,13 +30,14 @@ from lumo.slack.client import SlackClient
 log = logging.getLogger("lumo.slack")
 
 REFUSAL = "I don't know you yet — ask your Lumenbase admin to link your Slack account."
-HELP = ("Ask me about your book, for example `/lumo what should I do today?`, `/lumo which invoices of Acme are "
-        "overdue?` or `/lumo draft a reminder for INV-1042`. Mention me in a channel or message me directly to "
-        "keep talking in a thread.")
+HELP = (
+    "Ask me about your book, for example `/lumo what should I do today?`, `/lumo which invoices of Acme are "
+    "overdue?` or `/lumo draft a reminder for INV-1042`. Mention me in a channel or message me directly to "
+    "keep talking in a thread."
+)
 WORKING = "Working on it…"
 FAILED = "Sorry, something went wrong on my side. Please try again in a moment."
-NOT_WAITING = ("That action is not waiting for you any more: it was decided already, "
-               "or it belongs to someone else's conversation.")
+NOT_WAITING = "That action is not waiting for you any more: it was decided already, or it belongs to someone else's conversation."
 WAITING_HINT = "I'm waiting for your decision first: reply `approve` or `reject &lt;reason&gt;`, or use the buttons."
 DEFAULT_REJECT_REASON = "rejected in Slack"
 APPROVE_ID, REJECT_ID = "lumo_approve", "lumo_reject"
@@ -45,6 +46,7 @@ MAX_ACTIONS_SHOWN = 20  # two blocks each, within Slack's 50 blocks a message
 
 
 # ---- what arrived ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Incoming:
@@ -80,7 +82,7 @@ _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 def parse_decision(text: str) -> Decision | None:
-    """"approve" / "yes", or "reject <reason>" / "no <reason>"; anything else is a question."""
+    """ "approve" / "yes", or "reject <reason>" / "no <reason>"; anything else is a question."""
     text = text.strip()
     if _APPROVE.fullmatch(text):
         return Decision("approve")
@@ -108,8 +110,9 @@ def plain_text(text: str) -> str:
 
 
 def bot_user_ids(payload: dict[str, Any]) -> frozenset[str]:
-    return frozenset(a["user_id"] for a in payload.get("authorizations") or []
-                     if isinstance(a, dict) and a.get("is_bot") and a.get("user_id"))
+    return frozenset(
+        a["user_id"] for a in payload.get("authorizations") or [] if isinstance(a, dict) and a.get("is_bot") and a.get("user_id")
+    )
 
 
 def incoming_from_event(payload: dict[str, Any]) -> Incoming | None:
@@ -146,14 +149,23 @@ def clicks_from_interaction(payload: dict[str, Any]) -> list[Click]:
             continue
         try:
             value = json.loads(action.get("value") or "")
-            clicks.append(Click(user, channel, thread_ts, str(value["thread_id"]), str(value["action_id"]),
-                                "reject" if value.get("decision") == "reject" else "approve"))
+            clicks.append(
+                Click(
+                    user,
+                    channel,
+                    thread_ts,
+                    str(value["thread_id"]),
+                    str(value["action_id"]),
+                    "reject" if value.get("decision") == "reject" else "approve",
+                )
+            )
         except (ValueError, KeyError, TypeError):
             log.warning("slack.bad_button_value user=%s", user)
     return clicks
 
 
 # ---- the runtime: Lumo, the database, the Web API, the background tasks ----------------------------------------
+
 
 @dataclass
 class SlackRuntime:
@@ -216,6 +228,7 @@ def _claim_event(session_factory: sessionmaker[Session], event_id: str, now: dt.
 
 # ---- the jobs ---------------------------------------------------------------------------------------------------
 
+
 async def answer_message(rt: SlackRuntime, msg: Incoming, now: dt.datetime) -> None:
     """An app mention or a DM: a question, or a decision on the actions its thread waits for."""
     scope = await rt.scope_for_slack_user(msg.user)
@@ -249,8 +262,9 @@ async def answer_click(rt: SlackRuntime, click: Click, now: dt.datetime) -> None
     reject = DEFAULT_REJECT_REASON if click.decision == "reject" else None
     try:
         async with rt.thread_lock(scope, click.thread_id):
-            result = await rt.lumo.approve(scope, click.thread_id, as_of=AsOf.at(now, scope.tz), now=now,
-                                           action_id=click.action_id, reject=reject)
+            result = await rt.lumo.approve(
+                scope, click.thread_id, as_of=AsOf.at(now, scope.tz), now=now, action_id=click.action_id, reject=reject
+            )
     except NotFound:
         log.info("slack.click_not_waiting user=%s thread=%s action=%s", click.user, click.thread_id, click.action_id)
         await rt.client.post_ephemeral(click.channel, click.user, NOT_WAITING, thread_ts=click.thread_ts)
@@ -273,8 +287,9 @@ async def _turn(rt: SlackRuntime, scope: Scope, thread_id: str, text: str, now: 
             decision = parse_decision(text)
             if decision is None:
                 raise InvalidInput(WAITING_HINT)
-            return await rt.lumo.approve(scope, thread_id, as_of=as_of, now=now,
-                                         reject=decision.reason if decision.kind == "reject" else None)
+            return await rt.lumo.approve(
+                scope, thread_id, as_of=as_of, now=now, reject=decision.reason if decision.kind == "reject" else None
+            )
         return await rt.lumo.ask(scope, text, as_of=as_of, now=now, thread_id=thread_id)
 
 
@@ -285,8 +300,9 @@ async def _waiting(lumo: Lumo, scope: Scope, thread_id: str) -> bool:
         return False
 
 
-async def _run_and_post(rt: SlackRuntime, channel: str, thread_ts: str, job: Coroutine[Any, Any, dict[str, Any]],
-                        thread_id: str) -> None:
+async def _run_and_post(
+    rt: SlackRuntime, channel: str, thread_ts: str, job: Coroutine[Any, Any, dict[str, Any]], thread_id: str
+) -> None:
     try:
         result = await job
     except LumoError as exc:
@@ -310,6 +326,7 @@ async def _post_result(rt: SlackRuntime, channel: str, thread_ts: str, result: d
 
 # ---- formatting ---------------------------------------------------------------------------------------------------
 
+
 def approval_blocks(lead: str, thread_id: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each pending action with its own Approve / Reject buttons (the message text lists them for notifications)."""
     shown = pending[:MAX_ACTIONS_SHOWN]
@@ -317,14 +334,24 @@ def approval_blocks(lead: str, thread_id: str, pending: list[dict[str, Any]]) ->
     blocks.append(_section("I need your approval before I do this:"))
     for action in shown:
         blocks.append(_section(f"*{_escape(action['description'])[:SECTION_LIMIT]}*"))
-        blocks.append({"type": "actions", "block_id": f"lumo-action-{action['id']}"[:255], "elements": [
-            _button("Approve", APPROVE_ID, "primary", thread_id, action["id"], "approve"),
-            _button("Reject", REJECT_ID, "danger", thread_id, action["id"], "reject"),
-        ]})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"lumo-action-{action['id']}"[:255],
+                "elements": [
+                    _button("Approve", APPROVE_ID, "primary", thread_id, action["id"], "approve"),
+                    _button("Reject", REJECT_ID, "danger", thread_id, action["id"], "reject"),
+                ],
+            }
+        )
     more = len(pending) - len(shown)
     hint = f"{more} more waiting: reply `approve` to approve them all. " if more else ""
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": hint + "Or reply `approve` or `reject &lt;reason&gt;` in this thread."}]})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": hint + "Or reply `approve` or `reject &lt;reason&gt;` in this thread."}],
+        }
+    )
     return blocks
 
 
@@ -334,8 +361,13 @@ def _section(text: str) -> dict[str, Any]:
 
 def _button(label: str, action_id: str, style: str, thread_id: str, lumo_action: str, decision: str) -> dict[str, Any]:
     value = json.dumps({"thread_id": thread_id, "action_id": lumo_action, "decision": decision})
-    return {"type": "button", "text": {"type": "plain_text", "text": label}, "style": style,
-            "action_id": action_id, "value": value}
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "style": style,
+        "action_id": action_id,
+        "value": value,
+    }
 
 
 def _escape(text: str) -> str:

@@ -118,8 +118,7 @@ async def commands(request: Request, body: VerifiedBody) -> dict[str, str]:
     if not channel:
         raise BadPayload("channel_id is missing")
     log.info("slack.command user=%s channel=%s", user, channel)
-    rt.spawn(handlers.answer_command(rt, scope, Incoming(user, channel, text, ""), _now(request)),
-             name=f"slack-command-{user}")
+    rt.spawn(handlers.answer_command(rt, scope, Incoming(user, channel, text, ""), _now(request)), name=f"slack-command-{user}")
     return _ephemeral(handlers.WORKING)
 
 
@@ -128,7 +127,8 @@ async def interactions(request: Request, body: VerifiedBody) -> Response:
     payload = _json(_form(body).get("payload", ""))
     rt, now = _runtime(request), _now(request)
     for click in handlers.clicks_from_interaction(payload):
-        log.info("slack.click user=%s thread=%s action=%s decision=%s", click.user, click.thread_id, click.action_id,
-                 click.decision)
+        log.info(
+            "slack.click user=%s thread=%s action=%s decision=%s", click.user, click.thread_id, click.action_id, click.decision
+        )
         rt.spawn(handlers.answer_click(rt, click, now), name=f"slack-click-{click.thread_id}")
     return Response(status_code=200)

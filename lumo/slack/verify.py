@@ -40,8 +40,7 @@ def app_clock(state: State) -> Callable[[], float]:
     return getattr(state, "clock", time.time)
 
 
-def check_signature(secret: str, clock: Callable[[], float], body: bytes, timestamp: str | None,
-                    signature: str | None) -> None:
+def check_signature(secret: str, clock: Callable[[], float], body: bytes, timestamp: str | None, signature: str | None) -> None:
     """Raise SlackUnauthorized unless the request is signed with `secret` and fresh."""
     if not timestamp or not signature:
         raise SlackUnauthorized("missing Slack signature")
@@ -67,8 +66,13 @@ async def verified_body(request: Request) -> bytes:
         raise SlackNotConfigured("Slack is not configured")
     body = await request.body()
     try:
-        check_signature(secret, app_clock(request.app.state), body,
-                        request.headers.get("x-slack-request-timestamp"), request.headers.get("x-slack-signature"))
+        check_signature(
+            secret,
+            app_clock(request.app.state),
+            body,
+            request.headers.get("x-slack-request-timestamp"),
+            request.headers.get("x-slack-signature"),
+        )
     except SlackUnauthorized as exc:
         log.warning("slack.rejected path=%s reason=%s", request.url.path, exc)
         raise

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from lumo.db.models import Base
 from lumo.db.session import make_engine
 
