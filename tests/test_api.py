@@ -267,7 +267,7 @@ def test_stale_findings_are_scoped(client: TestClient, tokens: dict[str, str], w
     response = client.get("/v1/stale", params={"date": DATE}, headers=auth(tokens, who))
     assert response.status_code == 200
     assert {f["invoice_number"] for f in response.json()["items"]} == expected
-    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix"} for f in response.json()["items"])
+    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix", "action"} for f in response.json()["items"])
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def test_stale_findings_of_a_hand_written_book(imported: Run) -> None:
         ("INV-1042", "no_recent_activity"),
         ("INV-1044", "paid_not_marked"),
     ]
-    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix"} for f in found)
+    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix", "action"} for f in found)
 
 
 def test_draft_of_a_hand_written_book(imported: Run) -> None:

@@ -158,12 +158,16 @@ class EmailRewrite(toolrun.ToolCallError):
 async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     turn_start = len(state["messages"]) - 1
-    intent = parse_intent(state["messages"][-1]["content"], ctx.as_of.today)
-    if intent.name not in PREPARED_INTENTS or not intent.calls:
-        return {"turn_start": turn_start}
+    if state.get("proposed"):  # a client (CLI, HTTP) named the actions itself: propose them as they are
+        wanted = [(p["name"], p["args"]) for p in state["proposed"]]
+    else:
+        intent = parse_intent(state["messages"][-1]["content"], ctx.as_of.today)
+        if intent.name not in PREPARED_INTENTS or not intent.calls:
+            return {"turn_start": turn_start}
+        wanted = intent.calls
     calls = [
         {"id": f"call_prep_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)}}
-        for i, (name, args) in enumerate(intent.calls)
+        for i, (name, args) in enumerate(wanted)
     ]
     out = await _run_reads(ctx, calls, state)
     assistant = {"role": "assistant", "content": None, "tool_calls": calls}
@@ -321,7 +325,9 @@ def after_review(state: AgentState) -> Literal["review", "execute"]:
     return "review" if any(a["id"] not in decided for a in state.get("pending", [])) else "execute"
 
 
-def after_prepare(state: AgentState) -> Literal["review", "agent"]:
+def after_prepare(state: AgentState) -> Literal["review", "agent", "__end__"]:
+    if state.get("proposed") and not state.get("pending"):
+        return END  # every proposed action was refused: the caller reports why, no model needed
     return after_tools(state)
 
 

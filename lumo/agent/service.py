@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -64,6 +65,29 @@ class Lumo:
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
         await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
+
+    async def propose(
+        self,
+        scope: Scope,
+        calls: list[tuple[str, dict[str, Any]]],
+        *,
+        message: str,
+        as_of: AsOf,
+        now: dt.datetime,
+        thread_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a turn that proposes these side effects as they are (no model): they wait for approval like any.
+
+        `message` says in the thread what was asked; a call with bad arguments comes back as an error.
+        """
+        message, thread_id, key, config = await self.begin(scope, message, thread_id)
+        turn = new_turn(message)
+        turn["proposed"] = [{"name": name, "args": args} for name, args in calls]
+        await self.graph.ainvoke(turn, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
+        result = await self.result(scope, thread_id)
+        if not result["pending_actions"]:
+            raise InvalidInput(_first_error(await self.graph.aget_state(config)) or "nothing to approve")
+        return result
 
     async def ask_stream(
         self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime, thread_id: str | None = None
@@ -165,6 +189,18 @@ class Lumo:
             "usage": values.get("usage", {}),
             "notes": values.get("notes", []),
         }
+
+
+def _first_error(snapshot: Any) -> str | None:
+    """The first tool error of the thread's last turn (why a proposed action was refused)."""
+    values = snapshot.values or {}
+    for message in values.get("messages", [])[values.get("turn_start", 0) :]:
+        if message.get("role") == "tool" and '"error"' in (message.get("content") or ""):
+            try:
+                return str(json.loads(message["content"])["error"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return None
 
 
 def _waiting(snapshot: Any) -> list[dict[str, Any]]:

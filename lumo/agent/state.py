@@ -18,6 +18,7 @@ class AgentState(TypedDict, total=False):
     usage: dict[str, int]
     notes: list[str]
     email_rewrites: int
+    proposed: list[dict[str, Any]]  # calls a client asked for directly ({name, args}): proposed, not run
 
 
 def new_turn(message: str) -> AgentState:
@@ -33,4 +34,5 @@ def new_turn(message: str) -> AgentState:
         usage={"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0},
         notes=[],
         email_rewrites=0,
+        proposed=[],
     )

@@ -16,8 +16,16 @@ from sqlalchemy.orm import Session
 
 from lumo.crm import stale
 from lumo.crm.contacts import primary_contacts
-from lumo.crm.invoices import fetch_rows, rows_query
-from lumo.crm.lifecycle import ACTIONABLE_STATUSES, AsOf, InvoiceRow, days_overdue, is_open, promise_broken, promise_pending
+from lumo.crm.invoices import actionable_clause, fetch_rows, rows_query
+from lumo.crm.lifecycle import (
+    AsOf,
+    InvoiceRow,
+    days,
+    days_overdue,
+    is_open,
+    promise_broken,
+    promise_pending,
+)
 from lumo.crm.money import FxTable, amount_str, format_code, load_fx
 from lumo.crm.scope import Scope
 from lumo.crm.tone import tone_for
@@ -93,6 +101,8 @@ def _kind(inv: InvoiceRow, today: dt.date, late: int, kinds: list[str], due_soon
         return "dispute_stalled"
     if kinds:
         return "stale_status"
+    if inv.status == "disputed" and is_open(inv):
+        return "dispute_open"  # not stalled yet, but someone has to settle it
     return "due_soon" if due_soon else None
 
 
@@ -149,15 +159,18 @@ def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
     reasons = item.reasons
     due_in = (inv.due_date - today).days
     if late:
-        reasons.append(f"{money} overdue {late} days")
+        reasons.append(f"{money} overdue {days(late)}")
     elif inv.balance > 0 and inv.status != "disputed" and 0 <= due_in <= w.due_soon_days:
-        reasons.append(f"{money} due {'today' if due_in == 0 else f'in {due_in} days'} ({inv.due_date.isoformat()})")
+        reasons.append(f"{money} due {'today' if due_in == 0 else f'in {days(due_in)}'} ({inv.due_date.isoformat()})")
     elif inv.balance > 0:
         reasons.append(f"{money} open")
     if item.kind == "promise_broken":
         reasons.append(f"promise to pay by {inv.promise_to_pay_date} broken")
     if "dispute_stalled" in kinds:
         reasons.append(f"dispute stalled: {inv.dispute_reason or 'no reason recorded'}")
+    elif item.kind == "dispute_open":
+        since = as_of.local_date(inv.status_updated_at).isoformat()
+        reasons.append(f"dispute open since {since}: {inv.dispute_reason or 'no reason recorded'}")
     for kind in item.stale_kinds:
         if kind == "overdue_not_marked":
             reasons.append(f"status still '{inv.status}'")
@@ -165,19 +178,23 @@ def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
             reasons.append(f"paid in full ({format_code(inv.amount_paid, inv.currency)}) but status '{inv.status}'")
         elif kind == "draft_not_sent":
             reasons.append(f"draft not sent since {inv.issue_date.isoformat()}")
+        elif kind == "partial_not_marked":
+            reasons.append(f"partly paid ({format_code(inv.amount_paid, inv.currency)}) but status '{inv.status}'")
+        elif kind == "sent_not_viewed":
+            reasons.append(f"sent {days(as_of.days_since(inv.status_updated_at))} ago and never viewed")
         elif kind == "no_recent_activity" and item.kind == "stale_status":  # else "no contact in" says it
-            reasons.append(f"no activity in {as_of.days_since(inv.last_touch)} days")
+            reasons.append(f"no activity in {days(as_of.days_since(inv.last_touch))}")
     if inv.account_tier == "key":
         reasons.append("key account")
     if inv.renewal_date and 0 <= (inv.renewal_date - today).days <= w.renewal_window_days:
         reasons.append(f"renewal on {inv.renewal_date.isoformat()}")
     if item.quiet_days >= w.no_contact_after_days and item.kind != "stale_status":
-        reasons.append(f"no contact in {item.quiet_days} days")
+        reasons.append(f"no contact in {days(item.quiet_days)}")
     if promise_pending(inv, today):
         reasons.append(f"promised to pay by {inv.promise_to_pay_date}")
     contacted = item.contacted_days
     if contacted is not None and contacted < w.cooldown_days:
-        reasons.append(f"contacted {contacted} day{'s' if contacted != 1 else ''} ago")
+        reasons.append(f"contacted {days(contacted)} ago")
     item.action = _invoice_action(item, kinds, contacted, as_of, w)
 
 
@@ -190,8 +207,8 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
     if promise_pending(inv, today):
         return f"Wait for the promised payment of {inv.number} by {inv.promise_to_pay_date}; check it arrived then"
     if contacted is not None and contacted < w.cooldown_days:
-        return f"Wait: {inv.number} was chased {contacted} day{'s' if contacted != 1 else ''} ago"
-    if item.kind == "dispute_stalled":
+        return f"Wait: {inv.number} was chased {days(contacted)} ago"
+    if item.kind in ("dispute_stalled", "dispute_open"):
         return f"Follow up on the dispute of {inv.number} and record the next step"
     if "paid_not_marked" in kinds:
         return f"Mark {inv.number} as paid"
@@ -215,7 +232,7 @@ def _task_items(session: Session, scope: Scope, as_of: AsOf, w: Weights) -> list
     for task_id, title, due, account, number in session.connection().execute(query).all():
         late = (as_of.today - due).days
         score = w.task_base + w.task_per_day_late * min(late, w.max_task_days)
-        reasons = [f"task due {'today' if late == 0 else f'{late} days ago'} ({due.isoformat()})"]
+        reasons = [f"task due {'today' if late == 0 else f'{days(late)} ago'} ({due.isoformat()})"]
         if number:
             reasons.append(f"for invoice {number}")
         items.append(
@@ -282,17 +299,21 @@ def _candidates(session: Session, scope: Scope, as_of: AsOf, w: Weights, rules: 
     today = as_of.today
     quiet_days = min(rules.activity_days, rules.dispute_days)
     touched_before = dt.datetime.combine(today - dt.timedelta(days=quiet_days), dt.time(14), dt.UTC)
+    sent_before = dt.datetime.combine(today - dt.timedelta(days=rules.not_viewed_days), dt.time(14), dt.UTC)
     could = or_(
+        and_(Invoice.status == "sent", Invoice.status_updated_at < sent_before),
+        and_(Invoice.status.in_(("sent", "viewed")), Invoice.amount_paid > 0),
         Invoice.due_date <= today + dt.timedelta(days=w.due_soon_days),
         Invoice.amount_paid >= Invoice.amount,
         Invoice.promise_to_pay_date < today,
+        Invoice.status == "disputed",
         and_(Invoice.status == "draft", Invoice.issue_date < today - dt.timedelta(days=rules.draft_days)),
         and_(
             Invoice.status_updated_at < touched_before,
             or_(Invoice.last_activity_at.is_(None), Invoice.last_activity_at < touched_before),
         ),
     )
-    query = rows_query(scope).where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)), could)
+    query = rows_query(scope).where(actionable_clause(), could)
     return fetch_rows(session, query)
 
 
