@@ -444,6 +444,10 @@ def parse_intent(text: str, today: dt.date) -> Intent:
     text = (text or "").strip()
     if not text:
         return Intent("unknown")
+    from lumo.agent.record_intents import parse_record_intent  # here: that module builds on this one
+
+    if (recorded := parse_record_intent(text, today)) is not None:
+        return recorded
     numbers = invoice_numbers(text)
 
     if _NOTE.search(text):

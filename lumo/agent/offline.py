@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from lumo.agent.intents import Intent, parse_intent
+from lumo.crm.stale import fix_calls
 from lumo.llm.client import ModelReply, ToolCall, Usage
 from lumo.templates import render
 
@@ -36,7 +37,19 @@ READ_TEMPLATES = {
     "account_health": "offline/health.md.j2",
     "revenue_at_risk": "offline/risk.md.j2",
 }
-SIDE_EFFECTS = frozenset({"send_email", "update_invoice_status", "create_follow_up_task", "log_note"})
+SIDE_EFFECTS = frozenset(
+    {
+        "send_email",
+        "update_invoice_status",
+        "create_follow_up_task",
+        "log_note",
+        "record_promise",
+        "record_payment",
+        "open_dispute",
+        "resolve_dispute",
+        "log_call",
+    }
+)
 EMAIL_FIELDS = ("to", "cc", "subject", "body", "invoice_numbers")
 NOT_FOUND = re.compile(r"^(.+?) not found\.?$")
 
@@ -73,6 +86,8 @@ class OfflineModel:
         if turn.outcomes:
             if intent.name == "send" and "send_email" in available:
                 calls = send_calls(turn.outcomes)
+            elif intent.name == "fix_stale":
+                calls = [(n, a) for n, a in fix_stale_calls(turn.outcomes) if n in available]
             text = None if calls else compose(turn.outcomes)
         else:
             calls = [(name, args) for name, args in intent.calls if name in available]
@@ -169,6 +184,14 @@ def send_calls(outcomes: list[ToolOutcome]) -> list[tuple[str, dict[str, Any]]]:
             covered.add(key)
             calls.append(("send_email", {**{k: draft[k] for k in EMAIL_FIELDS if k != "cc"}, "cc": draft.get("cc") or []}))
     return calls
+
+
+def fix_stale_calls(outcomes: list[ToolOutcome]) -> list[tuple[str, dict[str, Any]]]:
+    """Each stale finding's fix action, proposed together once: nothing once fixes were proposed or decided."""
+    if any(o.name in SIDE_EFFECTS for o in outcomes):
+        return []
+    findings = [f for o in outcomes if o.name == "stale_findings" for f in o.result.get("findings") or []]
+    return fix_calls([f for f in findings if isinstance(f, dict)])
 
 
 # --- follow-ups in a thread -----------------------------------------------------------------------

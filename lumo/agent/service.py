@@ -80,6 +80,8 @@ class Lumo:
 
         `message` says in the thread what was asked; a call with bad arguments comes back as an error.
         """
+        if not calls:
+            raise InvalidInput("nothing to propose")
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
         turn = new_turn(message)
         turn["proposed"] = [{"name": name, "args": args} for name, args in calls]
@@ -147,9 +149,12 @@ class Lumo:
             raise NotFound(f"thread {thread_id} has no action waiting for approval")
         if edit is not None and reject is not None:
             raise InvalidInput("give either an edit or a rejection, not both")
-        chosen = [a for a in waiting if action_id is None or a["id"] == action_id]
-        if not chosen:
-            raise NotFound(f"action {action_id} is not waiting in thread {thread_id}")
+        # Several ids, comma-separated, approve some of many at once; the others keep waiting.
+        wanted = None if action_id is None else {i.strip() for i in action_id.split(",") if i.strip()}
+        chosen = [a for a in waiting if wanted is None or a["id"] in wanted]
+        missing = sorted((wanted or set()) - {a["id"] for a in chosen})
+        if not chosen or missing:
+            raise NotFound(f"action {', '.join(missing) or action_id} is not waiting in thread {thread_id}")
         if edit is not None and len(chosen) > 1:
             raise InvalidInput("several actions are waiting: name the one to edit with --action")
         if reject is not None:

@@ -37,7 +37,9 @@ class ChatResponse(BaseModel):
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "edit", "reject"] = "approve"
-    action_id: str | None = Field(default=None, max_length=300, description="One action (default: all waiting).")
+    action_id: str | None = Field(
+        default=None, max_length=300, description="One action, or several comma-separated (default: all waiting)."
+    )
     args: dict[str, Any] | None = Field(default=None, description="For edit: the changed arguments.")
     reason: str | None = Field(default=None, max_length=2000, description="For reject: feedback for Lumo.")
     date: str | None = None

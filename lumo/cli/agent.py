@@ -71,7 +71,9 @@ def approve(
     rep: RepOpt,
     date: DateOpt = None,
     json: JsonOpt = False,
-    action: Annotated[str | None, typer.Option("--action", help="One action id (default: all waiting).")] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="One action id, or several comma-separated (default: all waiting).")
+    ] = None,
     edit: Annotated[str | None, typer.Option("--edit", help="JSON object of changed arguments.")] = None,
     reject: Annotated[str | None, typer.Option("--reject", help="Reject, with this feedback.")] = None,
 ) -> None:

@@ -80,7 +80,12 @@ def record_promise(session: Session, inv: Invoice, p: Promise, *, as_of: AsOf, n
     inv.promise_to_pay_date = p.date
     event = f"Customer promised {text}" + (f" (was {before.isoformat()})" if before else "") + (f": {p.note}" if p.note else "")
     ledger.record_activity(session, inv, kind="note", at=now, by_id=by_id, text=event)
-    return {"invoice_number": inv.number, "promise_to_pay_date": p.date.isoformat(), "amount": _opt_amount(p.amount)}
+    return {
+        "invoice_number": inv.number,
+        "promise_to_pay_date": p.date.isoformat(),
+        "amount": _opt_amount(p.amount),
+        "currency": inv.currency,
+    }
 
 
 def _opt_amount(amount: Decimal | None) -> str | None:
