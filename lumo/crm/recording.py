@@ -21,6 +21,13 @@ from lumo.crm.lifecycle import OPEN_STATUSES, AsOf
 from lumo.crm.money import amount_str, format_code
 from lumo.db.models import Invoice
 
+# How each record's event text begins: the history reads as sentences, and a reader (the evals) can tell them apart.
+EVENT_PREFIXES = {
+    "record_promise": "Customer promised ",
+    "record_payment": "Payment received: ",
+    "open_dispute": "Dispute opened: ",
+    "resolve_dispute": "Dispute resolved ",
+}
 MAX_PROMISE_DAYS = 366  # a promise further out than a year is a payment plan, not a promise
 PAYMENT_METHODS = ("bank_transfer", "card", "check", "cash", "direct_debit", "other")
 
@@ -78,7 +85,8 @@ def record_promise(session: Session, inv: Invoice, p: Promise, *, as_of: AsOf, n
     text = check_promise(inv, p, as_of).removeprefix("Record that the customer promised").strip()
     before = inv.promise_to_pay_date
     inv.promise_to_pay_date = p.date
-    event = f"Customer promised {text}" + (f" (was {before.isoformat()})" if before else "") + (f": {p.note}" if p.note else "")
+    event = EVENT_PREFIXES["record_promise"] + text + (f" (was {before.isoformat()})" if before else "")
+    event += f": {p.note}" if p.note else ""
     ledger.record_activity(session, inv, kind="note", at=now, by_id=by_id, text=event)
     return {
         "invoice_number": inv.number,
@@ -140,7 +148,7 @@ def record_payment(session: Session, inv: Invoice, p: PaymentIn, *, as_of: AsOf,
     text = check_payment(inv, p, as_of).removeprefix("Record a ")
     to = status_after_payment(inv, p.amount)
     ledger.add_payment(session, inv, amount=p.amount, paid_at=_moment(p.date, as_of, now))
-    event = f"Payment received: {text}" + (f" (ref {p.reference})" if p.reference else "")
+    event = EVENT_PREFIXES["record_payment"] + text + (f" (ref {p.reference})" if p.reference else "")
     ledger.record_activity(session, inv, kind="note", at=now, by_id=by_id, text=event)
     if to != inv.status:
         ledger.change_status(
@@ -171,7 +179,7 @@ def open_dispute(session: Session, inv: Invoice, reason: str, *, now: dt.datetim
     check_dispute(inv, reason)
     inv.dispute_reason = reason.strip()
     event = ledger.change_status(
-        session, inv, to_status="disputed", at=now, by_id=by_id, reason=f"Dispute opened: {reason.strip()}"
+        session, inv, to_status="disputed", at=now, by_id=by_id, reason=EVENT_PREFIXES["open_dispute"] + reason.strip()
     )
     return {"invoice_number": inv.number, "from": event.from_status, "to": "disputed", "dispute_reason": inv.dispute_reason}
 
@@ -206,7 +214,7 @@ def resolve_dispute(
     to = status or status_after_dispute(inv, as_of.today)
     was = inv.dispute_reason or "no reason recorded"
     inv.dispute_reason = None
-    reason = f"Dispute resolved ({was}): {resolution.strip()}"
+    reason = EVENT_PREFIXES["resolve_dispute"] + f"({was}): {resolution.strip()}"
     ledger.change_status(session, inv, to_status=to, at=now, by_id=by_id, reason=reason)
     return {"invoice_number": inv.number, "from": "disputed", "to": to}
 

@@ -198,7 +198,10 @@ def fix_calls(findings: list[dict[str, Any]], limit: int = 50) -> list[tuple[str
     """
     calls: list[tuple[str, dict[str, Any]]] = []
     seen: set[tuple[str, str]] = set()
-    for finding in findings:
+    first = {f.get("invoice_number"): i for i, f in reversed(list(enumerate(findings)))}
+    # Per invoice, the most specific finding's task wins ("call about the broken promise" over "check in").
+    ordered = sorted(findings, key=lambda f: (first[f.get("invoice_number")], f.get("kind") == "no_recent_activity"))
+    for finding in ordered:
         action = finding.get("action") or {}
         tool, args = action.get("tool"), action.get("args")
         if not isinstance(tool, str) or not isinstance(args, dict):
