@@ -265,7 +265,7 @@ def _resolve(text: str, number: str) -> Intent:
     if not resolution:
         return _clarify(f"How was the dispute on {number} settled?")
     args: dict[str, Any] = {"invoice_number": number, "resolution": resolution[:1000]}
-    if re.search(r"\bwrit(?:e|ten)[\s-]*off\b", text, re.I):
+    if re.search(r"\bwr(?:ite|ote|itten)(?:\s+it)?[\s-]*off\b", text, re.I):
         args["status"] = "written_off"
     elif re.search(r"\bvoid(?:ed)?\b", text, re.I):
         args["status"] = "void"

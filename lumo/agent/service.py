@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 from langgraph.types import Command
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo.agent import toolrun
 from lumo.agent.context import AgentContext, Model
 from lumo.agent.graph import build_graph, public_action
 from lumo.agent.offline import OfflineModel
@@ -19,6 +21,7 @@ from lumo.agent.state import new_turn
 from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
+from tools import REGISTRY, ToolContext
 
 DECISIONS = ("approve", "edit", "reject")
 MAX_MESSAGE_CHARS = 4000
@@ -82,6 +85,7 @@ class Lumo:
         """
         if not calls:
             raise InvalidInput("nothing to propose")
+        await asyncio.to_thread(self._check_proposed, scope, calls, as_of, now)
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
         turn = new_turn(message)
         turn["proposed"] = [{"name": name, "args": args} for name, args in calls]
@@ -90,6 +94,20 @@ class Lumo:
         if not result["pending_actions"]:
             raise InvalidInput(_first_error(await self.graph.aget_state(config)) or "nothing to approve")
         return result
+
+    def _check_proposed(self, scope: Scope, calls: list[tuple[str, dict[str, Any]]], as_of: AsOf, now: dt.datetime) -> None:
+        """Refuse a proposal up front with the error's own kind (not found: 404 / exit 3), writing nothing."""
+        ctx = ToolContext(self.session_factory, scope, as_of, now)
+        for name, args in calls:
+            tool = REGISTRY.get(name)
+            if tool is None or not tool.side_effect or tool.describe is None:
+                raise InvalidInput(f"{name!r} is not an action that can be proposed")
+            try:
+                parsed = toolrun.validate(tool, args)
+            except toolrun.ToolCallError as exc:
+                raise InvalidInput(str(exc)) from None
+            with self.session_factory() as session:
+                tool.describe(ctx, parsed, session)
 
     async def ask_stream(
         self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime, thread_id: str | None = None
