@@ -158,3 +158,9 @@ def test_seed_refuses_a_database_with_data(imported: Run) -> None:
 def test_missing_import_file_is_one_line(run: Run, tmp_path: Path) -> None:
     code, _, err = run("import", str(tmp_path / "nope.json"))
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_accounts_show_dso_per_rep_and_team_with_its_definition(imported: Run) -> None:
+    out = imported.json("accounts", "--rep", "dana@acme.test", "--date", DATE)
+    assert "DSO = open balance" in out["dso"]["definition"]
+    assert [r["rep"] for r in out["dso"]["reps"]] == ["Dana Reyes"] and "dso_days" in out["dso"]["team"]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from lumo.crm import drafts, health, invoices, priorities, stale
+from lumo.crm import drafts, dso, health, invoices, priorities, stale
 from lumo.crm.accounts import resolve_account
 from lumo.crm.lifecycle import InvoiceRow, days_overdue
 from lumo.crm.money import amount_str, totals_by_currency
@@ -137,7 +137,10 @@ class HealthArgs(Args):
 def account_health(ctx: ToolContext, args: HealthArgs, session: Session) -> dict[str, Any]:
     """Account health: score, grade and the reasons (overdue, lateness, disputes, stale statuses)."""
     found = _health(ctx, args.account, session)
-    return {"accounts": [h.as_json() for h in found[: args.limit]]}
+    out: dict[str, Any] = {"accounts": [h.as_json() for h in found[: args.limit]]}
+    if args.account is None:  # the book's view: DSO per rep and team beside the accounts'
+        out["dso"] = dso.dso_report(session, ctx.scope, ctx.as_of)
+    return out
 
 
 def _health(ctx: ToolContext, account: str | None, session: Session) -> list[health.AccountHealth]:

@@ -293,10 +293,25 @@ async def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
     return {"decisions": {**decided, **fresh}}
 
 
+async def _edit_mismatches(ctx: AgentContext, args: Any) -> str:
+    """What a rep's edited email states that its invoices' facts do not ('' when it matches)."""
+
+    def check() -> list[Any]:
+        with ctx.session_factory() as session:
+            facts = facts_for_invoices(session, ctx.scope, list(args.invoice_numbers), ctx.as_of)
+        return check_grounding(f"{args.subject}\n{args.body}", facts)
+
+    try:
+        problems = await asyncio.to_thread(check)
+    except Exception:  # noqa: BLE001  (an unknown invoice: the tool itself reports it when it runs)
+        return ""
+    return "; ".join(f"{p.kind} {p.found!r}" for p in problems)
+
+
 async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     tctx = tool_context(ctx)
-    messages = []
+    messages, held, notes = [], [], list(state.get("notes", []))
     for action in state.get("pending", []):
         decision = state["decisions"][action["id"]]
         if decision.get("type") == "reject":
@@ -305,11 +320,34 @@ async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
             tool = REGISTRY[action["tool"]]
             try:
                 args = toolrun.validate(tool, {**action["args"], **(decision.get("args") or {})})
+                edited = tool.name == "send_email" and (decision.get("type") == "edit" or action.get("edited"))
+                mismatch = await _edit_mismatches(ctx, args) if edited else ""
+                if mismatch and not decision.get("approve_anyway"):
+                    # The guard checks the rep's words too: show the mismatch, send nothing until told explicitly.
+                    held.append(_held(action, args, mismatch))
+                    continue
                 content = await toolrun.execute(tctx, tool, args, f"{ctx.thread_key}:{action['id']}")
+                if mismatch:
+                    log.warning("agent.guard_override action=%s user=%s problems=%s", action["id"], ctx.scope.user_id, mismatch)
+                    content["guard_override"] = mismatch
+                    notes.append(f"Approved anyway by the rep although the guard found: {mismatch}.")
             except toolrun.ToolCallError as exc:
                 content = {"error": f"the edited action is invalid: {exc}"}
         messages.append(_tool_message(action["call_id"], content))
-    return {"messages": messages, "pending": [], "decisions": {}}
+    return {"messages": messages, "pending": held, "decisions": {}, "notes": notes}
+
+
+def _held(action: dict[str, Any], args: Any, mismatch: str) -> dict[str, Any]:
+    """The edited action back in front of the rep, with what the guard found."""
+    base = action.get("base_description") or action["description"]
+    return {
+        **action,
+        "args": args.model_dump(mode="json"),
+        "edited": True,
+        "base_description": base,
+        "description": f"{base}. Not sent: the edited email states facts not in the invoices ({mismatch}); "
+        "edit it again, reject it, or approve anyway",
+    }
 
 
 def after_agent(state: AgentState) -> Literal["tools", "__end__"]:
@@ -323,6 +361,10 @@ def after_tools(state: AgentState) -> Literal["review", "agent"]:
 def after_review(state: AgentState) -> Literal["review", "execute"]:
     decided = state.get("decisions", {})
     return "review" if any(a["id"] not in decided for a in state.get("pending", [])) else "execute"
+
+
+def after_execute(state: AgentState) -> Literal["review", "agent"]:
+    return "review" if state.get("pending") else "agent"
 
 
 def after_prepare(state: AgentState) -> Literal["review", "agent", "__end__"]:
@@ -343,5 +385,5 @@ def build_graph(checkpointer: Any) -> Any:
     graph.add_conditional_edges("agent", after_agent)
     graph.add_conditional_edges("tools", after_tools)
     graph.add_conditional_edges("review", after_review)
-    graph.add_edge("execute", "agent")
+    graph.add_conditional_edges("execute", after_execute)
     return graph.compile(checkpointer=checkpointer)

@@ -158,8 +158,12 @@ class Lumo:
         action_id: str | None = None,
         edit: dict[str, Any] | None = None,
         reject: str | None = None,
+        approve_anyway: bool = False,
     ) -> dict[str, Any]:
-        """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback)."""
+        """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback).
+
+        `approve_anyway` sends an edited email whose facts the guard could not match: explicit, and logged.
+        """
         key = self.thread_key(scope, thread_id)
         config = {"configurable": {"thread_id": key}}
         waiting = await self._pending(config)
@@ -181,6 +185,10 @@ class Lumo:
             decision = {"type": "edit", "args": edit}
         else:
             decision = {"type": "approve"}
+        if approve_anyway:
+            if reject is not None:
+                raise InvalidInput("approve anyway or reject, not both")
+            decision["approve_anyway"] = True
         resume = Command(resume={"decisions": {a["id"]: decision for a in chosen}})
         await self.graph.ainvoke(resume, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)

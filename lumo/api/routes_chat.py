@@ -61,6 +61,7 @@ async def decide(thread_id: str, body: DecisionRequest, scope: CurrentScope, lum
         action_id=body.action_id,
         edit=body.args if body.decision == "edit" else None,
         reject=(body.reason or "rejected by the rep") if body.decision == "reject" else None,
+        approve_anyway=body.approve_anyway,
     )
 
 

@@ -42,6 +42,9 @@ class DecisionRequest(BaseModel):
     )
     args: dict[str, Any] | None = Field(default=None, description="For edit: the changed arguments.")
     reason: str | None = Field(default=None, max_length=2000, description="For reject: feedback for Lumo.")
+    approve_anyway: bool = Field(
+        default=False, description="Send an edited email although the guard found facts it could not match (logged)."
+    )
     date: str | None = None
 
 
@@ -59,6 +62,7 @@ class InvoicePageResponse(BaseModel):
 class AccountsResponse(BaseModel):
     accounts: list[dict[str, Any]]
     revenue_at_risk: dict[str, Any]
+    dso: dict[str, Any] | None = Field(default=None, description="DSO per rep and team, with its definition.")
 
 
 class Health(BaseModel):

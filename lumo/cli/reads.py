@@ -10,6 +10,7 @@ from rich.table import Table
 
 from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, emit_json, open_session
 from lumo.crm.drafts import draft_for_invoice
+from lumo.crm.dso import dso_report
 from lumo.crm.health import account_health, revenue_at_risk
 from lumo.crm.invoices import InvoiceFilter, actionable_rows, invoice_json, search_invoices
 from lumo.crm.priorities import compute_priorities
@@ -163,15 +164,17 @@ def accounts(
     """Account health (worst first) and revenue at risk."""
     with open_session() as session:
         scope = scope_for_email(session, rep)
-        healths = account_health(session, scope, as_of_for(scope, date), account=account)
+        as_of = as_of_for(scope, date)
+        healths = account_health(session, scope, as_of, account=account)
+        dso = dso_report(session, scope, as_of)
     risk = revenue_at_risk(healths)
     shown = [h.as_json() for h in healths[: max(limit, 1)]]
     if json:
-        emit_json({"accounts": shown, "revenue_at_risk": risk})
+        emit_json({"accounts": shown, "revenue_at_risk": risk, "dso": dso})
         return
     _table(
         f"Account health ({len(healths)} accounts; revenue at risk {risk['base_currency']} {risk['total']})",
-        ["account", "score", "grade", "open", "overdue", "reasons"],
+        ["account", "score", "grade", "open", "overdue", "reasons", "DSO"],
         [
             [
                 h["account"],
@@ -180,7 +183,17 @@ def accounts(
                 f"{h['base_currency']} {h['open_base']}",
                 f"{h['base_currency']} {h['overdue_base']}",
                 "; ".join(h["reasons"]),
+                "-" if h["dso_days"] is None else str(h["dso_days"]),
             ]
             for h in shown
         ],
     )
+    _table(
+        f"DSO per rep and team (days, {dso['base_currency']})",
+        ["rep", "DSO", "open", f"billed in {dso['window_days']} days"],
+        [
+            [r["rep"], "-" if r["dso_days"] is None else str(r["dso_days"]), r["open_base"], r["billed_base"]]
+            for r in [*dso["reps"], {"rep": "team", **dso["team"]}]
+        ],
+    )
+    typer.echo(dso["definition"])
