@@ -258,3 +258,31 @@ def test_http_record_errors_are_clear(client: TestClient, body: dict[str, Any], 
     response = client.post("/v1/record", json=body)
     assert response.status_code == status, response.text
     assert "Traceback" not in response.text
+
+
+class _ToolsSeen:
+    """A model that answers in words and remembers which tools each call offered."""
+
+    name = "seen"
+
+    def __init__(self) -> None:
+        self.offered: list[set[str]] = []
+
+    async def complete(self, messages: list[dict[str, Any]], tools: Any = None, tool_choice: Any = None) -> Any:
+        from lumo.llm.client import ModelReply, Usage
+
+        self.offered.append({t["function"]["name"] for t in tools or []})
+        return ModelReply("Here is your day.", [], Usage(), "seen", 1, "stop")
+
+
+async def test_the_record_tools_are_offered_except_on_a_prepared_priorities_turn(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
+) -> None:
+    model = _ToolsSeen()
+    scope = scope_of(session_factory, "u1@acme.test")
+    async with open_lumo(db_url, session_factory, model) as lumo:
+        await ask(lumo, scope, "What should I do today?")
+        await ask(lumo, scope, "Gavin told me he would settle INV-2001 next week")
+    today, other = model.offered
+    assert "record_promise" not in today and "todays_priorities" in today  # the prompt budget of the daily question
+    assert {"record_promise", "record_payment", "open_dispute", "resolve_dispute", "log_call"} <= other

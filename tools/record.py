@@ -10,7 +10,7 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from lumo.crm import recording
-from lumo.crm.errors import InvalidInput, NotFound
+from lumo.crm.errors import NotFound
 from lumo.crm.invoices import get_row
 from lumo.db.models import Invoice
 from tools.base import Args, ToolContext, tool
@@ -131,9 +131,4 @@ def log_call(ctx: ToolContext, args: CallArgs, session: Session) -> dict[str, An
     return recording.log_call(session, inv, args.outcome, day, as_of=ctx.as_of, now=ctx.now, by_id=ctx.scope.user_id)
 
 
-RECORD_TOOLS = ("record_promise", "record_payment", "open_dispute", "resolve_dispute", "log_call")
-
-
-def ensure_record_tool(name: str) -> None:
-    if name not in RECORD_TOOLS:
-        raise InvalidInput(f"unknown record kind {name!r}: use one of {', '.join(RECORD_TOOLS)}")
+RECORD_TOOLS = frozenset({"record_promise", "record_payment", "open_dispute", "resolve_dispute", "log_call"})

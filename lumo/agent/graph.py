@@ -28,7 +28,7 @@ from lumo.crm.drafts import draft_for_invoice, facts_for_invoices
 from lumo.crm.grounding import check_grounding, facts_in_text
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
 from lumo.templates import render
-from tools import REGISTRY, ToolContext, schemas
+from tools import RECORD_TOOLS, REGISTRY, ToolContext, schemas
 
 log = logging.getLogger("lumo.agent")
 
@@ -214,6 +214,14 @@ def _turn_facts(state: AgentState) -> TurnFacts:
     return facts
 
 
+def _prepared_priorities(state: AgentState) -> bool:
+    for message in state["messages"][state.get("turn_start", 0) :]:
+        for call in message.get("tool_calls") or []:
+            if call["id"].startswith("call_prep_") and call["function"]["name"] == "todays_priorities":
+                return True
+    return False
+
+
 async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     steps = state.get("steps", 0) + 1
@@ -222,7 +230,9 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     notes = list(state.get("notes", []))
     usage = dict(state.get("usage", {}))
     messages = [_system(ctx), *_window(state["messages"], state.get("turn_start", 0), ctx.history_messages)]
-    tools = None if final_step else schemas()
+    # A turn whose priorities were prepared is worded, not acted on: the record tools stay out of its prompt
+    # (the "what should I do today" prompt has a token budget); any other turn is offered every tool.
+    tools = None if final_step else schemas(RECORD_TOOLS if _prepared_priorities(state) else frozenset())
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
         reply = await model.complete(msgs, tools=tool_specs)
