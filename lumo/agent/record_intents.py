@@ -174,11 +174,11 @@ def money_in(text: str) -> tuple[Decimal, str | None] | None:
         if m.group(3).upper() in _CODES:
             amount = _number(m.group(1), m.group(2))
             return (amount, m.group(3).upper()) if amount is not None else None
-    if m := _SYMBOL_FIRST.search(plain):
-        amount = _number(m.group(2), m.group(3))
-        return (amount, _SYMBOLS[m.group(1)]) if amount is not None else None
-    if m := _BARE.search(plain):
-        amount = _number(m.group(1), m.group(2))
+    if symbol := _SYMBOL_FIRST.search(plain):
+        amount = _number(symbol.group(2), symbol.group(3))
+        return (amount, _SYMBOLS[symbol.group(1)]) if amount is not None else None
+    if bare := _BARE.search(plain):
+        amount = _number(bare.group(1), bare.group(2))
         return (amount, None) if amount is not None else None
     return None
 
