@@ -67,3 +67,25 @@ async def test_a_held_edit_can_be_rejected(db_url: str, session_factory: session
         await approve(lumo, scope, out["thread_id"], edit={"body": BAD_BODY})
         done = await approve(lumo, scope, out["thread_id"], reject="I will rewrite it")
     assert done["pending_actions"] == [] and _queued(session_factory) == 0
+
+
+def test_http_approve_anyway_is_an_explicit_field(db_url: str, session: Session, session_factory: sessionmaker[Session]) -> None:
+    from fastapi.testclient import TestClient
+
+    from lumo.api.app import create_app
+    from lumo.auth import create_token
+    from lumo.config import Settings
+    from tests.agent_support import NOW
+
+    build_book(session)
+    token = create_token(session, "u1@acme.test", NOW, "test")
+    session.commit()
+    app = create_app(Settings(database_url=db_url), env={"LUMO_LLM": "offline"})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        out = client.post("/v1/chat", json={"message": "Send the reminder for INV-2001", "date": "2026-11-25"}).json()
+        url = f"/v1/threads/{out['thread_id']}/decision"
+        held = client.post(url, json={"decision": "edit", "args": {"body": BAD_BODY}, "date": "2026-11-25"}).json()
+        assert "Not sent" in held["pending_actions"][0]["description"] and _queued(session_factory) == 0
+        sent = client.post(url, json={"decision": "approve", "approve_anyway": True, "date": "2026-11-25"})
+    assert sent.status_code == 200 and sent.json()["pending_actions"] == [] and _queued(session_factory) == 1

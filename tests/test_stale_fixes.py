@@ -132,7 +132,8 @@ async def test_fix_all_my_stale_statuses_proposes_every_fix_for_one_approval(
         out = await ask(lumo, scope, "fix all my stale statuses")
         assert [(a["tool"], a["args"]) for a in out["pending_actions"]] == [(n, a) for n, a in expected]
         done = await approve(lumo, scope, out["thread_id"])
-    assert done["pending_actions"] == []
+    assert done["pending_actions"] == [] and "stale status" not in done["reply"]
+    assert "Done: INV-1042 changed from 'sent' to 'overdue'" in done["reply"]
     with session_factory() as s:
         left = [x.kind for x in stale_findings(actionable_rows(s, scope), AS_OF)]
         tasks = s.scalars(select(Task.title)).all()

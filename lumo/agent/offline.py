@@ -231,10 +231,13 @@ def follow_up(text: str, messages: list[dict], today: dt.date) -> list[tuple[str
 def compose(outcomes: list[ToolOutcome]) -> str:
     """The reply from this request's tool results, one section per result, in the order they came."""
     sent = any(o.name == "send_email" for o in outcomes)
+    fixed = any(o.name in SIDE_EFFECTS for o in outcomes)
     sections = []
     for outcome in outcomes:
         if sent and _sendable(_draft_of(outcome)):
             continue  # the send's outcome speaks for the draft it came from
+        if fixed and outcome.name == "stale_findings":
+            continue  # the fixes' outcomes say what changed; the findings before them are history
         section = _section(outcome)
         if section:
             sections.append(section)
