@@ -36,6 +36,7 @@ HELP = (
     "keep talking in a thread."
 )
 WORKING = "Working on it…"
+ALREADY_RECEIVED = "I already have that request; the answer goes in its thread."
 FAILED = "Sorry, something went wrong on my side. Please try again in a moment."
 NOT_WAITING = "That action is not waiting for you any more: it was decided already, or it belongs to someone else's conversation."
 WAITING_HINT = "I'm waiting for your decision first: reply `approve` or `reject &lt;reason&gt;`, or use the buttons."
@@ -376,8 +377,12 @@ def _escape(text: str) -> str:
 
 
 def to_mrkdwn(markdown: str) -> str:
-    """Lumo writes Markdown; Slack reads mrkdwn: **bold** is *bold*, [text](url) is <url|text>."""
+    """Lumo writes Markdown; Slack reads mrkdwn: **bold** is *bold*.
+
+    Markdown links are left as typed, never turned into <url|text>: a reply quotes notes and names from the
+    data, and a masked link there (`[pay now](https://evil.test)`) would look like Lumo's own. Slack still
+    links a bare URL, showing its real address.
+    """
     text = _escape(markdown)
     text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
-    text = re.sub(r"^#{1,6}\s+(.+)$", r"*\1*", text, flags=re.MULTILINE)
-    return re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
+    return re.sub(r"^#{1,6}\s+(.+)$", r"*\1*", text, flags=re.MULTILINE)
