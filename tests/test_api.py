@@ -125,7 +125,7 @@ def test_a_revoked_token_gets_401(client: TestClient, tokens: dict[str, str], se
     session.commit()
     response = client.get("/v1/priorities", headers=auth(tokens))
     assert response.status_code == 401
-    assert response.json() == {"error": "invalid or revoked token"}
+    assert response.json() == {"error": "invalid, revoked or expired token"}
 
 
 # --- reads ------------------------------------------------------------------------------------------------------

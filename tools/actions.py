@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from lumo.crm import invoices, ledger
 from lumo.crm.accounts import resolve_account
 from lumo.crm.errors import InvalidInput
+from lumo.crm.money import format_code
 from lumo.crm.outreach import check_email
 from lumo.db.models import Invoice, OutboxEmail, Task
 from tools.base import Args, ToolContext, tool
@@ -91,11 +93,20 @@ class StatusArgs(Args):
     reason: str = Field(min_length=3, max_length=1000, description="Why the status changes (kept in the history).")
 
 
+def _unpaid_balance(inv: Invoice) -> Decimal:
+    return max(inv.amount - inv.amount_paid, Decimal("0"))
+
+
 def _describe_status(ctx: ToolContext, args: StatusArgs, session: Session) -> str:
     inv = _invoice(ctx, session, args.invoice_number)
     if inv.status == args.status:
         raise InvalidInput(f"{inv.number} is already '{args.status}'")
-    return f"Change {inv.number} from '{inv.status}' to '{args.status}' because: {args.reason}"
+    text = f"Change {inv.number} from '{inv.status}' to '{args.status}' because: {args.reason}"
+    balance = _unpaid_balance(inv)
+    if args.status == "paid" and balance > 0:
+        # A status is not money: say so, so nobody approves this believing the payment is now on record.
+        text += f". This records no payment: {format_code(balance, inv.currency)} stays unpaid in the payment history"
+    return text
 
 
 @tool(StatusArgs, side_effect=True, describe=_describe_status)
@@ -103,8 +114,17 @@ def update_invoice_status(ctx: ToolContext, args: StatusArgs, session: Session) 
     """Change an invoice's status with a reason, recorded in its history (needs the rep's approval)."""
     _describe_status(ctx, args, session)
     inv = _invoice(ctx, session, args.invoice_number)
+    unpaid = args.status == "paid" and _unpaid_balance(inv) > 0
     event = ledger.change_status(session, inv, to_status=args.status, at=ctx.now, by_id=ctx.scope.user_id, reason=args.reason)
-    return {"invoice_number": inv.number, "from": event.from_status, "to": event.to_status}
+    result: dict[str, Any] = {
+        "invoice_number": inv.number,
+        "from": event.from_status,
+        "to": event.to_status,
+        "reason": args.reason,
+    }
+    if unpaid:
+        result["payment_recorded"] = False
+    return result
 
 
 # Addresses only need a plausible shape: each must be a contact of the invoices, checked against the database.
@@ -149,4 +169,10 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
     )
     session.add(email)
     session.flush()
-    return {"outbox_id": email.id, "status": "queued", "to": list(args.to), "invoice_numbers": list(args.invoice_numbers)}
+    return {
+        "outbox_id": email.id,
+        "status": "queued",
+        "subject": args.subject,  # what was queued, an edit included: the reply names this, not the first draft's
+        "to": list(args.to),
+        "invoice_numbers": list(args.invoice_numbers),
+    }

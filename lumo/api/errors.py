@@ -20,7 +20,7 @@ def install(app: FastAPI) -> None:
         body: dict[str, object] = {"error": str(exc)}
         if isinstance(exc, ImportRejected):
             body["problems"] = exc.problems
-        return JSONResponse(body, status_code=exc.http_status)
+        return JSONResponse(body, status_code=exc.http_status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,12 +11,13 @@ from fastapi import APIRouter
 from sse_starlette.sse import EventSourceResponse
 
 from lumo.api.deps import CurrentScope, LumoDep, Now
+from lumo.api.openapi import ERRORS
 from lumo.api.schemas import ChatRequest, ChatResponse, DecisionRequest
 from lumo.crm.errors import InvalidInput, LumoError
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+router = APIRouter(prefix="/v1", tags=["chat"], responses=ERRORS)
 HEARTBEAT_SECONDS = 15
 
 
