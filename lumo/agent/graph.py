@@ -20,12 +20,14 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from lumo.agent import toolrun
+from lumo.agent.clock import action_day
 from lumo.agent.context import AgentContext
 from lumo.agent.facts import TurnFacts
 from lumo.agent.intents import parse_intent
 from lumo.agent.state import AgentState
 from lumo.crm.drafts import draft_for_invoice, facts_for_invoices
 from lumo.crm.grounding import check_grounding, facts_in_text
+from lumo.crm.lifecycle import AsOf
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
 from lumo.templates import render
 from tools import REGISTRY, ToolContext, schemas
@@ -39,6 +41,11 @@ GUARD_NOTE = "Your answer states facts that are not in the tool results: {proble
 
 def tool_context(ctx: AgentContext) -> ToolContext:
     return ToolContext(ctx.session_factory, ctx.scope, ctx.as_of, ctx.now, ctx.thread_key)
+
+
+def action_context(ctx: AgentContext) -> ToolContext:
+    """For side effects: checked and worded against the real today, whatever day the client asked about."""
+    return ToolContext(ctx.session_factory, ctx.scope, action_day(ctx.as_of, ctx.now), ctx.now, ctx.thread_key)
 
 
 def _tool_message(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +69,7 @@ def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], dra
 
 
 async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: AgentState) -> dict[str, Any]:
-    tctx = tool_context(ctx)
+    tctx, actx = tool_context(ctx), action_context(ctx)
     messages, pending = [], []
     items, drafts = list(state.get("items", [])), list(state.get("drafts", []))
     rewrites = state.get("email_rewrites", 0)
@@ -80,10 +87,10 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
             continue
         try:
             if tool.name == "send_email":
-                args, rewrites, note = await _guard_email(ctx, args, rewrites)
+                args, rewrites, note = await _guard_email(ctx, actx.as_of, args, rewrites)
                 if note:
                     notes.append(note)
-            description = await toolrun.describe(tctx, tool, args)
+            description = await toolrun.describe(actx, tool, args)
         except EmailRewrite as exc:
             rewrites += 1
             messages.append(_tool_message(call["id"], {"error": str(exc)}))
@@ -111,26 +118,31 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
     }
 
 
-async def _guard_email(ctx: AgentContext, args: Any, rewrites: int) -> tuple[Any, int, str | None]:
+async def _guard_email(ctx: AgentContext, as_of: AsOf, args: Any, rewrites: int) -> tuple[Any, int, str | None]:
     """An email the model wrote must match its invoices' facts: one rewrite, then the template draft.
 
     Returns the (possibly replaced) arguments, the rewrites used and a note; raises ToolCallError to ask
     the model for its one rewrite.
     """
 
+    # The chat's day is ahead of today: the email was written from reads about that day, so today's draft replaces it.
+    ahead = as_of.today != ctx.as_of.today
+
     def check() -> tuple[list[Any], dict[str, Any] | None]:
         with ctx.session_factory() as session:
-            facts = facts_for_invoices(session, ctx.scope, list(args.invoice_numbers), ctx.as_of)
+            if ahead:
+                return [], draft_for_invoice(session, ctx.scope, args.invoice_numbers[0], as_of).as_json()
+            facts = facts_for_invoices(session, ctx.scope, list(args.invoice_numbers), as_of)
             problems = check_grounding(f"{args.subject}\n{args.body}", facts)
             if not problems or rewrites == 0:
                 return problems, None
-            return problems, draft_for_invoice(session, ctx.scope, args.invoice_numbers[0], ctx.as_of).as_json()
+            return problems, draft_for_invoice(session, ctx.scope, args.invoice_numbers[0], as_of).as_json()
 
     try:
         problems, template = await asyncio.to_thread(check)
     except Exception as exc:  # noqa: BLE001  (an unknown or out-of-scope invoice)
         raise toolrun.ToolCallError(str(exc)) from None
-    if not problems:
+    if not problems and not ahead:
         return args, rewrites, None
     listed = "; ".join(f"{p.kind} {p.found!r}" for p in problems)
     if template is None:
@@ -148,6 +160,8 @@ async def _guard_email(ctx: AgentContext, args: Any, rewrites: int) -> tuple[Any
             "cc": template["cc"],
         }
     )
+    if ahead:
+        return fixed, rewrites, f"The email is worded for today, {as_of.today}: emails are never dated ahead ({ctx.as_of.today})."
     return fixed, rewrites, f"The email was replaced by the template draft because it misstated facts ({listed})."
 
 
@@ -291,7 +305,7 @@ async def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
 
 async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
-    tctx = tool_context(ctx)
+    tctx = action_context(ctx)
     messages = []
     for action in state.get("pending", []):
         decision = state["decisions"][action["id"]]
