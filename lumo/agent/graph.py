@@ -22,6 +22,7 @@ from langgraph.types import interrupt
 from lumo.agent import toolrun
 from lumo.agent.clock import action_day
 from lumo.agent.context import AgentContext
+from lumo.agent.decisions import RETRY_KEY, outcome_of
 from lumo.agent.facts import TurnFacts
 from lumo.agent.intents import parse_intent
 from lumo.agent.state import AgentState
@@ -36,6 +37,7 @@ log = logging.getLogger("lumo.agent")
 
 PREPARED_INTENTS = frozenset({"priorities", "invoice"})
 OFFLINE_NOTE = "(Answered by Lumo's offline mode: the AI model is unavailable right now.)"
+RETRY_NOTE = "I could not do it just now ({reason}); nothing was changed and it is still waiting: approve again to retry."
 GUARD_NOTE = "Your answer states facts that are not in the tool results: {problems}. Rewrite it using only the tool results."
 
 
@@ -306,7 +308,8 @@ async def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
 async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     tctx = action_context(ctx)
-    messages = []
+    messages, still_pending, retry_note = [], [], ""
+    decided = dict(state.get("decided", {}))
     for action in state.get("pending", []):
         decision = state["decisions"][action["id"]]
         if decision.get("type") == "reject":
@@ -318,8 +321,13 @@ async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
                 content = await toolrun.execute(tctx, tool, args, f"{ctx.thread_key}:{action['id']}")
             except toolrun.ToolCallError as exc:
                 content = {"error": f"the edited action is invalid: {exc}"}
+            if RETRY_KEY in content:  # the database was busy or away: nothing ran, the approval is not used up
+                still_pending.append(action)
+                retry_note = RETRY_NOTE.format(reason=content[RETRY_KEY])
+                continue
+        decided[action["id"]] = outcome_of(action, decision, content)
         messages.append(_tool_message(action["call_id"], content))
-    return {"messages": messages, "pending": [], "decisions": {}}
+    return {"messages": messages, "pending": still_pending, "decisions": {}, "decided": decided, "retry_note": retry_note}
 
 
 def after_agent(state: AgentState) -> Literal["tools", "__end__"]:
@@ -333,6 +341,10 @@ def after_tools(state: AgentState) -> Literal["review", "agent"]:
 def after_review(state: AgentState) -> Literal["review", "execute"]:
     decided = state.get("decisions", {})
     return "review" if any(a["id"] not in decided for a in state.get("pending", [])) else "execute"
+
+
+def after_execute(state: AgentState) -> Literal["review", "agent"]:
+    return "review" if state.get("pending") else "agent"
 
 
 def after_prepare(state: AgentState) -> Literal["review", "agent"]:
@@ -351,5 +363,5 @@ def build_graph(checkpointer: Any) -> Any:
     graph.add_conditional_edges("agent", after_agent)
     graph.add_conditional_edges("tools", after_tools)
     graph.add_conditional_edges("review", after_review)
-    graph.add_edge("execute", "agent")
+    graph.add_conditional_edges("execute", after_execute)
     return graph.compile(checkpointer=checkpointer)

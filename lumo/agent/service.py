@@ -12,12 +12,14 @@ from langgraph.types import Command
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent.context import AgentContext, Model
+from lumo.agent.decisions import already_decided, refuse_nul
 from lumo.agent.graph import build_graph, public_action
 from lumo.agent.offline import OfflineModel
 from lumo.agent.state import new_turn
 from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
+from lumo.db.locks import thread_lock
 
 DECISIONS = ("approve", "edit", "reject")
 MAX_MESSAGE_CHARS = 4000
@@ -115,17 +117,42 @@ class Lumo:
         edit: dict[str, Any] | None = None,
         reject: str | None = None,
     ) -> dict[str, Any]:
-        """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback)."""
+        """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback).
+
+        One decision at a time per thread, across workers; a decision that finds its action decided already
+        gets AlreadyDecided (409) with what really happened, and runs nothing.
+        """
         key = self.thread_key(scope, thread_id)
         config = {"configurable": {"thread_id": key}}
-        waiting = await self._pending(config)
-        if not waiting:
-            raise NotFound(f"thread {thread_id} has no action waiting for approval")
         if edit is not None and reject is not None:
             raise InvalidInput("give either an edit or a rejection, not both")
-        chosen = [a for a in waiting if action_id is None or a["id"] == action_id]
-        if not chosen:
-            raise NotFound(f"action {action_id} is not waiting in thread {thread_id}")
+        refuse_nul(edit)
+        async with thread_lock(self.session_factory, key):
+            snapshot = await self.graph.aget_state(config)
+            waiting = _waiting(snapshot)
+            chosen = [a for a in waiting if action_id is None or a["id"] == action_id]
+            if not chosen:
+                decided = (snapshot.values or {}).get("decided", {})
+                conflict = already_decided(thread_id, decided, action_id)
+                if conflict is not None:
+                    raise conflict
+                if not waiting:
+                    raise NotFound(f"thread {thread_id} has no action waiting for approval")
+                raise NotFound(f"action {action_id} is not waiting in thread {thread_id}")
+            return await self._decide(scope, thread_id, key, config, chosen, as_of, now, edit, reject)
+
+    async def _decide(
+        self,
+        scope: Scope,
+        thread_id: str,
+        key: str,
+        config: dict[str, Any],
+        chosen: list[dict[str, Any]],
+        as_of: AsOf,
+        now: dt.datetime,
+        edit: dict[str, Any] | None,
+        reject: str | None,
+    ) -> dict[str, Any]:
         if edit is not None and len(chosen) > 1:
             raise InvalidInput("several actions are waiting: name the one to edit with --action")
         if reject is not None:
@@ -155,6 +182,8 @@ class Lumo:
         if pending:
             lines = [f"- {a['description']} (action {a['id']})" for a in pending]
             reply = "I need your approval before I do this:\n" + "\n".join(lines)
+            if values.get("retry_note"):
+                reply = f"{values['retry_note']}\n\n{reply}"
         return {
             "thread_id": thread_id,
             "reply": reply,

@@ -18,6 +18,8 @@ class AgentState(TypedDict, total=False):
     usage: dict[str, int]
     notes: list[str]
     email_rewrites: int
+    decided: dict[str, dict[str, Any]]  # action id -> its outcome, kept for the thread's life (lumo.agent.decisions)
+    retry_note: str  # set when a transient failure left approved actions pending
 
 
 def new_turn(message: str) -> AgentState:

@@ -20,6 +20,7 @@ def install(app: FastAPI) -> None:
         body: dict[str, object] = {"error": str(exc)}
         if isinstance(exc, ImportRejected):
             body["problems"] = exc.problems
+        body.update(getattr(exc, "body", None) or {})  # e.g. a 409's `outcome`
         return JSONResponse(body, status_code=exc.http_status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

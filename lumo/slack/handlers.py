@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo.agent.decisions import AlreadyDecided
 from lumo.agent.service import Lumo
 from lumo.crm.errors import InvalidInput, LumoError, NotFound
 from lumo.crm.lifecycle import AsOf
@@ -266,6 +267,9 @@ async def answer_click(rt: SlackRuntime, click: Click, now: dt.datetime) -> None
             result = await rt.lumo.approve(
                 scope, click.thread_id, as_of=AsOf.at(now, scope.tz), now=now, action_id=click.action_id, reject=reject
             )
+    except AlreadyDecided as exc:  # another click or reply won: say what really happened, to the clicker only
+        await rt.client.post_ephemeral(click.channel, click.user, _escape(str(exc)), thread_ts=click.thread_ts)
+        return
     except NotFound:
         log.info("slack.click_not_waiting user=%s thread=%s action=%s", click.user, click.thread_id, click.action_id)
         await rt.client.post_ephemeral(click.channel, click.user, NOT_WAITING, thread_ts=click.thread_ts)
