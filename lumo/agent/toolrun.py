@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from lumo.crm.errors import LumoError
 from lumo.db.models import AgentAction
 from tools import REGISTRY, Args, Tool, ToolContext
+from tools.base import omit_nulls
 
 log = logging.getLogger("lumo.agent")
 
@@ -42,7 +43,7 @@ def parse_call(call: dict[str, Any]) -> tuple[Tool, Args]:
 
 def validate(tool: Tool, raw: dict[str, Any]) -> Args:
     try:
-        return tool.args.model_validate(raw)
+        return tool.args.model_validate(omit_nulls(tool.args, raw))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
         raise ToolCallError(f"invalid arguments for {tool.name}: {problems}") from None
