@@ -77,10 +77,9 @@ def _list(args: argparse.Namespace) -> int:
 def _model(name: str, env: dict[str, str]) -> Any:
     from lumo.llm import LLMSettings, ModelClient
 
-    key = env.get("OPENAI_API_KEY", "").strip()
-    if not key:
+    if not env.get("OPENAI_API_KEY", "").strip():
         raise ValueError(f"--model {name} needs OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)")
-    return ModelClient(LLMSettings(api_key=key, base_url=env.get("OPENAI_BASE_URL", "").strip() or None, model=name))
+    return ModelClient(LLMSettings.from_env({**env, "LUMO_MODEL": name}))
 
 
 async def _run(args: argparse.Namespace, console: Console) -> int:
@@ -184,6 +183,8 @@ def _finish(
     broken = [row for row in checks if not row["ok"]]
     for row in broken:
         console.print(f"[red]below threshold:[/red] {row['figure']} = {report._figure(row)} (limit {row['kind']} {row['limit']})")
+    if reason := report.offline_reason(summary):
+        console.print(f"[yellow]{reason}[/yellow]", markup=True, highlight=False)
     return 1 if broken else 0
 
 

@@ -35,6 +35,8 @@ from lumo.db.session import make_engine, make_sessionmaker
 
 SCHEMA = 1
 OFFLINE = "offline"
+# guard_catches: answers and emails the grounding guard caught misstating facts (rewritten or replaced).
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "model_calls", "guard_catches")
 
 
 def _now(case: Case, scope: Scope) -> dt.datetime:
@@ -75,7 +77,7 @@ def _action_id(spec: Any, waiting: list[dict[str, Any]]) -> str | None:
 
 
 def _usage_delta(now: dict[str, int], before: dict[str, int] | None) -> dict[str, int]:
-    keys = ("prompt_tokens", "completion_tokens", "model_calls")
+    keys = USAGE_KEYS
     before = before or {}
     return {k: max(0, int(now.get(k, 0)) - int(before.get(k, 0))) for k in keys}
 
@@ -96,7 +98,7 @@ async def run_case(
         "db_before": None,
         "db_after": None,
         "primary_keys": primary_keys(),
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0},
+        "usage": dict.fromkeys(USAGE_KEYS, 0),
         "latency_s": 0.0,
         "setup_s": 0.0,
         "judge": None,
@@ -121,6 +123,9 @@ async def run_case(
         async with open_checkpointer(url) as checkpointer:
             lumo = Lumo.create(checkpointer, session_factory, model)
             await _play(case, lumo, engine, scope, as_of, now, transcript)
+        health = getattr(model, "health", None)
+        if health is not None:  # the live model's last known state: why answers fell back, if they did
+            transcript["model_state"] = health.as_json()
         if judge_model is not None:
             transcript["judge"] = await _judge(judge_model, transcript)
         transcript["db_after"] = dump(engine)
@@ -195,17 +200,17 @@ async def _play(
             waiting[label] = result.get("pending_actions") or []
         except LumoError as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
-            usage = {"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0}
+            usage = dict.fromkeys(USAGE_KEYS, 0)
         except Exception as exc:  # noqa: BLE001
             record["error"] = f"{type(exc).__name__}: {exc}"
             record["crashed"] = True
             record["traceback"] = traceback.format_exc(limit=8)
-            usage = {"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0}
+            usage = dict.fromkeys(USAGE_KEYS, 0)
         record["latency_s"] = round(time.perf_counter() - began, 4)
         total_latency += record["latency_s"]
         record["usage"] = usage
         for key, value in usage.items():
-            transcript["usage"][key] += value
+            transcript["usage"][key] = transcript["usage"].get(key, 0) + value
         after = dump(engine)
         record["db_changes"] = graders.db_diff(before, after, keys)  # what this turn changed
         before = after

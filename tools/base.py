@@ -69,7 +69,11 @@ def compact_schema(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {
-        k: ({name: compact_schema(sub) for name, sub in v.items()} if k in NAME_MAPS and isinstance(v, dict) else compact_schema(v))
+        k: (
+            {name: compact_schema(sub) for name, sub in v.items()}
+            if k in NAME_MAPS and isinstance(v, dict)
+            else compact_schema(v)
+        )
         for k, v in node.items()
         if k not in ("title", "additionalProperties") and not (k == "default" and v in (None, False))
     }

@@ -256,6 +256,9 @@ class ModelClient:
         except openai.APIStatusError as exc:  # tenacity re-raises non-retryable errors as-is
             log.warning("llm.error status=%d", exc.status_code, extra={"status": exc.status_code})
             raise ModelError(exc.status_code, exc.message, exc.request_id) from exc
+        except ValueError as exc:  # a 200 labelled JSON whose body is not (the SDK's json.loads)
+            log.warning("llm.error status=None error=%s", type(exc).__name__)
+            raise ModelError(None, f"the body is not valid JSON ({exc})") from exc
         except openai.OpenAIError as exc:  # e.g. a 200 whose body doesn't validate
             log.warning("llm.error status=None error=%s", type(exc).__name__)
             raise ModelError(getattr(exc, "status_code", None), str(exc)) from exc
@@ -307,7 +310,9 @@ def _to_tool_call(tool_call: Any) -> ToolCall:
     call_id = tool_call.id if isinstance(tool_call.id, str) else ""  # the agent replaces missing ids
     if getattr(tool_call, "type", "function") == "custom":
         return ToolCall(id=call_id, name=tool_call.custom.name or "", arguments=dialects.arguments_text(tool_call.custom.input))
-    return ToolCall(id=call_id, name=tool_call.function.name or "", arguments=dialects.arguments_text(tool_call.function.arguments))
+    return ToolCall(
+        id=call_id, name=tool_call.function.name or "", arguments=dialects.arguments_text(tool_call.function.arguments)
+    )
 
 
 def _status_of(exc: BaseException | None) -> int | None:
