@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from evals import report, runner
 from evals.cases import CaseError, load_cases
+from lumo.config import settings_from
 
 REPORTS = Path(__file__).parent / "reports"
 
@@ -120,8 +121,16 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
                 failed += not transcript["passed"]
                 progress.update(task, advance=1, failed=failed, description=f"evals · {transcript['case']['name']}")
 
+            settings = settings_from(os.environ)  # the turn deadline and strict schemas, as `lumo serve` has them
             transcripts = await runner.run_suite(
-                cases, k=args.k, model=model, model_label=label, concurrency=concurrency, judge_model=judge, on_done=done
+                cases,
+                k=args.k,
+                model=model,
+                model_label=label,
+                concurrency=concurrency,
+                judge_model=judge,
+                on_done=done,
+                lumo_options={"turn_deadline_s": settings.turn_deadline_s, "strict_tools": settings.strict_tools},
             )
     finally:
         for client in {id(m): m for m in (model, judge) if m is not None}.values():

@@ -83,7 +83,13 @@ def _usage_delta(now: dict[str, int], before: dict[str, int] | None) -> dict[str
 
 
 async def run_case(
-    case: Case, run: int, dbs: Databases, model: Model | None, model_label: str, judge_model: Model | None = None
+    case: Case,
+    run: int,
+    dbs: Databases,
+    model: Model | None,
+    model_label: str,
+    judge_model: Model | None = None,
+    lumo_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One run of a case; never raises: a failure is recorded in the transcript for the graders."""
     transcript: dict[str, Any] = {
@@ -121,7 +127,7 @@ async def run_case(
         transcript["now"] = now.isoformat()
         transcript["setup_s"] = round(time.perf_counter() - started, 4)
         async with open_checkpointer(url) as checkpointer:
-            lumo = Lumo.create(checkpointer, session_factory, model)
+            lumo = Lumo.create(checkpointer, session_factory, model, **(lumo_options or {}))
             await _play(case, lumo, engine, scope, as_of, now, transcript)
         health = getattr(model, "health", None)
         if health is not None:  # the live model's last known state: why answers fell back, if they did
@@ -244,6 +250,7 @@ async def run_suite(
     judge_model: Model | None = None,
     workdir: Path | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    lumo_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every case k times; transcripts in case order, then run order."""
     # Case databases are scratch: in memory-backed /dev/shm when there is one, so commits cost no disk sync.
@@ -255,7 +262,7 @@ async def run_suite(
 
         async def one(order: int, case: Case, run: int) -> dict[str, Any]:
             async with gate:
-                transcript = await run_case(case, run, dbs, model, model_label, judge_model)
+                transcript = await run_case(case, run, dbs, model, model_label, judge_model, lumo_options)
             transcript["order"] = order
             if on_done is not None:
                 on_done(transcript)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,7 +35,12 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     """Settings from an environment mapping (os.environ, or a dict in tests)."""
     prefix = "LUMO_"
     given = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
-    return Settings(**{k: v for k, v in given.items() if k in Settings.model_fields})
+    try:
+        return Settings(**{k: v for k, v in given.items() if k in Settings.model_fields})
+    except ValidationError as exc:  # one line naming the variable, not pydantic's report
+        first = exc.errors()[0]
+        name = prefix + str(first["loc"][0]).upper() if first["loc"] else "a LUMO_ setting"
+        raise ValueError(f"{name}: {first['msg']}") from None
 
 
 def get_settings() -> Settings:

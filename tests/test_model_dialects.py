@@ -404,6 +404,32 @@ async def test_a_server_error_still_falls_back_to_the_offline_model(
     assert model.health.state == "unavailable" and "HTTP 500" in (model.health.problem.message if model.health.problem else "")
 
 
+def _api(db_url: str, session_factory: sessionmaker[Session]) -> tuple[TestClient, dict[str, str]]:
+    from lumo.auth import create_token
+
+    with session_factory() as s:
+        token = create_token(s, "u1@acme.test", NOW, "test")
+        s.commit()
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": BASE_URL, "LUMO_MODEL": "gpt-4o-mini", "LUMO_MODEL_MAX_ATTEMPTS": "1"}
+    return TestClient(create_app(Settings(database_url=db_url), env=env)), {"Authorization": f"Bearer {token}"}
+
+
+def test_object_arguments_over_the_sse_stream_end_with_the_message_event(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any], route: respx.Route
+) -> None:
+    as_object = {"id": "call_1", "type": "function", "function": {"name": "overdue_invoices", "arguments": {"account": "Globex"}}}
+    route.side_effect = [completion(None, [as_object]), completion("INV-1042 is overdue: EUR 12,150.00.")]
+    client, auth = _api(db_url, session_factory)
+    with (
+        client,
+        client.stream("POST", "/v1/chat/stream", json={"message": "Globex overdue?", "date": "2026-11-25"}, headers=auth) as r,
+    ):
+        text = r.read().decode()
+    events = [line.removeprefix("event: ") for line in text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "thread" and events[-1] == "message"
+    assert "INV-1042 is overdue: EUR 12,150.00." in text
+
+
 def test_readyz_says_what_is_wrong_with_the_model(
     db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any], route: respx.Route
 ) -> None:
@@ -773,3 +799,21 @@ def test_an_amount_or_date_in_a_case_is_found_in_any_format() -> None:
     assert says("Hank owes €12,000.00 since November 28, 2026.", "2026-11-28")
     assert not says("Hank owes €12,400.00.", "EUR 12,000.00")
     assert not says("Hank owes USD 12,000.00.", "EUR 12,000.00")
+
+
+def test_a_thread_stored_with_repeated_ids_is_sent_with_unique_ones() -> None:
+    from lumo.agent.callids import repaired
+
+    def prepared(result: str) -> list[dict[str, Any]]:
+        calls = [{"id": "call_prep_0", "type": "function", "function": {"name": "todays_priorities", "arguments": "{}"}}]
+        return [
+            {"role": "user", "content": "today?"},
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_prep_0", "content": result},
+            {"role": "assistant", "content": "Start with INV-1042."},
+        ]
+
+    fixed = repaired([*prepared("first"), *prepared("second")])
+    assert_ids_valid({"messages": fixed})
+    results = {m["tool_call_id"]: m["content"] for m in fixed if m["role"] == "tool"}
+    assert results["call_prep_0"] == "first" and sorted(results.values()) == ["first", "second"]

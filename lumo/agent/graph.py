@@ -226,7 +226,8 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     notes = list(state.get("notes", []))
     offline = ctx.model_is_offline or answers.went_offline(notes)
     usage = dict(state.get("usage", {}))
-    messages = [_system(ctx), *_window(state["messages"], state.get("turn_start", 0), ctx.history_messages)]
+    window = callids.repaired(_window(state["messages"], state.get("turn_start", 0), ctx.history_messages))
+    messages = [_system(ctx), *window]
     tools = None if final_step else schemas(strict=ctx.strict_tools)
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
