@@ -474,6 +474,20 @@ def test_doctor_says_chat_and_tool_calls_work(monkeypatch: pytest.MonkeyPatch, r
     assert "tools" in sent(route, 1) and "tools" not in sent(route, 0)
 
 
+def test_doctor_says_when_tool_calls_arrive_as_text(monkeypatch: pytest.MonkeyPatch, route: respx.Route) -> None:
+    route.side_effect = [completion("ok"), completion('<tool_call>{"name": "todays_priorities", "arguments": {}}</tool_call>')]
+    result = _doctor(monkeypatch)
+
+    assert result.exit_code == 0 and "written as text" in result.output and "--tool-call-parser" in result.output
+
+
+def test_an_answer_that_is_json_but_no_tool_call_is_shown_as_an_answer() -> None:
+    from lumo.llm.dialects import clean
+
+    answer = '{"name": "Globex", "balance": "EUR 12,150.00"}'
+    assert clean(answer, {"overdue_invoices"}).text == answer
+
+
 def test_doctor_says_what_is_wrong_and_exits_1(monkeypatch: pytest.MonkeyPatch, route: respx.Route) -> None:
     route.side_effect = [
         completion("ok", model="qwen3"),
@@ -817,3 +831,19 @@ def test_a_thread_stored_with_repeated_ids_is_sent_with_unique_ones() -> None:
     assert_ids_valid({"messages": fixed})
     results = {m["tool_call_id"]: m["content"] for m in fixed if m["role"] == "tool"}
     assert results["call_prep_0"] == "first" and sorted(results.values()) == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    ("content", "answer"),
+    [
+        pytest.param("<think>plan</think>Hi!", "Hi!", id="closed-block"),
+        pytest.param("The rep greets me; be brief.\n</think>\n\nHi!", "Hi!", id="opening-tag-in-the-template-deepseek-r1"),
+        pytest.param("Hi!<think>more thoughts, cut off", "Hi!", id="cut-off-while-thinking"),
+        pytest.param("<thinking>a</thinking>Hi! <think>b</think>Bye.", "Hi! Bye.", id="several-blocks"),
+        pytest.param("Use 3 < 4 > 2 signs freely.", "Use 3 < 4 > 2 signs freely.", id="no-reasoning"),
+    ],
+)
+def test_reasoning_blocks_are_stripped_in_every_form_servers_send(content: str, answer: str) -> None:
+    from lumo.llm.dialects import strip_reasoning
+
+    assert strip_reasoning(content)[0] == answer

@@ -68,18 +68,15 @@ async def diagnose(settings: LLMSettings, *, strict_tools: bool, deadline_s: flo
         if reply is None:
             checks.append(Check("tool calls", False, problem or "no answer"))
         elif reply.tool_calls and any(c.name == PROBE_TOOL for c in reply.tool_calls):
-            checks.append(Check("tool calls", True, f"{PROBE_TOOL} called ({mode}, {took * 1000:.0f} ms)"))
+            how = "; written as text, which Lumo reads, but the server should parse it (vLLM --tool-call-parser)"
+            note = how if reply.text_tool_calls else ""
+            checks.append(Check("tool calls", True, f"{PROBE_TOOL} called ({mode}, {took * 1000:.0f} ms{note})"))
         elif reply.unreadable_tool_call:
             checks.append(Check("tool calls", False, "the model wrote a tool call as text Lumo could not read"))
         else:
-            checks.append(
-                Check("tool calls", False, f"the model answered in text instead of calling {PROBE_TOOL}: {said_of(reply)}")
-            )
+            said = repr((reply.content or "")[:120])
+            checks.append(Check("tool calls", False, f"the model answered in text instead of calling {PROBE_TOOL}: {said}"))
     return checks
-
-
-def said_of(reply: Any) -> str:
-    return repr((reply.content or "")[:120])
 
 
 def run_doctor(env: Mapping[str, str]) -> tuple[list[Check], str]:

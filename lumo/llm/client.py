@@ -152,6 +152,7 @@ class ModelReply:
     finish_reason: str | None = None
     reasoning: str | None = None  # <think> blocks, kept out of the answer
     unreadable_tool_call: bool = False  # the model wrote a tool call as text that could not be used
+    text_tool_calls: bool = False  # the tool calls were read from the text (the server has no tool parser)
 
 
 class ModelClient:
@@ -302,6 +303,7 @@ def to_reply(completion: Any, attempts: int, offered: set[str] | frozenset[str] 
         finish_reason=choice.finish_reason,
         reasoning=cleaned.reasoning,
         unreadable_tool_call=cleaned.unreadable_call and not calls,
+        text_tool_calls=bool(cleaned.calls) and not message.tool_calls,
     )
 
 

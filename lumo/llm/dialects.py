@@ -81,11 +81,15 @@ def _json_values(text: str) -> list[Any]:
     return values
 
 
-def _as_call(value: Any) -> TextCall | None:
+def _as_call(value: Any, *, marked: bool = True) -> TextCall | None:
+    """A {"name", "arguments"|"parameters"} object as a call; unmarked JSON must carry its arguments, so an
+    answer that merely is JSON with a "name" is not taken for a call."""
     if not isinstance(value, dict):
         return None
     if isinstance(value.get("function"), dict):
         value = value["function"]
+    if not marked and "arguments" not in value and "parameters" not in value:
+        return None
     name = value.get("name")
     if not isinstance(name, str) or not name:
         return None
@@ -100,11 +104,11 @@ def _as_call(value: Any) -> TextCall | None:
     return TextCall(name, json.dumps(args, ensure_ascii=False))
 
 
-def _calls_in(values: list[Any]) -> list[TextCall | None]:
+def _calls_in(values: list[Any], *, marked: bool = True) -> list[TextCall | None]:
     out: list[TextCall | None] = []
     for value in values:
         for item in value if isinstance(value, list) else [value]:
-            out.append(_as_call(item))
+            out.append(_as_call(item, marked=marked))
     return out
 
 
@@ -128,7 +132,7 @@ def _candidates(text: str) -> tuple[list[TextCall | None], bool]:
     if not body.startswith(("{", "[")):
         return [], False
     values = _json_values(body)
-    calls = _calls_in(values)
+    calls = _calls_in(values, marked=False)
     return (calls, True) if any(c is not None for c in calls) else ([], False)
 
 
