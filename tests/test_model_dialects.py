@@ -596,7 +596,7 @@ async def test_a_stalled_server_holds_the_rep_no_longer_than_the_turn_deadline(
 
     async def slow_then_stalled(request: httpx2.Request) -> respx.MockResponse:
         requests.append(request)
-        await asyncio.sleep(0.4)  # each call alone is well within any per-call timeout
+        await asyncio.sleep(0.2)  # each call alone is well within any per-call timeout
         if replies:
             return replies.pop()
         await asyncio.sleep(60)
@@ -606,10 +606,10 @@ async def test_a_stalled_server_holds_the_rep_no_longer_than_the_turn_deadline(
     settings = LLMSettings(api_key="k", base_url=BASE_URL, max_attempts=3, request_timeout_s=30)
     started = time.perf_counter()
     async with ModelClient(settings) as client:
-        [out] = await turn(db_url, session_factory, client, u1, "Which invoices of Globex are overdue?", turn_deadline_s=1.0)
+        [out] = await turn(db_url, session_factory, client, u1, "Which invoices of Globex are overdue?", turn_deadline_s=2.0)
     took = time.perf_counter() - started
 
-    assert took < 5, took
+    assert took < 10, took  # not 30 s of request timeout, nor a minute of retries
     assert len(requests) == 2 and out["notes"] == [OFFLINE_NOTE] and "INV-1042" in out["reply"]
 
 
