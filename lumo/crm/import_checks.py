@@ -66,8 +66,7 @@ def _label(data: object, path: tuple[str | int, ...]) -> str:
         record = records[path[1]] if isinstance(records, list) else None
         at, rest = where(str(path[0]), path[1], record), path[2:]
     shown = "".join(f"[{p}]" if isinstance(p, int) else f".{p[:60]!r}" if "\x00" in p else f".{p[:60]}" for p in rest)
-    shown = shown.lstrip(".")
-    return f"{at.label}: {shown or 'record'}" if at is not SNAPSHOT else f"snapshot: {shown or 'record'}"
+    return f"{at.label}: {shown.lstrip('.') or 'record'}"
 
 
 # ---- owners and managers ----

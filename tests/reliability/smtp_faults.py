@@ -102,7 +102,7 @@ class FaultySmtp:
             if refuse and self.transient is not None:
                 self.transient -= 1
             if not refuse:
-                self.kept.append(message_from_bytes(payload, policy=default))  # type: ignore[arg-type]
+                self.kept.append(message_from_bytes(payload, policy=default))
         if refuse:
             conn.sendall(b"451 4.3.0 try again later\r\n" if self.mode == "4xx" else b"554 5.6.0 message refused\r\n")
             return True
