@@ -22,8 +22,11 @@ from langgraph.types import interrupt
 from lumo.agent import toolrun
 from lumo.agent.context import AgentContext
 from lumo.agent.facts import TurnFacts
-from lumo.agent.intents import parse_intent
+from lumo.agent.focus import Focus, after_request, after_result
+from lumo.agent.offline import OfflineModel
 from lumo.agent.state import AgentState
+from lumo.agent.understand import plan_state, understand
+from lumo.crm.book import BookNames, book_names
 from lumo.crm.drafts import draft_for_invoice, facts_for_invoices
 from lumo.crm.grounding import check_grounding, facts_in_text
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
@@ -67,6 +70,8 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
     items, drafts = list(state.get("items", [])), list(state.get("drafts", []))
     rewrites = state.get("email_rewrites", 0)
     notes = list(state.get("notes", []))
+    focus = Focus.of(state.get("focus"))
+    asked = state["messages"][state.get("turn_start", len(state["messages"]) - 1)].get("content") or ""
     for call in calls:
         try:
             tool, args = toolrun.parse_call(call)
@@ -76,6 +81,7 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
         if not tool.side_effect:
             result = await toolrun.run_read(tctx, tool, args)
             _collect(tool.name, result, items, drafts)
+            focus = after_result(focus, str(asked), tool.name, args.model_dump(mode="json"), result)
             messages.append(_tool_message(call["id"], result))
             continue
         try:
@@ -108,6 +114,7 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
         "drafts": drafts,
         "email_rewrites": rewrites,
         "notes": notes,
+        "focus": focus.as_state(),
     }
 
 
@@ -155,19 +162,31 @@ class EmailRewrite(toolrun.ToolCallError):
     """The model's email misstated facts: it gets one chance to rewrite it."""
 
 
+def _book(ctx: AgentContext) -> BookNames:
+    with ctx.session_factory() as session:
+        return book_names(session, ctx.scope)
+
+
 async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Understand the message against the rep's book and the thread; run the calls of a certain request (and,
+    for the offline model, every call it understood) before the model is asked."""
     ctx = runtime.context
     turn_start = len(state["messages"]) - 1
-    intent = parse_intent(state["messages"][-1]["content"], ctx.as_of.today)
-    if intent.name not in PREPARED_INTENTS or not intent.calls:
-        return {"turn_start": turn_start}
+    text = state["messages"][-1]["content"]
+    focus = Focus.of(state.get("focus"))
+    intent = understand(text, ctx.as_of.today, await asyncio.to_thread(_book, ctx), focus)
+    focus = after_request(focus, text, intent.name, intent.calls)
+    understood = {"turn_start": turn_start, "plan": plan_state(intent), "focus": focus.as_state()}
+    if not intent.calls or (intent.name not in PREPARED_INTENTS and not ctx.model_is_offline):
+        return understood
+    state = {**state, **understood}  # type: ignore[typeddict-item]
     calls = [
         {"id": f"call_prep_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)}}
         for i, (name, args) in enumerate(intent.calls)
     ]
     out = await _run_reads(ctx, calls, state)
     assistant = {"role": "assistant", "content": None, "tool_calls": calls}
-    return {**out, "turn_start": turn_start, "messages": [assistant, *out["messages"]]}
+    return {**out, "turn_start": turn_start, "plan": understood["plan"], "messages": [assistant, *out["messages"]]}
 
 
 def _window(messages: list[dict[str, Any]], turn_start: int, size: int) -> list[dict[str, Any]]:
@@ -221,7 +240,10 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     tools = None if final_step else schemas()
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
-        reply = await model.complete(msgs, tools=tool_specs)
+        if isinstance(model, OfflineModel):  # it follows the understanding of prepare (book names, thread focus)
+            reply = await model.complete(msgs, tools=tool_specs, plan=state.get("plan"))
+        else:
+            reply = await model.complete(msgs, tools=tool_specs)
         usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + reply.usage.prompt_tokens
         usage["completion_tokens"] = usage.get("completion_tokens", 0) + reply.usage.completion_tokens
         usage["model_calls"] = usage.get("model_calls", 0) + 1

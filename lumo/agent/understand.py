@@ -1,0 +1,609 @@
+"""Understanding a rep's message: the one place that turns it into an intent, its slots and the tools to call.
+
+    understand(text, today, book, focus) -> Intent
+
+The message is read against the rep's own book (`lumo.crm.book.BookNames`: accounts, contacts, reps, fuzzy
+matched by `lumo.agent.names`) and the thread's focus (`lumo.agent.focus.Focus`: the last list, the invoice,
+account and draft in focus, Lumo's open question). Recognizers run in order and the first that returns an
+intent wins; `register()` is the extension point for new kinds of request (the rep actions of
+`lumo/agent/record_intents.py` plug in there). The regular-expression parser of `lumo.agent.intents` reads
+the actions and the classic reads; the recognizers here add references, manager questions, tasks, contacts,
+changes and disputes, and put the book's names, day thresholds and conversions into the slots. A message
+not understood as typed is read again with its slang and typos put right.
+
+A filter that a tool cannot apply is said in `Intent.notes`, never dropped silently; a name that is not in
+the rep's book is passed on as typed, so every phrasing gets the same "not found".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lumo.agent import intents
+from lumo.agent.focus import Focus
+from lumo.agent.intents import Intent, parse_intent
+from lumo.agent.names import LEXICON, NameIndex, accounts_in, contact_account_in, normalise, rep_in
+from lumo.crm.book import BookNames
+
+ACTIONS = frozenset({"log_note", "create_task", "change_status", "send", "draft", "clarify"})
+NOT_SERVED = frozenset({"help", "unknown"})
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str  # the message (as typed, or with its typos put right on the second reading)
+    today: dt.date
+    book: BookNames
+    names: NameIndex
+    focus: Focus
+
+
+Recognizer = Callable[[Request], Intent | None]
+_RECOGNIZERS: list[tuple[int, str, Recognizer]] = []
+
+
+def register(recognizer: Recognizer, *, order: int = 30, name: str | None = None) -> Recognizer:
+    """Add a recognizer: lower orders run first. 10 answers to Lumo's question, 20 references to the thread,
+    30 new kinds of action (the default), 40 the parser's actions, 50 manager and book questions, 90 reads."""
+    key = name or getattr(recognizer, "__name__", repr(recognizer))
+    _RECOGNIZERS[:] = [r for r in _RECOGNIZERS if r[1] != key]
+    _RECOGNIZERS.append((order, key, recognizer))
+    _RECOGNIZERS.sort(key=lambda r: (r[0], r[1]))
+    return recognizer
+
+
+def recognizer(order: int) -> Callable[[Recognizer], Recognizer]:
+    def add(fn: Recognizer) -> Recognizer:
+        return register(fn, order=order)
+
+    return add
+
+
+def understand(text: str, today: dt.date, book: BookNames | None = None, focus: Focus | None = None) -> Intent:
+    """What the rep asks for and the tools to call, read against their book and the thread."""
+    book = book or BookNames()
+    req = Request((text or "").strip(), today, book, NameIndex.of(book), focus or Focus())
+    if not req.text:
+        return Intent("unknown")
+    first = _run(req)
+    if first.name not in NOT_SERVED:
+        return first
+    fixed = normalise(req.text, req.names)
+    if fixed.lower() == req.text.lower():
+        return first
+    second = _run(replace(req, text=fixed))
+    return second if second.name not in NOT_SERVED else first
+
+
+def _run(req: Request) -> Intent:
+    for _order, _name, recognize in _RECOGNIZERS:
+        found = recognize(req)
+        if found is not None:
+            return found
+    return Intent("unknown")
+
+
+# --- slots ------------------------------------------------------------------------------------------
+
+_NAME_WORD = r"[A-Z][\w&'’.\-]*"
+_NAME_AFTER = re.compile(rf"\b(?:at|from|of|for|with|about|on|by)\s+(?:the\s+)?({_NAME_WORD}(?:\s+(?:&\s+)?{_NAME_WORD})*)")
+_OWES = re.compile(rf"\b(?:does|do|did|is)\s+({_NAME_WORD}(?:\s+{_NAME_WORD})*)\s+(?:owe|still\s+owe|pay|late|behind)\b")
+_NOT_NAMES = frozenset(
+    """
+    more less than this next last quarter year years month months week weeks day days today tomorrow yesterday now
+    total totals base usd eur gbp dollars euros pounds me you us them all every any lumo inv monday tuesday wednesday
+    thursday friday saturday sunday january february march april may june july august september october november december
+    """.split()
+)
+
+
+def _name_like(phrase: str) -> bool:
+    words = re.findall(r"[a-z0-9&]+", phrase.lower())
+    return any(w not in LEXICON and w not in _NOT_NAMES and not w.isdigit() and len(w) > 1 for w in words)
+
+
+def account_of(req: Request) -> str | None:
+    """The account a message names: one of the book's (by name, first word or misspelling), a contact's
+    account, or else the name as typed (an account outside the book gets the tools' "not found")."""
+    text = intents._without_invoices(req.text)
+    found = accounts_in(text, req.names)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        shared = _shared_prefix(found)
+        return shared or found[0]
+    by_contact = contact_account_in(text, req.names)
+    if by_contact:
+        return by_contact
+    typed = intents.account_in(text)
+    if typed and _name_like(typed) and (typed[:1].isupper() or not req.book.accounts):
+        return typed
+    for pattern in (_OWES, _NAME_AFTER):
+        for m in pattern.finditer(text):
+            name = intents._clean_name(m.group(1))
+            if name and _name_like(name) and name.lower() not in _NOT_NAMES:
+                return name
+    if typed and _name_like(typed):
+        return typed
+    return None
+
+
+def _shared_prefix(names: list[str]) -> str | None:
+    """The first word several matched accounts share ("Brandt" for Brandt Foods and Brandt Aerospace)."""
+    firsts = {n.split()[0] for n in names}
+    return firsts.pop() if len(firsts) == 1 else None
+
+
+_OVER_DAYS = re.compile(
+    r"\b(?:over|more\s+than|older\s+than|above|beyond|past|greater\s+than|at\s+least|>\s*)\s*(\d{1,5})\s*\+?\s*days?\b"
+    r"|\b(\d{1,5})\s*\+\s*days?\b|\b(\d{1,5})\s+days?\s+(?:or\s+more|and\s+(?:up|over|more|older))\b",
+    re.I,
+)
+_AMOUNT = re.compile(
+    r"\b(?:over|above|more\s+than|greater\s+than|at\s+least|bigger\s+than|larger\s+than|under|below|less\s+than)\s+"
+    r"(?:([A-Z]{3})\s*)?([$€£])?\s*(\d[\d,]*(?:\.\d+)?)\s*(k|m)?\b(?!\s*(?:\+\s*)?days?\b)(?!-)",
+    re.I,
+)
+_CONVERT = re.compile(
+    r"\bconvert(?:ed)?\b|\bin\s+(?:the\s+|our\s+)?base\s+currency\b|\bin\s+total\b|\baltogether\b|\bcombined\b"
+    r"|\bgrand\s+total\b|\ball\s+together\b|\bone\s+(?:total|number|figure)\b|\btotal\s+(?:\w+\s+){0,3}in\s+\w+",
+    re.I,
+)
+
+
+def min_days_in(text: str) -> int | None:
+    """A day threshold ("over 60 days", "60+ days"): invoices more than this many days overdue."""
+    m = _OVER_DAYS.search(intents._without_invoices(text))
+    if not m:
+        return None
+    if m.group(1):
+        days = int(m.group(1))
+        return days - 1 if re.search(r"at\s+least|\+", m.group(0)) else days
+    return int(m.group(2) or m.group(3)) - 1 or None
+
+
+def amount_in(text: str) -> str | None:
+    """An amount threshold as typed ("over $5,000"), which no tool can filter by."""
+    m = _AMOUNT.search(intents._without_invoices(text))
+    return m.group(0).strip() if m else None
+
+
+# --- dates ------------------------------------------------------------------------------------------
+
+_DATE_LEAD = re.compile(r"\b(?:since|by|on|for|before|until|till|due|from)\s+((?:the\s+)?[\w ,/.-]{2,30})", re.I)
+
+
+def date_in(text: str, today: dt.date, *, past: bool = False) -> dt.date | None:
+    """A day a message names: the task parser's phrases, else `dateparser` on the phrase after since/by/on...,
+    relative to the injected today (never the clock)."""
+    try:
+        day, _ = intents.due_date_in(text, today)
+    except intents.BadDate:
+        return None
+    if day is not None:
+        return day
+    low = text.lower()
+    if re.search(r"\byesterday\b", low):
+        return today - dt.timedelta(days=1)
+    if re.search(r"\blast\s+week\b", low):
+        return today - dt.timedelta(days=7)
+    if re.search(r"\bthis\s+week\b", low):
+        return today - dt.timedelta(days=today.weekday())
+    for m in _DATE_LEAD.finditer(text):
+        found = _dateparser_day(m.group(1), today, past)
+        if found is not None:
+            return found
+    return None
+
+
+def _dateparser_day(phrase: str, today: dt.date, past: bool) -> dt.date | None:
+    phrase = re.split(r"[?!;]| and | about | for ", phrase)[0].strip()
+    if not re.search(r"\d|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|end|week|month)", phrase, re.I):
+        return None
+    import dateparser  # imported on first use: it costs a third of a second to load
+
+    base = dt.datetime.combine(today, dt.time(12))
+    settings: dict[str, Any] = {
+        "RELATIVE_BASE": base,
+        "PREFER_DATES_FROM": "past" if past else "future",
+        "PREFER_DAY_OF_MONTH": "first",
+        "REQUIRE_PARTS": ["day"],
+    }
+    try:
+        parsed = dateparser.parse(phrase.removeprefix("the "), languages=["en"], settings=settings)
+    except (ValueError, OverflowError):
+        return None
+    return parsed.date() if parsed is not None else None
+
+
+# --- answers to Lumo's question and references to the thread --------------------------------------
+
+_SHORT_ANSWER = re.compile(r"^\W*(?:(?:for|to|about|it'?s|the|account|invoice|yes,?|ok,?)\s+)*(?P<rest>.{1,80}?)\W*$", re.I)
+
+
+@recognizer(10)
+def answer_to_question(req: Request) -> Intent | None:
+    """The rep answers Lumo's own clarifying question: read it together with the message that raised it."""
+    asked = req.focus.question
+    if not asked or len(req.text.split()) > 8:
+        return None
+    alone = parse_intent(req.text, req.today)
+    if alone.name not in ("invoice", "unknown", "help", "clarify") and not (alone.name == "health" and len(alone.calls) == 1):
+        return None
+    m = _SHORT_ANSWER.match(req.text)
+    answer = m.group("rest") if m else req.text
+    if alone.name == "unknown" and not (intents.invoice_numbers(answer) or accounts_in(answer, req.names) or _name_like(answer)):
+        return None
+    combined = understand(f"{asked} for {answer}", req.today, req.book, replace(req.focus, question=None))
+    return combined if combined.name not in NOT_SERVED else None
+
+
+_ORDINALS = {
+    "first": 0,
+    "1st": 0,
+    "second": 1,
+    "2nd": 1,
+    "third": 2,
+    "3rd": 2,
+    "fourth": 3,
+    "4th": 3,
+    "fifth": 4,
+    "5th": 4,
+    "sixth": 5,
+    "seventh": 6,
+    "eighth": 7,
+    "ninth": 8,
+    "tenth": 9,
+    "last": -1,
+    "top": 0,
+}
+_ORDINAL = re.compile(
+    r"\b(?:the\s+)?(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|sixth|seventh|eighth|ninth|tenth|last|top)"
+    r"\s+(?:one|invoice|item|on\s+the\s+list|of\s+them|in\s+the\s+list)\b",
+    re.I,
+)
+_NUMBERED = re.compile(r"(?:\b(?:number|no\.?|item|#)\s*|#)(\d{1,2})\b", re.I)
+_NEXT = re.compile(r"\b(?:the\s+)?(next|previous)\s+(?:one|invoice|item)\b|^\W*(?:and\s+)?(?:the\s+)?(next|previous)\W*$", re.I)
+_IT = re.compile(r"\b(?:it|that\s+one|this\s+one|that\s+invoice|this\s+invoice|the\s+invoice|that|this)\b(?!\s*['’]s\b)", re.I)
+_THAT_ACCOUNT = re.compile(r"\b(?:that|this|the\s+same)\s+(?:account|customer|client|company)\b|\bthem\b|\bthey\b", re.I)
+_SEND_IT = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|yes|yep|great|good|perfect|looks\s+good|fine|go\s+ahead(?:\s+and)?|please|now)[,.!]?\s+)*"
+    r"send\s+(?:it|that|this|the\s+(?:draft|email|reminder|e-mail))(?:\s+(?:now|out|off|please))?\W*$",
+    re.I,
+)
+_AND_ABOUT = re.compile(
+    r"^\W*(?:and|what\s+about|how\s+about|same\s+for|now|also|ok(?:ay)?,?\s+and)\s+(?:for\s+|of\s+|with\s+)?(?P<name>[^?]+?)\W*$",
+    re.I,
+)
+
+
+def _with_number(req: Request, span: tuple[int, int], number: str) -> Intent:
+    """The message with the reference replaced by the invoice number it means, understood again."""
+    text = f"{req.text[: span[0]]}{number}{req.text[span[1] :]}"
+    found = understand(text, req.today, req.book, replace(req.focus, question=None))
+    if found.name in NOT_SERVED:
+        return Intent("invoice", [("get_invoice", {"invoice_number": number})])
+    return found
+
+
+def _missing(what: str) -> Intent:
+    return Intent(
+        "clarify", question=f"I'm not sure which {what} you mean: name it (for example INV-1042) or ask for a list first."
+    )
+
+
+@recognizer(20)
+def references(req: Request) -> Intent | None:
+    """ "the first one", "number 3", "the next one", "it", "that account", "send it", "and Hooli?"."""
+    focus, text = req.focus, req.text
+    if intents.invoice_numbers(text):
+        return None
+    if _SEND_IT.search(text):
+        if focus.draft and focus.draft.get("to") and not focus.draft.get("skipped_reason"):
+            return Intent("send", [("send_email", _email_args(focus.draft))])
+        if focus.current():
+            return Intent("send", [("draft_followup_email", {"invoice_number": focus.current()})])
+        return Intent("clarify", question='Which reminder should I send? Draft one first, e.g. "draft a reminder for INV-1042".')
+    if m := _ORDINAL.search(text):
+        number = focus.nth(_ORDINALS[m.group(1).lower()])
+        return _with_number(req, m.span(), number) if number else _missing("invoice")
+    if (m := _NUMBERED.search(text)) and focus.listed:
+        number = focus.nth(int(m.group(1)) - 1)
+        return _with_number(req, m.span(), number) if number else _missing("invoice")
+    if m := _NEXT.search(text):
+        step = 1 if (m.group(1) or m.group(2)).lower() == "next" else -1
+        number = focus.nth((focus.index if focus.index is not None else 0) + step) if focus.listed else None
+        if number is None and focus.index is not None and step > 0:
+            return Intent("clarify", question="That was the last one on the list.")
+        return _with_number(req, m.span(), number) if number else _missing("invoice")
+    about = _AND_ABOUT.match(text)
+    if about and focus.last_calls:
+        return _same_for(req, about.group("name"))
+    if (m := _THAT_ACCOUNT.search(text)) and focus.account:
+        found = understand(
+            f"{text[: m.start()]}{focus.account}{text[m.end() :]}", req.today, req.book, replace(focus, question=None)
+        )
+        return found if found.name not in NOT_SERVED else None
+    if (m := _IT.search(text)) and focus.current() and _refers_to_invoice(text, m):
+        return _with_number(req, m.span(), focus.current() or "")
+    return None
+
+
+def _refers_to_invoice(text: str, m: re.Match[str]) -> bool:
+    """ "draft a reminder for it", "mark it as paid", "tell me more about it": a pronoun in a request."""
+    rest = f"{text[: m.start()]} {text[m.end() :]}"
+    return bool(
+        re.search(
+            r"\b(?:draft|remind|chase|nudge|mark|set|change|note|log|task|about|more|details|story|status|show)\b", rest, re.I
+        )
+    )
+
+
+def _same_for(req: Request, name: str) -> Intent | None:
+    """ "and Hooli?": the last request again, for another account (or rep, or invoice)."""
+    focus = req.focus
+    if intents.invoice_numbers(name):
+        return None
+    rep = rep_in(name, req.names)
+    if rep and any(n == "team_overview" for n, _ in focus.last_calls):
+        return Intent("team", [("team_overview", {"rep": rep})])
+    sub = replace(req, text=name)
+    account = account_of(sub)
+    if not account:
+        return None
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for tool, args in focus.last_calls:
+        if tool in ACCOUNT_TOOLS:
+            calls.append((tool, {**args, "account": account}))
+        elif tool in ("get_invoice", "todays_priorities", "revenue_at_risk", "team_overview"):
+            continue
+        else:
+            calls.append((tool, args))
+    if not calls:
+        return Intent("overdue", [("overdue_invoices", {"account": account})])
+    return Intent(focus.last_name or "overdue", calls)
+
+
+ACCOUNT_TOOLS = frozenset(
+    {"overdue_invoices", "search_invoices", "stale_findings", "account_health", "draft_followup_email", "account_contacts"}
+)
+
+
+def _email_args(draft: dict[str, Any]) -> dict[str, Any]:
+    return {k: draft.get(k) or ([] if k == "cc" else "") for k in ("to", "cc", "subject", "body", "invoice_numbers")}
+
+
+# --- the parser's actions -------------------------------------------------------------------------
+
+
+@recognizer(40)
+def actions(req: Request) -> Intent | None:
+    """Notes, tasks, status changes, drafts and sends, read by the regular-expression parser; several invoices
+    get one call each, and an account is matched against the book."""
+    base = parse_intent(req.text, req.today)
+    if base.name not in ACTIONS:
+        return None
+    numbers = intents.invoice_numbers(req.text)
+    if base.name == "change_status" and len(numbers) > 1:
+        [(tool, args)] = base.calls
+        calls = [(tool, {**args, "invoice_number": n}) for n in numbers[: intents.MAX_INVOICES]]
+        return _over_limit(replace(base, calls=calls), numbers)
+    if base.name in ("draft", "send") and not numbers:
+        account = account_of(req)
+        if account:
+            return replace(base, calls=[("draft_followup_email", {"account": account})])
+    if base.name == "create_task" and base.calls:
+        tool, args = base.calls[0]
+        try:
+            found, _ = intents.due_date_in(req.text, req.today)
+        except intents.BadDate:
+            found = None
+        if found is None and (day := date_in(req.text, req.today)) is not None:
+            return replace(base, calls=[(tool, {**args, "due_date": day.isoformat()})])
+    if base.name in ("draft", "send", "invoice"):
+        return _over_limit(base, numbers)
+    return base
+
+
+def _over_limit(intent: Intent, numbers: list[str]) -> Intent:
+    if len(numbers) <= intents.MAX_INVOICES:
+        return intent
+    return replace(
+        intent, notes=[*intent.notes, f"I took the first {intents.MAX_INVOICES} of the {len(numbers)} invoices you named."]
+    )
+
+
+# --- manager and book questions -------------------------------------------------------------------
+
+_PER_REP = re.compile(
+    r"\b(?:which|what|who)\s+(?:of\s+my\s+)?reps?\b|\bby\s+rep\b|\bper\s+rep\b|\beach\s+rep\b|\bevery\s+rep\b|\bmy\s+(?:team|reps)\b"
+    r"|\b(?:the\s+)?team(?:'s)?\s+(?:book|overview|numbers|figures|performance)\b|\bhow\s+is\s+(?:my\s+|the\s+)?team\b"
+    r"|\brank\s+(?:the\s+|my\s+)?reps\b|\breps?\s+(?:with|has|have)\s+the\s+most\b|\bleaderboard\b|\bteam\s+breakdown\b",
+    re.I,
+)
+
+
+@recognizer(50)
+def team(req: Request) -> Intent | None:
+    """A manager's questions: the per-rep breakdown, or one rep's book."""
+    if intents.invoice_numbers(req.text):
+        return None
+    rep = rep_in(req.text, req.names)
+    if rep:
+        return Intent("team", [("team_overview", {"rep": rep})])
+    if _PER_REP.search(req.text):
+        return Intent("team", [("team_overview", {})])
+    return None
+
+
+_TASKS = re.compile(
+    r"\btasks?\b|\bto-?dos\b|\bfollow[\s-]?ups?\s+(?:due|today|for\s+today|this\s+week)\b|\bmy\s+follow[\s-]?ups\b", re.I
+)
+_TODAY_WORD = re.compile(r"\btoday\b|\bfor\s+now\b|\bthis\s+morning\b|\btonight\b", re.I)
+
+
+@recognizer(52)
+def tasks(req: Request) -> Intent | None:
+    if not _TASKS.search(req.text) or intents._TASK.search(req.text):
+        return None
+    args: dict[str, Any] = {}
+    if _TODAY_WORD.search(req.text) or re.search(r"\bdue\b(?!\s+(?:by|on|before))", req.text, re.I):
+        args["due_by"] = req.today.isoformat()
+    elif (day := date_in(req.text, req.today)) is not None:
+        args["due_by"] = day.isoformat()
+    return Intent("tasks", [("open_tasks", args)])
+
+
+_CONTACTS = re.compile(
+    r"\bcontacts?\b(?!\s+(?:them|him|her))|\bwho\s*(?:'s|is|are|do\s+i|should\s+i|can\s+i)\s+(?:\w+\s+){0,3}?"
+    r"(?:talk|speak|email|write|call|reach|ask|the\s+(?:billing\s+)?(?:person|people|contact))\b"
+    r"|\be-?mail\s+address(?:es)?\b|\bphone\s+number\b|\bwho\s+(?:pays|handles|deals\s+with)\b",
+    re.I,
+)
+
+
+@recognizer(54)
+def contacts(req: Request) -> Intent | None:
+    if not _CONTACTS.search(req.text) or intents.invoice_numbers(req.text) or _FIRST_CALL.search(req.text):
+        return None
+    if re.search(r"\bdo[\s-]?not[\s-]?contact\b|\bmark\b|\bdraft\b|\bsend\b", req.text, re.I):
+        return None
+    account = account_of(req) or req.focus.account
+    if not account:
+        return Intent("clarify", question="Which account's contacts do you want? For example: \"who's the contact at Globex?\"")
+    return Intent("contacts", [("account_contacts", {"account": account})])
+
+
+_CHANGES = re.compile(
+    r"\bwhat(?:'s|\s+has|\s+have)?\s+(?:changed|happened|moved|new)\b|\b(?:changes?|updates?|activity|happened)\s+since\b"
+    r"|\banything\s+(?:new|changed|happen(?:ed)?)\b|\brecent\s+(?:activity|changes|updates)\b|\blatest\s+(?:activity|changes|updates)\b"
+    r"|\bwhat\s+did\s+i\s+miss\b|\bcatch\s+me\s+up\b|\bsince\s+(?:yesterday|last\s+week|monday|tuesday|wednesday|thursday|friday)\b",
+    re.I,
+)
+
+
+@recognizer(56)
+def changes(req: Request) -> Intent | None:
+    if not _CHANGES.search(req.text) or intents.invoice_numbers(req.text):
+        return None
+    since = date_in(req.text, req.today, past=True)
+    if since is None or since > req.today:
+        since = req.today - dt.timedelta(days=1)
+    return Intent("changes", [("recent_changes", {"since": since.isoformat()})])
+
+
+_DISPUTES = re.compile(r"\bdisputes?\b|\bdisputed\b|\bin\s+dispute\b|\bcontested\b", re.I)
+_FIRST_CALL = re.compile(
+    r"\bwho\s+(?:should|do|shall|must|can)\s+i\s+(?:call|chase|contact|ring|email|phone|nudge|start\s+with)\b"
+    r"|\bwho(?:'s|\s+is)\s+(?:first|next|top)\b|\bmost\s+(?:urgent|important|pressing)\b|\bwhat(?:'s|\s+is)\s+urgent\b"
+    r"|\bwhere\s+(?:do|should)\s+i\s+(?:begin|start)\b|\btop\s+of\s+my\s+list\b|\bwhat\s+(?:now|first)\b|\bplan\s+(?:for\s+)?(?:my\s+)?(?:day|today)\b"
+    r"|\bwhat\s+(?:needs|need)\s+doing\b|\bwhat(?:'s|\s+is)\s+on\s+(?:for\s+)?today\b|\bwhat\s+should\s+i\s+do\b",
+    re.I,
+)
+
+
+@recognizer(58)
+def disputes_and_first_calls(req: Request) -> Intent | None:
+    text = req.text
+    if intents.invoice_numbers(text):
+        return None
+    if _DISPUTES.search(text) and not any(p.search(text) for p, _ in intents._STALE_KINDS) and not intents._STALE.search(text):
+        args: dict[str, Any] = {"status": ["disputed"]}
+        if account := account_of(req):
+            args["account"] = account
+        return Intent("disputes", [("search_invoices", args)])
+    if _FIRST_CALL.search(text):
+        return Intent("priorities", [("todays_priorities", {})])
+    return None
+
+
+# --- the classic reads, with the book's names and the thresholds -----------------------------------
+
+
+@recognizer(90)
+def reads(req: Request) -> Intent | None:
+    base = parse_intent(req.text, req.today)
+    if base.name in NOT_SERVED:
+        if (account := account_of(req)) and accounts_in(req.text, req.names) and _is_question(req.text):
+            return _with_notes(req, Intent("overdue", [("overdue_invoices", {"account": account})]))
+        if min_days_in(req.text) is not None:
+            return _with_notes(req, Intent("overdue", [("overdue_invoices", {"min_days_overdue": min_days_in(req.text)})]))
+        return base
+    if base.name in ("priorities", "invoice"):
+        return _with_notes(req, base)
+    account = account_of(req)
+    if base.name == "risk" and account and not intents._REVENUE.search(req.text):
+        return _with_notes(req, Intent("health", [("account_health", {"account": account})]))
+    calls = []
+    for tool, args in base.calls:
+        args = dict(args)
+        if tool in ACCOUNT_TOOLS and account:
+            args["account"] = account
+        elif tool in ACCOUNT_TOOLS:
+            args.pop("account", None)
+        if tool == "overdue_invoices":
+            args = _overdue_args(req, args, base)
+        calls.append((tool, args))
+    name = "health" if base.name == "health" else base.name
+    return _with_notes(req, Intent(name, calls))
+
+
+def _is_question(text: str) -> bool:
+    return "?" in text or bool(re.match(r"^\W*(?:what|how|which|who|is|are|any|show|list|tell)\b", text, re.I))
+
+
+def _overdue_args(req: Request, args: dict[str, Any], base: Intent) -> dict[str, Any]:
+    days = min_days_in(req.text)
+    if days is not None and "bucket" not in args:
+        args["min_days_overdue"] = days
+    if _CONVERT.search(req.text):
+        args.pop("currency", None)
+        args["in_base_currency"] = True
+    return args
+
+
+def _with_notes(req: Request, intent: Intent) -> Intent:
+    """Say every filter the message asks for that the chosen tools do not apply."""
+    notes = list(intent.notes)
+    used = {k for _, args in intent.calls for k, v in args.items() if v not in (None, False)}
+    tools = {t for t, _ in intent.calls}
+    amount = amount_in(req.text)
+    if amount:
+        notes.append(f'I can\'t filter by amount ("{amount}") yet, so the answer below is not limited by it.')
+    currency = intents.currency_in(req.text)
+    if _CONVERT.search(req.text) and "overdue_invoices" in tools:
+        if currency and currency != req.book.base_currency and req.book.base_currency:
+            notes.append(f"I can only convert to the base currency ({req.book.base_currency}), not to {currency}.")
+    elif (
+        currency
+        and "currency" not in used
+        and tools & {"stale_findings", "account_health", "todays_priorities", "revenue_at_risk"}
+    ):
+        notes.append(f"I can't limit this answer to {currency}, so it covers every currency.")
+    bucket = intents.bucket_in(req.text)
+    days = min_days_in(req.text)
+    if (
+        (bucket or days)
+        and not used & {"bucket", "min_days_overdue"}
+        and tools - {"overdue_invoices"}
+        and "get_invoice" not in tools
+    ):
+        what = f"the {bucket} days bucket" if bucket else f"more than {days} days overdue"
+        notes.append(f"I can't limit this answer to {what}, so it is not filtered by age.")
+    return replace(intent, notes=notes) if notes != intent.notes else intent
+
+
+# --- the plan, as the checkpointed state keeps it ---------------------------------------------------
+
+
+def plan_state(intent: Intent) -> dict[str, Any]:
+    return {"name": intent.name, "calls": [[n, a] for n, a in intent.calls], "question": intent.question, "notes": intent.notes}
+
+
+def plan_intent(plan: dict[str, Any]) -> Intent:
+    calls = [(str(n), dict(a)) for n, a in plan.get("calls") or []]
+    return Intent(str(plan.get("name") or "unknown"), calls, plan.get("question"), list(plan.get("notes") or []))
