@@ -55,7 +55,7 @@ def _tool_message(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
 
 def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], drafts: list[dict[str, Any]]) -> None:
     """Keep the structured rows an answer is built on, for the API's `items` and `drafts`."""
-    for key in ("items", "invoices", "findings", "accounts"):
+    for key in ("items", "invoices", "findings", "accounts", "reps", "tasks", "changes"):
         if isinstance(result.get(key), list):
             items.extend(result[key])
     if name == "get_invoice" and "invoice_number" in result:

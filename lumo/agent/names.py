@@ -145,7 +145,7 @@ def accounts_in(text: str, index: NameIndex) -> list[str]:
         if c in index.account_cores:
             names = tuple(a for a, ac in zip(index.accounts, index.account_cores, strict=True) if ac == c)
         elif " " not in c and c in index.first_words and (_capitalised(phrase) or c not in LEXICON):
-            names = index.first_words[c]
+            names = tuple(n for n in index.first_words[c] if not _other_name_follows(text, end, n))
         elif plain and len(c) >= 4 and (_capitalised(phrase) or " " in c):
             hit = process.extractOne(c, index.account_cores, scorer=fuzz.ratio, score_cutoff=NAME_SCORE)
             if hit is None and " " not in c and len(c) >= 5:
@@ -162,6 +162,16 @@ def accounts_in(text: str, index: NameIndex) -> list[str]:
         if name not in ordered:
             ordered.append(name)
     return ordered
+
+
+def _other_name_follows(text: str, end: int, account: str) -> bool:
+    """ "Stephenson Consulting" is not "Stephenson Partners Co": a capitalised word after the first word that
+    the account's name does not have makes it another name."""
+    m = re.match(r"\s+([A-Z][\w&'’-]*)", text[end:])
+    if not m:
+        return False
+    word = m.group(1).lower()
+    return word not in core(account).split() and word not in LEXICON and word not in FUNCTION_WORDS and word not in _SUFFIXES
 
 
 def _person_in(text: str, people: dict[str, str]) -> tuple[str, str] | None:

@@ -94,7 +94,7 @@ _NAME_AFTER = re.compile(rf"\b(?:at|from|of|for|with|about|on|by)\s+(?:the\s+)?(
 _OWES = re.compile(rf"\b(?:does|do|did|is)\s+({_NAME_WORD}(?:\s+{_NAME_WORD})*)\s+(?:owe|still\s+owe|pay|late|behind)\b")
 _NOT_NAMES = frozenset(
     """
-    more less than this next last quarter year years month months week weeks day days today tomorrow yesterday now
+    more less than this next last quarter year date status years month months week weeks day days today tomorrow yesterday now
     total totals base usd eur gbp dollars euros pounds me you us them all every any lumo inv monday tuesday wednesday
     thursday friday saturday sunday january february march april may june july august september october november december
     """.split()
@@ -121,7 +121,8 @@ def account_of(req: Request) -> str | None:
         return by_contact
     typed = intents.account_in(text)
     if typed and _name_like(typed) and (typed[:1].isupper() or not req.book.accounts):
-        return typed
+        whole = next((m.group(1) for m in _NAME_AFTER.finditer(text) if m.group(1).startswith(typed)), typed)
+        return whole.removesuffix("'s").removesuffix("’s")
     for pattern in (_OWES, _NAME_AFTER):
         for m in pattern.finditer(text):
             name = intents._clean_name(m.group(1))
@@ -180,6 +181,9 @@ _DATE_LEAD = re.compile(r"\b(?:since|by|on|for|before|until|till|due|from)\s+((?
 def date_in(text: str, today: dt.date, *, past: bool = False) -> dt.date | None:
     """A day a message names: the task parser's phrases, else `dateparser` on the phrase after since/by/on...,
     relative to the injected today (never the clock)."""
+    if past and (m := re.search(r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", text, re.I)):
+        back = (today.weekday() - intents._WEEKDAYS.index(m.group(1).lower())) % 7
+        return today - dt.timedelta(days=back or 7)
     try:
         day, _ = intents.due_date_in(text, today)
     except intents.BadDate:
@@ -191,12 +195,35 @@ def date_in(text: str, today: dt.date, *, past: bool = False) -> dt.date | None:
         return today - dt.timedelta(days=1)
     if re.search(r"\blast\s+week\b", low):
         return today - dt.timedelta(days=7)
-    if re.search(r"\bthis\s+week\b", low):
-        return today - dt.timedelta(days=today.weekday())
+    if re.search(r"\bthis\s+week\b", low):  # since its Monday, or by its Sunday
+        return today - dt.timedelta(days=today.weekday()) if past else today + dt.timedelta(days=6 - today.weekday())
+    if (m := _DAY_OF_MONTH.search(text)) and not re.search(rf"{m.group(0)}\s+(?:of\s+)?[A-Za-z]{{3}}", text):
+        return _day_of_month(int(m.group(1)), today, past)
     for m in _DATE_LEAD.finditer(text):
         found = _dateparser_day(m.group(1), today, past)
         if found is not None:
             return found
+    return None
+
+
+_DAY_OF_MONTH = re.compile(r"\b(?:by|on|for|before|until|since|due)\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\b", re.I)
+
+
+def _day_of_month(day: int, today: dt.date, past: bool) -> dt.date | None:
+    """ "by the 20th": the next 20th (the last one for "since"), in this month or the one after (before)."""
+    year, month = today.year, today.month
+    for _ in range(3):
+        try:
+            found = dt.date(year, month, day)
+        except ValueError:
+            found = None
+        if found is not None and (found <= today if past else found >= today):
+            return found
+        month += -1 if past else 1
+        if month == 0:
+            year, month = year - 1, 12
+        elif month == 13:
+            year, month = year + 1, 1
     return None
 
 
@@ -239,7 +266,13 @@ def answer_to_question(req: Request) -> Intent | None:
     if alone.name == "unknown" and not (intents.invoice_numbers(answer) or accounts_in(answer, req.names) or _name_like(answer)):
         return None
     combined = understand(f"{asked} for {answer}", req.today, req.book, replace(req.focus, question=None))
-    return combined if combined.name not in NOT_SERVED else None
+    if combined.name in NOT_SERVED:
+        return None
+    named = accounts_in(answer, req.names)
+    if len(named) == 1:  # "Brandt Foods" answers "which Brandt?": the answer's account, not the question's
+        calls = [(t, {**a, "account": named[0]} if "account" in a else a) for t, a in combined.calls]
+        return replace(combined, calls=calls)
+    return combined
 
 
 _ORDINALS = {
@@ -392,10 +425,15 @@ def actions(req: Request) -> Intent | None:
         [(tool, args)] = base.calls
         calls = [(tool, {**args, "invoice_number": n}) for n in numbers[: intents.MAX_INVOICES]]
         return _over_limit(replace(base, calls=calls), numbers)
-    if base.name in ("draft", "send") and not numbers:
+    if (
+        base.name in ("draft", "send", "clarify")
+        and not numbers
+        and (intents._DRAFT.search(req.text) or intents._SEND.search(req.text))
+    ):
         account = account_of(req)
         if account:
-            return replace(base, calls=[("draft_followup_email", {"account": account})])
+            name = "send" if intents._SEND.search(req.text) else "draft"
+            return Intent(name, [("draft_followup_email", {"account": account})], notes=base.notes)
     if base.name == "create_task" and base.calls:
         tool, args = base.calls[0]
         try:
@@ -441,7 +479,8 @@ def team(req: Request) -> Intent | None:
 
 
 _TASKS = re.compile(
-    r"\btasks?\b|\bto-?dos\b|\bfollow[\s-]?ups?\s+(?:due|today|for\s+today|this\s+week)\b|\bmy\s+follow[\s-]?ups\b", re.I
+    r"\btasks?\b|\bto-?dos\b|\bfollow[\s-]?ups?\s+(?:(?:are|is)\s+)?(?:due|today|for\s+today|this\s+week)\b|\bmy\s+follow[\s-]?ups\b",
+    re.I,
 )
 _TODAY_WORD = re.compile(r"\btoday\b|\bfor\s+now\b|\bthis\s+morning\b|\btonight\b", re.I)
 
@@ -451,10 +490,11 @@ def tasks(req: Request) -> Intent | None:
     if not _TASKS.search(req.text) or intents._TASK.search(req.text):
         return None
     args: dict[str, Any] = {}
-    if _TODAY_WORD.search(req.text) or re.search(r"\bdue\b(?!\s+(?:by|on|before))", req.text, re.I):
-        args["due_by"] = req.today.isoformat()
-    elif (day := date_in(req.text, req.today)) is not None:
+    day = None if _TODAY_WORD.search(req.text) else date_in(req.text, req.today)
+    if day is not None:
         args["due_by"] = day.isoformat()
+    elif _TODAY_WORD.search(req.text) or re.search(r"\bdue\b", req.text, re.I):
+        args["due_by"] = req.today.isoformat()
     return Intent("tasks", [("open_tasks", args)])
 
 
@@ -468,7 +508,9 @@ _CONTACTS = re.compile(
 
 @recognizer(54)
 def contacts(req: Request) -> Intent | None:
-    if not _CONTACTS.search(req.text) or intents.invoice_numbers(req.text) or _FIRST_CALL.search(req.text):
+    if not _CONTACTS.search(req.text) or intents.invoice_numbers(req.text):
+        return None
+    if _FIRST_CALL.search(req.text) and not account_of(req):
         return None
     if re.search(r"\bdo[\s-]?not[\s-]?contact\b|\bmark\b|\bdraft\b|\bsend\b", req.text, re.I):
         return None
@@ -506,8 +548,16 @@ _FIRST_CALL = re.compile(
 )
 
 
+@recognizer(35)
+def first_calls(req: Request) -> Intent | None:
+    """ "who should I call first?": today's ranking, before "call"/"chase" read as an action."""
+    if _FIRST_CALL.search(req.text) and not intents.invoice_numbers(req.text) and not account_of(req):
+        return Intent("priorities", [("todays_priorities", {})])
+    return None
+
+
 @recognizer(58)
-def disputes_and_first_calls(req: Request) -> Intent | None:
+def disputes(req: Request) -> Intent | None:
     text = req.text
     if intents.invoice_numbers(text):
         return None
@@ -516,8 +566,6 @@ def disputes_and_first_calls(req: Request) -> Intent | None:
         if account := account_of(req):
             args["account"] = account
         return Intent("disputes", [("search_invoices", args)])
-    if _FIRST_CALL.search(text):
-        return Intent("priorities", [("todays_priorities", {})])
     return None
 
 
