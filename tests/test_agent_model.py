@@ -444,7 +444,8 @@ async def test_a_rep_gets_nothing_of_another_reps_account_through_the_model_s_to
 
     results = tool_results(sent(route, 1))
     overdue, invoice = json.loads(results["call_1"]), json.loads(results["call_2"])
-    assert overdue["total"] == 0 and overdue["invoices"] == [] and overdue["totals"] == []
+    # Another rep's account is not found, exactly like an account that does not exist (not an empty list).
+    assert overdue == {"error": "account Initech not found"}
     assert set(invoice) == {"error"} and "not found" in invoice["error"]
     for leaked in ("7777", "7,777", "Lumbergh", "c2@customer.test"):
         assert leaked not in results["call_1"] + results["call_2"]
