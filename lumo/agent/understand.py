@@ -151,7 +151,8 @@ _AMOUNT = re.compile(
 )
 _CONVERT = re.compile(
     r"\bconvert(?:ed)?\b|\bin\s+(?:the\s+|our\s+)?base\s+currency\b|\bin\s+total\b|\baltogether\b|\bcombined\b"
-    r"|\bgrand\s+total\b|\ball\s+together\b|\bone\s+(?:total|number|figure)\b|\btotal\s+(?:\w+\s+){0,3}in\s+\w+",
+    r"|\bgrand\s+total\b|\ball\s+together\b|\bone\s+(?:total|number|figure|currency)\b|\btotal\s+(?:\w+\s+){0,3}in\s+\w+"
+    r"|\bsum\b",
     re.I,
 )
 
@@ -418,9 +419,14 @@ def actions(req: Request) -> Intent | None:
     """Notes, tasks, status changes, drafts and sends, read by the regular-expression parser; several invoices
     get one call each, and an account is matched against the book."""
     base = parse_intent(req.text, req.today)
+    numbers = intents.invoice_numbers(req.text)
+    if numbers and base.name not in ACTIONS and (said := _STATUS_SAID.search(req.text)) and intents._STATUS_VERB.search(req.text):
+        status = next(st for p, st in intents._STATUS_WORDS if p.fullmatch(said.group(1)))
+        reason = intents.DEFAULT_REASON
+        calls = [("update_invoice_status", {"invoice_number": n, "status": status, "reason": reason}) for n in numbers]
+        return _over_limit(Intent("change_status", calls[: intents.MAX_INVOICES]), numbers)
     if base.name not in ACTIONS:
         return None
-    numbers = intents.invoice_numbers(req.text)
     if base.name == "change_status" and len(numbers) > 1:
         [(tool, args)] = base.calls
         calls = [(tool, {**args, "invoice_number": n}) for n in numbers[: intents.MAX_INVOICES]]
@@ -445,6 +451,11 @@ def actions(req: Request) -> Intent | None:
     if base.name in ("draft", "send", "invoice"):
         return _over_limit(base, numbers)
     return base
+
+
+_STATUS_SAID = re.compile(
+    rf"\b(?:is|are|was|were|has\s+been|have\s+been|got)\s+(?:now\s+|already\s+|fully\s+)?({intents._STATUS_ALT})\b", re.I
+)
 
 
 def _over_limit(intent: Intent, numbers: list[str]) -> Intent:
@@ -523,7 +534,7 @@ def contacts(req: Request) -> Intent | None:
 _CHANGES = re.compile(
     r"\bwhat(?:'s|\s+has|\s+have)?\s+(?:changed|happened|moved|new)\b|\b(?:changes?|updates?|activity|happened)\s+since\b"
     r"|\banything\s+(?:new|changed|happen(?:ed)?)\b|\brecent\s+(?:activity|changes|updates)\b|\blatest\s+(?:activity|changes|updates)\b"
-    r"|\bwhat\s+did\s+i\s+miss\b|\bcatch\s+me\s+up\b|\bsince\s+(?:yesterday|last\s+week|monday|tuesday|wednesday|thursday|friday)\b",
+    r"|\bwhat\s+did\s+i\s+miss\b|\bcatch\s+me\s+up\b|\b(?:any|recent|latest|new)\s+(?:changes|updates|activity)\b|\bsince\s+(?:yesterday|last\s+week|monday|tuesday|wednesday|thursday|friday)\b",
     re.I,
 )
 
@@ -543,7 +554,8 @@ _FIRST_CALL = re.compile(
     r"\bwho\s+(?:should|do|shall|must|can)\s+i\s+(?:call|chase|contact|ring|email|phone|nudge|start\s+with)\b"
     r"|\bwho(?:'s|\s+is)\s+(?:first|next|top)\b|\bmost\s+(?:urgent|important|pressing)\b|\bwhat(?:'s|\s+is)\s+urgent\b"
     r"|\bwhere\s+(?:do|should)\s+i\s+(?:begin|start)\b|\btop\s+of\s+my\s+list\b|\bwhat\s+(?:now|first)\b|\bplan\s+(?:for\s+)?(?:my\s+)?(?:day|today)\b"
-    r"|\bwhat\s+(?:needs|need)\s+doing\b|\bwhat(?:'s|\s+is)\s+on\s+(?:for\s+)?today\b|\bwhat\s+should\s+i\s+do\b",
+    r"|\bwhat\s+(?:needs|need)\s+doing\b|\bwhat(?:'s|\s+is)\s+on\s+(?:for\s+)?today\b|\bwhat\s+should\s+i\s+do\b"
+    r"|\bwhat\s+do\s+i\s+(?:need|have)\s+to\s+do\b|\btoday'?s\s+(?:list|work|plan|calls)\b|\b(?:anything|what'?s|what\s+is)\s+urgent\b",
     re.I,
 )
 
@@ -575,15 +587,19 @@ def disputes(req: Request) -> Intent | None:
 @recognizer(90)
 def reads(req: Request) -> Intent | None:
     base = parse_intent(req.text, req.today)
+    account = account_of(req)
+    if account and (_HOW_LOOKING.search(req.text) or _RISK_ON.search(req.text)) and base.name in {*NOT_SERVED, "overdue", "risk"}:
+        return _with_notes(req, Intent("health", [("account_health", {"account": account})]))
+    if base.name in NOT_SERVED and _LATE.search(req.text):
+        base = Intent("overdue", [("overdue_invoices", {})])
     if base.name in NOT_SERVED:
-        if (account := account_of(req)) and accounts_in(req.text, req.names) and _is_question(req.text):
+        if account and accounts_in(req.text, req.names) and _is_question(req.text):
             return _with_notes(req, Intent("overdue", [("overdue_invoices", {"account": account})]))
         if min_days_in(req.text) is not None:
             return _with_notes(req, Intent("overdue", [("overdue_invoices", {"min_days_overdue": min_days_in(req.text)})]))
         return base
     if base.name in ("priorities", "invoice"):
         return _with_notes(req, base)
-    account = account_of(req)
     if base.name == "risk" and account and not intents._REVENUE.search(req.text):
         return _with_notes(req, Intent("health", [("account_health", {"account": account})]))
     calls = []
@@ -598,6 +614,11 @@ def reads(req: Request) -> Intent | None:
         calls.append((tool, args))
     name = "health" if base.name == "health" else base.name
     return _with_notes(req, Intent(name, calls))
+
+
+_HOW_LOOKING = re.compile(r"\bhow(?:'s|\s+is|\s+are|\s+does)\s+.+?\s+(?:looking|going|look)\b", re.I)
+_RISK_ON = re.compile(r"\brisks?\s+(?:on|of|for|with|at)\b", re.I)
+_LATE = re.compile(r"\blate\b|\bbehind\b|\boverdue\b", re.I)
 
 
 def _is_question(text: str) -> bool:
