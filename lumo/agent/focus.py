@@ -85,9 +85,9 @@ def after_result(focus: Focus, text: str, tool: str, args: dict[str, Any], resul
         if focus.invoices and focus.invoices[0] in focus.listed:
             focus.index = focus.listed.index(focus.invoices[0])
     if tool in ("account_health", "account_contacts"):
-        accounts = result.get("accounts")
-        if isinstance(accounts, list) and len(accounts) == 1:
-            focus.account = accounts[0].get("account") or focus.account
+        healths = result.get("accounts")
+        if isinstance(healths, list) and len(healths) == 1:
+            focus.account = healths[0].get("account") or focus.account
         elif result.get("account"):
             focus.account = str(result["account"])
     if tool == "send_email" and result.get("done"):

@@ -49,7 +49,7 @@ _RECOGNIZERS: list[tuple[int, str, Recognizer]] = []
 def register(recognizer: Recognizer, *, order: int = 30, name: str | None = None) -> Recognizer:
     """Add a recognizer: lower orders run first. 10 answers to Lumo's question, 20 references to the thread,
     30 new kinds of action (the default), 40 the parser's actions, 50 manager and book questions, 90 reads."""
-    key = name or getattr(recognizer, "__name__", repr(recognizer))
+    key = str(name or getattr(recognizer, "__name__", repr(recognizer)))
     _RECOGNIZERS[:] = [r for r in _RECOGNIZERS if r[1] != key]
     _RECOGNIZERS.append((order, key, recognizer))
     _RECOGNIZERS.sort(key=lambda r: (r[0], r[1]))
