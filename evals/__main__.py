@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--cases", default=None)
     phrasings = sub.add_parser("phrasings", help="the phrasing suite: intent and slot accuracy of the offline understanding")
     phrasings.add_argument("--min", type=float, default=0.95, help="the intent and slot accuracy a run must reach")
+    phrasings.add_argument("--export", action="store_true", help="write the fallback classifier's examples file")
     return parser
 
 
@@ -70,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _phrasings(args: argparse.Namespace) -> int:
     from evals import phrasings
 
+    if args.export:
+        phrasings.EXAMPLES.write_text(phrasings.examples())
+        print(f"wrote {phrasings.EXAMPLES}")
+        return 0
     figures = phrasings.run()
     print(phrasings.report(figures))
     ok = min(figures.intent_accuracy, figures.slot_accuracy) >= args.min and not figures.help_answers

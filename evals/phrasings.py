@@ -22,6 +22,7 @@ import yaml
 from sqlalchemy import Engine
 
 from evals.data import expand, load_into, load_scenario
+from lumo.agent.classify import READ_INTENTS
 from lumo.agent.focus import Focus
 from lumo.agent.understand import understand
 from lumo.crm.book import BookNames, book_names
@@ -197,3 +198,15 @@ def report(figures: Figures) -> str:
             f"expected {o.phrasing.intent} {o.phrasing.slots}" + (f" ({o.phrasing.calls} calls)" if o.phrasing.calls else "")
         )
     return "\n".join(lines)
+
+
+def examples(directory: Path = PHRASINGS_DIR) -> str:
+    """The training file of the fallback classifier (lumo/agent/intent_examples.tsv): the read phrasings of
+    every file but the held-out ones, without thread context, as `intent<TAB>phrasing` lines."""
+    phrasings, _ = load_phrasings(directory)
+    lines = [
+        f"{p.intent}\t{p.say}"
+        for p in phrasings
+        if not p.file.startswith("heldout") and not p.focus and p.intent in READ_INTENTS and "\t" not in p.say
+    ]
+    return "\n".join(lines) + "\n"

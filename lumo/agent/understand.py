@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lumo.agent import intents
+from lumo.agent.classify import classify
 from lumo.agent.focus import Focus
 from lumo.agent.intents import Intent, parse_intent
 from lumo.agent.names import LEXICON, NameIndex, accounts_in, contact_account_in, normalise, rep_in
@@ -73,10 +74,13 @@ def understand(text: str, today: dt.date, book: BookNames | None = None, focus: 
     if first.name not in NOT_SERVED:
         return first
     fixed = normalise(req.text, req.names)
-    if fixed.lower() == req.text.lower():
-        return first
-    second = _run(replace(req, text=fixed))
-    return second if second.name not in NOT_SERVED else first
+    if fixed.lower() != req.text.lower():
+        second = _run(replace(req, text=fixed))
+        if second.name not in NOT_SERVED:
+            return second
+    if first.name == "unknown" and (guess := classify(fixed)) is not None:
+        return guessed(replace(req, text=fixed), guess[0]) or first
+    return first
 
 
 def _run(req: Request) -> Intent:
@@ -152,7 +156,7 @@ _AMOUNT = re.compile(
 _CONVERT = re.compile(
     r"\bconvert(?:ed)?\b|\bin\s+(?:the\s+|our\s+)?base\s+currency\b|\bin\s+total\b|\baltogether\b|\bcombined\b"
     r"|\bgrand\s+total\b|\ball\s+together\b|\bone\s+(?:total|number|figure|currency)\b|\btotal\s+(?:\w+\s+){0,3}in\s+\w+"
-    r"|\bsum\b",
+    r"|\bsum\b|\boverall\b|\bacross\s+(?:all\s+)?(?:the\s+)?currencies\b",
     re.I,
 )
 
@@ -301,12 +305,16 @@ _ORDINAL = re.compile(
     re.I,
 )
 _NUMBERED = re.compile(r"(?:\b(?:number|no\.?|item|#)\s*|#)(\d{1,2})\b", re.I)
-_NEXT = re.compile(r"\b(?:the\s+)?(next|previous)\s+(?:one|invoice|item)\b|^\W*(?:and\s+)?(?:the\s+)?(next|previous)\W*$", re.I)
+_NEXT = re.compile(
+    r"\b(?:the\s+)?(next|previous)\s+(?:one|invoice|item)\b|^\W*(?:and\s+)?(?:the\s+)?(next|previous)\W*$"
+    r"|^\W*(?:and\s+)?(?:what\s+)?(after)\s+that\W*$",
+    re.I,
+)
 _IT = re.compile(r"\b(?:it|that\s+one|this\s+one|that\s+invoice|this\s+invoice|the\s+invoice|that|this)\b(?!\s*['’]s\b)", re.I)
 _THAT_ACCOUNT = re.compile(r"\b(?:that|this|the\s+same)\s+(?:account|customer|client|company)\b|\bthem\b|\bthey\b", re.I)
 _SEND_IT = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|yes|yep|great|good|perfect|looks\s+good|fine|go\s+ahead(?:\s+and)?|please|now)[,.!]?\s+)*"
-    r"send\s+(?:it|that|this|the\s+(?:draft|email|reminder|e-mail))(?:\s+(?:now|out|off|please))?\W*$",
+    r"send(?:\s+(?:it|that|this|the\s+(?:draft|email|reminder|e-mail)))?(?:\s+(?:now|out|off|please))?\W*$",
     re.I,
 )
 _AND_ABOUT = re.compile(
@@ -349,7 +357,7 @@ def references(req: Request) -> Intent | None:
         number = focus.nth(int(m.group(1)) - 1)
         return _with_number(req, m.span(), number) if number else _missing("invoice")
     if m := _NEXT.search(text):
-        step = 1 if (m.group(1) or m.group(2)).lower() == "next" else -1
+        step = -1 if (m.group(1) or m.group(2) or m.group(3)).lower() == "previous" else 1
         number = focus.nth((focus.index if focus.index is not None else 0) + step) if focus.listed else None
         if number is None and focus.index is not None and step > 0:
             return Intent("clarify", question="That was the last one on the list.")
@@ -500,13 +508,19 @@ _TODAY_WORD = re.compile(r"\btoday\b|\bfor\s+now\b|\bthis\s+morning\b|\btonight\
 def tasks(req: Request) -> Intent | None:
     if not _TASKS.search(req.text) or intents._TASK.search(req.text):
         return None
+    return Intent("tasks", [("open_tasks", _task_args(req))])
+
+
+def _task_args(req: Request) -> dict[str, Any]:
     args: dict[str, Any] = {}
     day = None if _TODAY_WORD.search(req.text) else date_in(req.text, req.today)
     if day is not None:
         args["due_by"] = day.isoformat()
+    elif re.search(r"\boverdue\b|\blate\b|\bmissed\b", req.text, re.I):  # due before today
+        args["due_by"] = (req.today - dt.timedelta(days=1)).isoformat()
     elif _TODAY_WORD.search(req.text) or re.search(r"\bdue\b", req.text, re.I):
         args["due_by"] = req.today.isoformat()
-    return Intent("tasks", [("open_tasks", args)])
+    return args
 
 
 _CONTACTS = re.compile(
@@ -543,10 +557,12 @@ _CHANGES = re.compile(
 def changes(req: Request) -> Intent | None:
     if not _CHANGES.search(req.text) or intents.invoice_numbers(req.text):
         return None
+    return Intent("changes", [("recent_changes", {"since": _since(req).isoformat()})])
+
+
+def _since(req: Request) -> dt.date:
     since = date_in(req.text, req.today, past=True)
-    if since is None or since > req.today:
-        since = req.today - dt.timedelta(days=1)
-    return Intent("changes", [("recent_changes", {"since": since.isoformat()})])
+    return req.today - dt.timedelta(days=1) if since is None or since > req.today else since
 
 
 _DISPUTES = re.compile(r"\bdisputes?\b|\bdisputed\b|\bin\s+dispute\b|\bcontested\b", re.I)
@@ -555,7 +571,9 @@ _FIRST_CALL = re.compile(
     r"|\bwho(?:'s|\s+is)\s+(?:first|next|top)\b|\bmost\s+(?:urgent|important|pressing)\b|\bwhat(?:'s|\s+is)\s+urgent\b"
     r"|\bwhere\s+(?:do|should)\s+i\s+(?:begin|start)\b|\btop\s+of\s+my\s+list\b|\bwhat\s+(?:now|first)\b|\bplan\s+(?:for\s+)?(?:my\s+)?(?:day|today)\b"
     r"|\bwhat\s+(?:needs|need)\s+doing\b|\bwhat(?:'s|\s+is)\s+on\s+(?:for\s+)?today\b|\bwhat\s+should\s+i\s+do\b"
-    r"|\bwhat\s+do\s+i\s+(?:need|have)\s+to\s+do\b|\btoday'?s\s+(?:list|work|plan|calls)\b|\b(?:anything|what'?s|what\s+is)\s+urgent\b",
+    r"|\bwhat\s+do\s+i\s+(?:need|have)\s+to\s+do\b|\btoday'?s\s+(?:list|work|plan|calls)\b|\b(?:anything|what'?s|what\s+is)\s+urgent\b"
+    r"|\bwhich\s+(?:customer|client|account|invoice)s?\s+(?:should|do|shall)\s+i\s+(?:call|chase|contact|start\s+with)\b"
+    r"|\bwhat(?:'s|\s+is)\s+first\b|\b(?:my\s+)?list\s+for\s+today\b",
     re.I,
 )
 
@@ -664,6 +682,48 @@ def _with_notes(req: Request, intent: Intent) -> Intent:
         what = f"the {bucket} days bucket" if bucket else f"more than {days} days overdue"
         notes.append(f"I can't limit this answer to {what}, so it is not filtered by age.")
     return replace(intent, notes=notes) if notes != intent.notes else intent
+
+
+# --- the statistical guess, for what no recognizer understood ------------------------------------
+
+
+def guessed(req: Request, name: str) -> Intent | None:
+    """The calls of a read intent the classifier guessed, with the slots the message gives."""
+    account = account_of(req)
+    with_account = {"account": account} if account else {}
+    if name == "priorities":
+        return Intent(name, [("todays_priorities", {})])
+    if name == "overdue":
+        base = Intent(name, [("overdue_invoices", with_account)])
+        args = {**with_account, **({"bucket": b} if (b := intents.bucket_in(req.text)) else {})}
+        if (currency := intents.currency_in(req.text)) is not None:
+            args["currency"] = currency
+        return _with_notes(req, Intent(name, [("overdue_invoices", _overdue_args(req, args, base))]))
+    if name == "stale":
+        kind = (
+            "promise_broken"
+            if re.search(r"promis", req.text, re.I)
+            else "dispute_stalled"
+            if _DISPUTES.search(req.text)
+            else None
+        )
+        return Intent(name, [("stale_findings", {**with_account, **({"kind": kind} if kind else {})})])
+    if name == "disputes":
+        return Intent(name, [("search_invoices", {"status": ["disputed"], **with_account})])
+    if name == "health":
+        return Intent(name, [("account_health", with_account)])
+    if name == "risk":
+        return Intent(name, [("revenue_at_risk", {})])
+    if name == "tasks":
+        return Intent(name, [("open_tasks", _task_args(req))])
+    if name == "changes":
+        return Intent(name, [("recent_changes", {"since": _since(req).isoformat()})])
+    if name == "contacts" and (account or req.focus.account):
+        return Intent(name, [("account_contacts", {"account": account or req.focus.account})])
+    if name == "team" and req.book.reps:
+        rep = rep_in(req.text, req.names)
+        return Intent(name, [("team_overview", {"rep": rep} if rep else {})])
+    return None
 
 
 # --- the plan, as the checkpointed state keeps it ---------------------------------------------------
