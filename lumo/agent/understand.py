@@ -30,7 +30,7 @@ from lumo.agent.intents import Intent, parse_intent
 from lumo.agent.names import LEXICON, NameIndex, accounts_in, contact_account_in, normalise, rep_in
 from lumo.crm.book import BookNames
 
-ACTIONS = frozenset({"log_note", "create_task", "change_status", "send", "draft", "clarify"})
+READS = frozenset({"priorities", "overdue", "stale", "invoice", "health", "risk"})  # the parser's reads
 NOT_SERVED = frozenset({"help", "unknown"})
 
 
@@ -428,12 +428,12 @@ def actions(req: Request) -> Intent | None:
     get one call each, and an account is matched against the book."""
     base = parse_intent(req.text, req.today)
     numbers = intents.invoice_numbers(req.text)
-    if numbers and base.name not in ACTIONS and (said := _STATUS_SAID.search(req.text)) and intents._STATUS_VERB.search(req.text):
+    if numbers and base.name in READS and (said := _STATUS_SAID.search(req.text)) and intents._STATUS_VERB.search(req.text):
         status = next(st for p, st in intents._STATUS_WORDS if p.fullmatch(said.group(1)))
         reason = intents.DEFAULT_REASON
         calls = [("update_invoice_status", {"invoice_number": n, "status": status, "reason": reason}) for n in numbers]
         return _over_limit(Intent("change_status", calls[: intents.MAX_INVOICES]), numbers)
-    if base.name not in ACTIONS:
+    if base.name in READS or base.name in NOT_SERVED:  # any other intent is an action, the parser's or a plug-in's
         return None
     if base.name == "change_status" and len(numbers) > 1:
         [(tool, args)] = base.calls
