@@ -72,8 +72,10 @@ def _phrasings(args: argparse.Namespace) -> int:
     from evals import phrasings
 
     if args.export:
-        phrasings.EXAMPLES.write_text(phrasings.examples())
-        print(f"wrote {phrasings.EXAMPLES}")
+        from lumo.agent.classify import EXAMPLES
+
+        EXAMPLES.write_text(phrasings.examples())
+        print(f"wrote {EXAMPLES}")
         return 0
     figures = phrasings.run()
     print(phrasings.report(figures))

@@ -38,6 +38,7 @@ SLOT_KEYS = (
     "currency",
     "min_days_overdue",
     "in_base_currency",
+    "min_balance",
     "invoice_number",
     "status",
     "rep",

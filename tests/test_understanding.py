@@ -184,9 +184,23 @@ async def test_answering_lumos_question_completes_the_request(lumo: Lumo, rep: S
     assert out["drafts"] and out["drafts"][0]["to"][0].endswith("@knox-aerospace.test")
 
 
-async def test_a_filter_that_cannot_be_applied_is_said(lumo: Lumo, rep: Scope) -> None:
+async def test_an_amount_threshold_lists_balances_of_at_least_it_in_the_base_currency(
+    lumo: Lumo, rep: Scope, demo: tuple[str, sessionmaker[Session]]
+) -> None:
+    with demo[1]() as s:
+        fx = load_fx(s)
+        rows = matching_rows(s, rep, InvoiceFilter(overdue=True), AS_OF)
+    big = {r.number for r in rows if fx.to_base(r.balance, r.currency) >= 5000}
+    assert 0 < len(big) < len(rows)
     out = await ask(lumo, rep, "overdue invoices over $5,000")
-    assert "can't filter by amount" in out["reply"]
+    assert f"{len(big)} overdue invoice" in out["reply"] and _numbers(out) <= big
+
+
+async def test_a_filter_that_cannot_be_applied_is_said(lumo: Lumo, rep: Scope) -> None:
+    out = await ask(lumo, rep, "overdue invoices under $500")
+    assert "can't filter by a ceiling" in out["reply"] and "overdue invoice" in out["reply"]
+    out = await ask(lumo, rep, "stale statuses in EUR")
+    assert "I can't limit this answer to EUR" in out["reply"]
 
 
 def test_the_phrasing_suite_reaches_its_threshold() -> None:
@@ -211,3 +225,9 @@ def test_the_classifier_stays_quiet_on_chatter(message: str) -> None:
 def test_the_classifier_guesses_a_read_no_pattern_knows() -> None:
     assert understand("which promises were broken?", TODAY).calls == [("stale_findings", {"kind": "promise_broken"})]
     assert understand("worst accounts", TODAY).calls == [("account_health", {})]
+
+
+async def test_todays_tasks_are_listed_one_a_line(lumo: Lumo, rep: Scope) -> None:
+    out = await ask(lumo, rep, "what tasks do I have today?")
+    shown = [line for line in out["reply"].splitlines() if line.startswith("- ")]
+    assert out["items"] and len(shown) == len(out["items"]) and all("due " in line for line in shown)

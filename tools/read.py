@@ -72,6 +72,9 @@ class OverdueArgs(Args):
     min_days_overdue: int | None = Field(
         default=None, ge=1, le=36500, description="Only invoices more than this many days overdue."
     )
+    min_balance: Decimal | None = Field(
+        default=None, gt=0, description="Only open balances of at least this, in the base currency."
+    )
     in_base_currency: bool = Field(default=False, description="Also give the grand total converted to the base currency.")
     limit: int = Limit
 
@@ -85,6 +88,9 @@ def overdue_invoices(ctx: ToolContext, args: OverdueArgs, session: Session) -> d
     rows = invoices.matching_rows(session, ctx.scope, flt, ctx.as_of)
     if args.min_days_overdue is not None:
         rows = [r for r in rows if days_overdue(r, ctx.as_of.today) > args.min_days_overdue]
+    if args.min_balance is not None:
+        fx = load_fx(session)
+        rows = [r for r in rows if fx.to_base(r.balance, r.currency) >= args.min_balance]
     rows.sort(key=lambda r: (r.due_date, r.number))
     totals = totals_by_currency((r.balance, r.currency) for r in rows)
     out: dict[str, Any] = {
@@ -94,6 +100,8 @@ def overdue_invoices(ctx: ToolContext, args: OverdueArgs, session: Session) -> d
     }
     if args.in_base_currency:
         out["total_base"] = converted_total(session, totals)
+    if args.min_balance is not None:
+        out["min_balance"] = {"currency": fx.base, "amount": amount_str(args.min_balance)}
     return out
 
 

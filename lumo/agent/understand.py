@@ -21,6 +21,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from lumo.agent import intents
@@ -173,9 +174,28 @@ def min_days_in(text: str) -> int | None:
 
 
 def amount_in(text: str) -> str | None:
-    """An amount threshold as typed ("over $5,000"), which no tool can filter by."""
+    """An amount threshold as typed ("over $5,000")."""
     m = _AMOUNT.search(intents._without_invoices(text))
     return m.group(0).strip() if m else None
+
+
+_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP"}
+
+
+def min_balance_in(text: str, base: str) -> tuple[str | None, str | None]:
+    """The least open balance asked for ("over $5,000", "above 5k"), as a string in the base currency, and
+    else why it cannot be applied (a ceiling, or an amount in another currency)."""
+    m = _AMOUNT.search(intents._without_invoices(text))
+    if not m:
+        return None, None
+    said = m.group(0).strip()
+    if re.match(r"(?i)under|below|less", said):
+        return None, f'I can\'t filter by a ceiling on the amount ("{said}"), so the answer below is not limited by it.'
+    currency = (m.group(1) or "").upper() or _SYMBOLS.get(m.group(2) or "") or base
+    if currency != base:
+        return None, f'I can compare amounts only in the base currency ({base}), so "{said}" is not applied.'
+    value = Decimal(m.group(3).replace(",", "")) * {"k": 1000, "m": 1_000_000}.get((m.group(4) or "").lower(), 1)
+    return str(value), None
 
 
 # --- dates ------------------------------------------------------------------------------------------
@@ -650,6 +670,12 @@ def _overdue_args(req: Request, args: dict[str, Any], base: Intent) -> dict[str,
     if _CONVERT.search(req.text):
         args.pop("currency", None)
         args["in_base_currency"] = True
+    least, _ = min_balance_in(req.text, req.book.base_currency)
+    if least is not None:
+        args["min_balance"] = least
+        m = _AMOUNT.search(req.text)
+        if m and m.group(1) and args.get("currency") == m.group(1).upper():  # "over USD 5,000": the amount's code
+            args.pop("currency")
     return args
 
 
@@ -659,8 +685,9 @@ def _with_notes(req: Request, intent: Intent) -> Intent:
     used = {k for _, args in intent.calls for k, v in args.items() if v not in (None, False)}
     tools = {t for t, _ in intent.calls}
     amount = amount_in(req.text)
-    if amount:
-        notes.append(f'I can\'t filter by amount ("{amount}") yet, so the answer below is not limited by it.')
+    if amount and "min_balance" not in used:
+        _, why = min_balance_in(req.text, req.book.base_currency)
+        notes.append(why or f'I can\'t filter by amount ("{amount}") here, so the answer below is not limited by it.')
     currency = intents.currency_in(req.text)
     if _CONVERT.search(req.text) and "overdue_invoices" in tools:
         if currency and currency != req.book.base_currency and req.book.base_currency:
