@@ -330,7 +330,11 @@ _NEXT = re.compile(
     r"|^\W*(?:and\s+)?(?:what\s+)?(after)\s+that\W*$",
     re.I,
 )
-_IT = re.compile(r"\b(?:it|that\s+one|this\s+one|that\s+invoice|this\s+invoice|the\s+invoice|that|this)\b(?!\s*['’]s\b)", re.I)
+_IT = re.compile(
+    r"\b(?:it|that\s+one|this\s+one|that\s+invoice|this\s+invoice|the\s+invoice)\b(?!\s*['’]s\b)"
+    r"|\b(?:that|this)\b(?=\s*(?:[?.!,]|$|(?:as|to|now|please|again|too|one)\b))",  # "that" as a word of its own, not "invoices that are"
+    re.I,
+)
 _THAT_ACCOUNT = re.compile(r"\b(?:that|this|the\s+same)\s+(?:account|customer|client|company)\b|\bthem\b|\bthey\b", re.I)
 _SEND_IT = re.compile(
     r"^\W*(?:(?:ok(?:ay)?|yes|yep|great|good|perfect|looks\s+good|fine|go\s+ahead(?:\s+and)?|please|now)[,.!]?\s+)*"
@@ -383,8 +387,8 @@ def references(req: Request) -> Intent | None:
             return Intent("clarify", question="That was the last one on the list.")
         return _with_number(req, m.span(), number) if number else _missing("invoice")
     about = _AND_ABOUT.match(text)
-    if about and focus.last_calls:
-        return _same_for(req, about.group("name"))
+    if about and focus.last_calls and (same := _same_for(req, about.group("name"))) is not None:
+        return same
     if (m := _THAT_ACCOUNT.search(text)) and focus.account:
         found = understand(
             f"{text[: m.start()]}{focus.account}{text[m.end() :]}", req.today, req.book, replace(focus, question=None)
@@ -400,7 +404,10 @@ def _refers_to_invoice(text: str, m: re.Match[str]) -> bool:
     rest = f"{text[: m.start()]} {text[m.end() :]}"
     return bool(
         re.search(
-            r"\b(?:draft|remind|chase|nudge|mark|set|change|note|log|task|about|more|details|story|status|show)\b", rest, re.I
+            r"\b(?:draft|remind|chase|nudge|mark|set|change|note|log|task|about|more|details|story|status|show|overdue|paid"
+            r"|due|late|owed?|balance|open|history|send|email)\b",
+            rest,
+            re.I,
         )
     )
 
