@@ -330,9 +330,10 @@ _NEXT = re.compile(
     r"|^\W*(?:and\s+)?(?:what\s+)?(after)\s+that\W*$",
     re.I,
 )
+# "that" as a word of its own ("mark that as paid"), not as in "invoices that are stale".
 _IT = re.compile(
     r"\b(?:it|that\s+one|this\s+one|that\s+invoice|this\s+invoice|the\s+invoice)\b(?!\s*['’]s\b)"
-    r"|\b(?:that|this)\b(?=\s*(?:[?.!,]|$|(?:as|to|now|please|again|too|one)\b))",  # "that" as a word of its own, not "invoices that are"
+    r"|\b(?:that|this)\b(?=\s*(?:[?.!,]|$|(?:as|to|now|please|again|too|one)\b))",
     re.I,
 )
 _THAT_ACCOUNT = re.compile(r"\b(?:that|this|the\s+same)\s+(?:account|customer|client|company)\b|\bthem\b|\bthey\b", re.I)
