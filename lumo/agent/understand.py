@@ -7,7 +7,8 @@ matched by `lumo.agent.names`) and the thread's focus (`lumo.agent.focus.Focus`:
 account and draft in focus, Lumo's open question). Recognizers run in order and the first that returns an
 intent wins; `register()` is the extension point for new kinds of request (the rep actions of
 `lumo/agent/record_intents.py` plug in there: `register(fn, order=30)` with `fn(req: Request) -> Intent | None`,
-reading `req.text`, `req.today`, the book's names and the focus). Slots are read by `lumo.agent.slots`. The regular-expression parser of `lumo.agent.intents` reads
+reading `req.text`, `req.today`, the book's names and the focus). Slots are read by `lumo.agent.slots`.
+The regular-expression parser of `lumo.agent.intents` reads
 the actions and the classic reads; the recognizers here add references, manager questions, tasks, contacts,
 changes and disputes, and put the book's names, day thresholds and conversions into the slots. A message
 not understood as typed is read again with its slang and typos put right.
