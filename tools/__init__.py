@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from tools import actions, read  # noqa: F401  (registration)
+from tools import actions, book, read  # noqa: F401  (registration)
 from tools.base import REGISTRY, Args, Tool, ToolContext
 
 

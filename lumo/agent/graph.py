@@ -23,8 +23,10 @@ from lumo.agent import answers, callids, toolrun
 from lumo.agent.context import AgentContext
 from lumo.agent.deadline import TurnTimeout
 from lumo.agent.facts import TurnFacts
-from lumo.agent.intents import parse_intent
+from lumo.agent.focus import Focus, after_request, after_result
 from lumo.agent.state import AgentState
+from lumo.agent.understand import plan_state, understand
+from lumo.crm.book import BookNames, book_names
 from lumo.crm.drafts import draft_for_invoice, facts_for_invoices
 from lumo.crm.grounding import check_grounding, facts_in_text
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
@@ -53,7 +55,7 @@ def _tool_message(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
 
 def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], drafts: list[dict[str, Any]]) -> None:
     """Keep the structured rows an answer is built on, for the API's `items` and `drafts`."""
-    for key in ("items", "invoices", "findings", "accounts"):
+    for key in ("items", "invoices", "findings", "accounts", "reps", "tasks", "changes"):
         if isinstance(result.get(key), list):
             items.extend(result[key])
     if name == "get_invoice" and "invoice_number" in result:
@@ -69,6 +71,8 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
     rewrites = state.get("email_rewrites", 0)
     notes = list(state.get("notes", []))
     usage = dict(state.get("usage", {}))
+    focus = Focus.of(state.get("focus"))
+    asked = state["messages"][state.get("turn_start", len(state["messages"]) - 1)].get("content") or ""
     for call in calls:
         try:
             tool, args = toolrun.parse_call(call)
@@ -78,6 +82,7 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
         if not tool.side_effect:
             result = await toolrun.run_read(tctx, tool, args)
             _collect(tool.name, result, items, drafts)
+            focus = after_result(focus, str(asked), tool.name, args.model_dump(mode="json"), result)
             messages.append(_tool_message(call["id"], result))
             continue
         try:
@@ -113,6 +118,7 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
         "email_rewrites": rewrites,
         "notes": notes,
         "usage": usage,
+        "focus": focus.as_state(),
     }
 
 
@@ -160,12 +166,24 @@ class EmailRewrite(toolrun.ToolCallError):
     """The model's email misstated facts: it gets one chance to rewrite it."""
 
 
+def _book(ctx: AgentContext) -> BookNames:
+    with ctx.session_factory() as session:
+        return book_names(session, ctx.scope)
+
+
 async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Understand the message against the rep's book and the thread; run the calls of a certain request (and,
+    for the offline model, every call it understood) before the model is asked."""
     ctx = runtime.context
     turn_start = len(state["messages"]) - 1
-    intent = parse_intent(state["messages"][-1]["content"], ctx.as_of.today)
-    if intent.name not in PREPARED_INTENTS or not intent.calls:
-        return {"turn_start": turn_start}
+    text = state["messages"][-1]["content"]
+    focus = Focus.of(state.get("focus"))
+    intent = understand(text, ctx.as_of.today, await asyncio.to_thread(_book, ctx), focus)
+    focus = after_request(focus, text, intent.name, intent.calls)
+    understood = {"turn_start": turn_start, "plan": plan_state(intent), "focus": focus.as_state()}
+    if not intent.calls or (intent.name not in PREPARED_INTENTS and not ctx.model_is_offline):
+        return understood
+    state = {**state, **understood}  # type: ignore[typeddict-item]
     ids = callids.unique_ids([""] * len(intent.calls), callids.used_ids(state["messages"]), f"call_prep_{turn_start}")
     calls = [
         {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)}}
@@ -173,7 +191,7 @@ async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
     ]
     out = await _run_reads(ctx, calls, state)
     assistant = {"role": "assistant", "content": None, "tool_calls": calls}
-    return {**out, "turn_start": turn_start, "messages": [assistant, *out["messages"]]}
+    return {**out, "turn_start": turn_start, "plan": understood["plan"], "messages": [assistant, *out["messages"]]}
 
 
 def _window(messages: list[dict[str, Any]], turn_start: int, size: int) -> list[dict[str, Any]]:
@@ -231,8 +249,8 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     tools = None if final_step else schemas(strict=ctx.strict_tools)
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
-        if model is ctx.offline:
-            reply = await model.complete(msgs, tools=tool_specs)
+        if model is ctx.offline:  # it follows the understanding of prepare (book names, thread focus)
+            reply = await model.complete(msgs, tools=tool_specs, plan=state.get("plan"))
         else:  # the real model answers within what is left of the turn's deadline
             reply = await ctx.deadline.run(lambda: model.complete(msgs, tools=tool_specs))
         usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + reply.usage.prompt_tokens

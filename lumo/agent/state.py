@@ -18,6 +18,8 @@ class AgentState(TypedDict, total=False):
     usage: dict[str, int]
     notes: list[str]
     email_rewrites: int
+    plan: dict[str, Any]  # this turn's understanding of the rep's message (understand.plan_state)
+    focus: dict[str, Any]  # what the thread is about (focus.Focus), kept across turns
 
 
 def new_turn(message: str) -> AgentState:
