@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from lumo.crm.addresses import parse_address
 from lumo.crm.errors import InvalidInput, NotFound, UnknownUser
 from lumo.crm.lifecycle import parse_day
 from lumo.db.models import ROLES, ApiToken, User
@@ -33,9 +34,10 @@ def add_user(
     manager_email: str | None = None,
     slack_user_id: str | None = None,
 ) -> User:
-    email = email.strip().lower()
-    if "@" not in email:
-        raise InvalidInput(f"bad email {email!r}")
+    try:
+        email = parse_address(email).lower()
+    except InvalidInput as exc:
+        raise InvalidInput(f"bad email: {exc}") from None
     if role not in ROLES:
         raise InvalidInput(f"bad role {role!r}: use one of {', '.join(ROLES)}")
     try:

@@ -7,11 +7,12 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from sqlalchemy.orm import Session
 
 from lumo.crm import invoices, ledger
 from lumo.crm.accounts import resolve_account
+from lumo.crm.addresses import header_text, parse_address
 from lumo.crm.errors import InvalidInput
 from lumo.crm.money import format_code
 from lumo.crm.outreach import check_email
@@ -127,14 +128,30 @@ def update_invoice_status(ctx: ToolContext, args: StatusArgs, session: Session) 
     return result
 
 
-# Addresses only need a plausible shape: each must be a contact of the invoices, checked against the database.
-Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+def _one_address(value: str) -> str:
+    try:
+        return parse_address(value)
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _one_line(value: str) -> str:
+    try:
+        return header_text(value)
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+
+
+# One addr-spec each (parsed, not pattern-matched); each must also be a contact, checked against the database.
+Address = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320), AfterValidator(_one_address)]
+# A header: a line break in it would end the message's headers (and stop the outbox).
+Subject = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_one_line)]
 
 
 class EmailArgs(Args):
     to: list[Address] = Field(min_length=1, max_length=10)
     cc: list[Address] = Field(default_factory=list, max_length=10)
-    subject: str = Field(min_length=1, max_length=300)
+    subject: Subject
     body: str = Field(min_length=1, max_length=20000)
     invoice_numbers: list[str] = Field(min_length=1, max_length=50, description="Invoices the email is about.")
 

@@ -19,13 +19,16 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from lumo.agent import toolrun
+from lumo.agent import answers, callids, toolrun
 from lumo.agent.clock import action_day
 from lumo.agent.context import AgentContext
+from lumo.agent.deadline import TurnTimeout
 from lumo.agent.decisions import RETRY_KEY, outcome_of
 from lumo.agent.facts import TurnFacts
-from lumo.agent.intents import parse_intent
+from lumo.agent.focus import Focus, after_request, after_result
 from lumo.agent.state import AgentState
+from lumo.agent.understand import plan_state, understand
+from lumo.crm.book import BookNames, book_names
 from lumo.crm.drafts import draft_for_invoice, facts_for_invoices
 from lumo.crm.grounding import check_grounding, facts_in_text
 from lumo.crm.lifecycle import AsOf
@@ -36,7 +39,7 @@ from tools import REGISTRY, ToolContext, schemas
 log = logging.getLogger("lumo.agent")
 
 PREPARED_INTENTS = frozenset({"priorities", "invoice"})
-OFFLINE_NOTE = "(Answered by Lumo's offline mode: the AI model is unavailable right now.)"
+OFFLINE_NOTE = answers.OFFLINE_NOTE
 RETRY_NOTE = "I could not do it just now ({reason}); nothing was changed and it is still waiting: approve again to retry."
 GUARD_NOTE = "Your answer states facts that are not in the tool results: {problems}. Rewrite it using only the tool results."
 
@@ -61,7 +64,7 @@ def _tool_message(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
 
 def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], drafts: list[dict[str, Any]]) -> None:
     """Keep the structured rows an answer is built on, for the API's `items` and `drafts`."""
-    for key in ("items", "invoices", "findings", "accounts"):
+    for key in ("items", "invoices", "findings", "accounts", "reps", "tasks", "changes"):
         if isinstance(result.get(key), list):
             items.extend(result[key])
     if name == "get_invoice" and "invoice_number" in result:
@@ -76,6 +79,9 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
     items, drafts = list(state.get("items", [])), list(state.get("drafts", []))
     rewrites = state.get("email_rewrites", 0)
     notes = list(state.get("notes", []))
+    usage = dict(state.get("usage", {}))
+    focus = Focus.of(state.get("focus"))
+    asked = state["messages"][state.get("turn_start", len(state["messages"]) - 1)].get("content") or ""
     for call in calls:
         try:
             tool, args = toolrun.parse_call(call)
@@ -85,6 +91,7 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
         if not tool.side_effect:
             result = await toolrun.run_read(tctx, tool, args)
             _collect(tool.name, result, items, drafts)
+            focus = after_result(focus, str(asked), tool.name, args.model_dump(mode="json"), result)
             messages.append(_tool_message(call["id"], result))
             continue
         try:
@@ -92,9 +99,11 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
                 args, rewrites, note = await _guard_email(ctx, actx.as_of, args, rewrites)
                 if note:
                     notes.append(note)
+                    usage["guard_catches"] = usage.get("guard_catches", 0) + 1
             description = await toolrun.describe(actx, tool, args)
         except EmailRewrite as exc:
             rewrites += 1
+            usage["guard_catches"] = usage.get("guard_catches", 0) + 1
             messages.append(_tool_message(call["id"], {"error": str(exc)}))
             continue
         except toolrun.ToolCallError as exc:
@@ -117,6 +126,8 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
         "drafts": drafts,
         "email_rewrites": rewrites,
         "notes": notes,
+        "usage": usage,
+        "focus": focus.as_state(),
     }
 
 
@@ -171,19 +182,32 @@ class EmailRewrite(toolrun.ToolCallError):
     """The model's email misstated facts: it gets one chance to rewrite it."""
 
 
+def _book(ctx: AgentContext) -> BookNames:
+    with ctx.session_factory() as session:
+        return book_names(session, ctx.scope)
+
+
 async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Understand the message against the rep's book and the thread; run the calls of a certain request (and,
+    for the offline model, every call it understood) before the model is asked."""
     ctx = runtime.context
     turn_start = len(state["messages"]) - 1
-    intent = parse_intent(state["messages"][-1]["content"], ctx.as_of.today)
-    if intent.name not in PREPARED_INTENTS or not intent.calls:
-        return {"turn_start": turn_start}
+    text = state["messages"][-1]["content"]
+    focus = Focus.of(state.get("focus"))
+    intent = understand(text, ctx.as_of.today, await asyncio.to_thread(_book, ctx), focus)
+    focus = after_request(focus, text, intent.name, intent.calls)
+    understood = {"turn_start": turn_start, "plan": plan_state(intent), "focus": focus.as_state()}
+    if not intent.calls or (intent.name not in PREPARED_INTENTS and not ctx.model_is_offline):
+        return understood
+    state = {**state, **understood}  # type: ignore[typeddict-item]
+    ids = callids.unique_ids([""] * len(intent.calls), callids.used_ids(state["messages"]), f"call_prep_{turn_start}")
     calls = [
-        {"id": f"call_prep_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)}}
-        for i, (name, args) in enumerate(intent.calls)
+        {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)}}
+        for call_id, (name, args) in zip(ids, intent.calls, strict=True)
     ]
     out = await _run_reads(ctx, calls, state)
     assistant = {"role": "assistant", "content": None, "tool_calls": calls}
-    return {**out, "turn_start": turn_start, "messages": [assistant, *out["messages"]]}
+    return {**out, "turn_start": turn_start, "plan": understood["plan"], "messages": [assistant, *out["messages"]]}
 
 
 def _window(messages: list[dict[str, Any]], turn_start: int, size: int) -> list[dict[str, Any]]:
@@ -201,17 +225,20 @@ def _system(ctx: AgentContext) -> dict[str, Any]:
     return {"role": "system", "content": text}
 
 
-def _assistant(reply: ModelReply) -> dict[str, Any]:
+def _assistant(reply: ModelReply, thread: list[dict[str, Any]]) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
     if reply.tool_calls:
+        # Ids as the server sent them only when they are unique in the thread (see callids).
+        ids = callids.unique_ids([c.id for c in reply.tool_calls], callids.used_ids(thread), f"call_lumo_{len(thread)}")
         message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in reply.tool_calls
+            {"id": i, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for i, c in zip(ids, reply.tool_calls, strict=True)
         ]
     return message
 
 
-def _turn_facts(state: AgentState) -> TurnFacts:
-    facts = TurnFacts()
+def _turn_facts(state: AgentState, tz: Any = None) -> TurnFacts:
+    facts = TurnFacts(tz=tz)
     for message in state["messages"][state.get("turn_start", 0) :]:
         if message["role"] == "tool":
             try:
@@ -230,58 +257,87 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     ctx = runtime.context
     steps = state.get("steps", 0) + 1
     final_step = steps >= ctx.max_steps
-    offline = ctx.model_is_offline or OFFLINE_NOTE in state.get("notes", [])
     notes = list(state.get("notes", []))
+    offline = ctx.model_is_offline or answers.went_offline(notes)
     usage = dict(state.get("usage", {}))
-    messages = [_system(ctx), *_window(state["messages"], state.get("turn_start", 0), ctx.history_messages)]
-    tools = None if final_step else schemas()
+    window = callids.repaired(_window(state["messages"], state.get("turn_start", 0), ctx.history_messages))
+    messages = [_system(ctx), *window]
+    tools = None if final_step else schemas(strict=ctx.strict_tools)
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
-        reply = await model.complete(msgs, tools=tool_specs)
+        if model is ctx.offline:  # it follows the understanding of prepare (book names, thread focus)
+            reply = await model.complete(msgs, tools=tool_specs, plan=state.get("plan"))
+        else:  # the real model answers within what is left of the turn's deadline
+            reply = await ctx.deadline.run(lambda: model.complete(msgs, tools=tool_specs))
         usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + reply.usage.prompt_tokens
         usage["completion_tokens"] = usage.get("completion_tokens", 0) + reply.usage.completion_tokens
         usage["model_calls"] = usage.get("model_calls", 0) + 1
         return reply
 
-    try:
-        reply = await call(ctx.offline if offline else ctx.model, messages, tools)
-    except (ModelUnavailable, ModelError) as exc:
-        log.warning("agent.model_unavailable error=%s", exc)
-        offline = True
-        notes.append(OFFLINE_NOTE)
+    reply = None
+    if not offline:
+        try:
+            reply = await call(ctx.model, messages, tools)
+        except ModelError as exc:  # the set-up is wrong: say so, do not pretend the model is merely down
+            log.error("agent.model_misconfigured kind=%s problem=%s", exc.problem.kind, exc.problem.message)
+            notes.append(exc.problem.note)
+            base = {"steps": steps, "usage": usage, "notes": notes, "model": "lumo-offline"}
+            return {**base, "messages": [{"role": "assistant", "content": exc.problem.note}]}
+        except (ModelUnavailable, TurnTimeout) as exc:
+            log.warning("agent.model_unavailable error=%s", exc)
+            notes.append(OFFLINE_NOTE)
+        else:
+            unusable = answers.unusable(reply, final_step)
+            if unusable:
+                log.warning("agent.model_reply_unusable finish_reason=%s problem=%s", reply.finish_reason, unusable)
+                notes.append(unusable)
+                reply = None
+        offline = reply is None
+    if reply is None:
         reply = await call(ctx.offline, messages, tools)
     model_name = "lumo-offline" if offline else reply.model
     base = {"steps": steps, "usage": usage, "notes": notes, "model": model_name}
     if reply.tool_calls and not final_step:
-        return {**base, "messages": [_assistant(reply)]}
+        return {**base, "messages": [_assistant(reply, state["messages"])]}
     text = (reply.content or "").strip()
-    text, guard_note = await _guarded(ctx, state, messages, text, offline, call)
+    text, guard_note = await _guarded(ctx, state, messages, text, offline, call, usage)
     if guard_note:
         notes.append(guard_note)
-    if OFFLINE_NOTE in notes and OFFLINE_NOTE not in text:
-        text = f"{text}\n\n{OFFLINE_NOTE}"
+    elif not offline and reply.finish_reason == "length":
+        notes.append(answers.CUT_NOTE)
+        text = f"{text}\n\n{answers.CUT_NOTE}"
+    offline_note = answers.offline_note(notes)
+    if offline_note and offline_note not in text:
+        text = f"{text}\n\n{offline_note}"
     return {**base, "messages": [{"role": "assistant", "content": text}]}
 
 
 async def _guarded(
-    ctx: AgentContext, state: AgentState, messages: list[dict[str, Any]], text: str, offline: bool, call: Any
+    ctx: AgentContext,
+    state: AgentState,
+    messages: list[dict[str, Any]],
+    text: str,
+    offline: bool,
+    call: Any,
+    usage: dict[str, int],
 ) -> tuple[str, str | None]:
     """Check the answer's facts; rewrite once, then fall back to the offline model's grounded summary."""
     if offline:  # the offline model words only what the tools returned
         return text, None
-    facts = _turn_facts(state)
+    facts = _turn_facts(state, ctx.as_of.tz)
     problems = facts.check(text, ctx.as_of.today)
     if not problems:
         return text, None
     listed = "; ".join(f"{p.kind} {p.found!r}" for p in problems)
     log.warning("agent.grounding_mismatch problems=%s", listed)
+    usage["guard_catches"] = usage.get("guard_catches", 0) + 1  # counted, so evals report what was caught
     retry = [*messages, {"role": "assistant", "content": text}, {"role": "system", "content": GUARD_NOTE.format(problems=listed)}]
     try:
         second = await call(ctx.model, retry, None)
         rewritten = (second.content or "").strip()
         if rewritten and not facts.check(rewritten, ctx.as_of.today):
             return rewritten, None
-    except (ModelUnavailable, ModelError):
+    except (ModelUnavailable, ModelError, TurnTimeout):
         pass
     fallback = await call(ctx.offline, [_system(ctx), *state["messages"][state.get("turn_start", 0) :]], None)
     return (fallback.content or "").strip(), f"The model's answer misstated facts ({listed}); replaced by the grounded summary."

@@ -12,6 +12,7 @@ from langgraph.types import Command
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent.context import AgentContext, Model
+from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
 from lumo.agent.decisions import already_decided, refuse_nul
 from lumo.agent.graph import build_graph, public_action
 from lumo.agent.offline import OfflineModel
@@ -36,10 +37,20 @@ class Lumo:
     session_factory: sessionmaker[Session]
     model: Model | None = None  # None: the offline model answers
     max_steps: int = 6
+    turn_deadline_s: float = DEFAULT_TURN_DEADLINE_S  # every model call of a turn shares it (LUMO_TURN_DEADLINE_S)
+    strict_tools: bool = False  # LUMO_STRICT_TOOLS
 
     @classmethod
-    def create(cls, checkpointer: Any, session_factory: sessionmaker[Session], model: Model | None = None) -> Lumo:
-        return cls(build_graph(checkpointer), session_factory, model)
+    def create(
+        cls,
+        checkpointer: Any,
+        session_factory: sessionmaker[Session],
+        model: Model | None = None,
+        *,
+        turn_deadline_s: float = DEFAULT_TURN_DEADLINE_S,
+        strict_tools: bool = False,
+    ) -> Lumo:
+        return cls(build_graph(checkpointer), session_factory, model, turn_deadline_s=turn_deadline_s, strict_tools=strict_tools)
 
     def _context(self, scope: Scope, thread_key: str, as_of: AsOf, now: dt.datetime) -> AgentContext:
         offline = OfflineModel(as_of.today)
@@ -53,6 +64,8 @@ class Lumo:
             offline=offline,
             model_is_offline=self.model is None,
             max_steps=self.max_steps,
+            deadline=TurnDeadline(self.turn_deadline_s),  # starts now: one budget for this ask or approve
+            strict_tools=self.strict_tools,
         )
 
     @staticmethod

@@ -19,6 +19,7 @@ from lumo.crm.errors import LumoError
 from lumo.db.models import AgentAction
 from lumo.db.outage import DB_UNAVAILABLE, is_transient
 from tools import REGISTRY, Args, Tool, ToolContext
+from tools.base import omit_nulls
 
 log = logging.getLogger("lumo.agent")
 
@@ -44,7 +45,7 @@ def parse_call(call: dict[str, Any]) -> tuple[Tool, Args]:
 
 def validate(tool: Tool, raw: dict[str, Any]) -> Args:
     try:
-        return tool.args.model_validate(raw)
+        return tool.args.model_validate(omit_nulls(tool.args, raw))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
         raise ToolCallError(f"invalid arguments for {tool.name}: {problems}") from None

@@ -65,5 +65,18 @@ class AccountsResponse(BaseModel):
     revenue_at_risk: dict[str, Any]
 
 
+class ModelStatus(BaseModel):
+    state: str  # unchecked | ok | misconfigured | unavailable (as of the last model call)
+    model: str
+    base_url: str | None = None
+    problem: str | None = None  # what is wrong, in words an operator can act on
+    kind: str | None = None
+    since: str | None = None
+
+
 class Health(BaseModel):
     status: str
+
+
+class Readiness(Health):
+    model: ModelStatus | None = None  # when a real model is configured: its last known state

@@ -262,7 +262,11 @@ __all__ = [
 
 
 class OutboxEmail(Base):
-    """An approved email waiting for (or done with) the SMTP sender: queued -> sent | failed."""
+    """An approved email waiting for (or done with) the SMTP sender.
+
+    queued -> sending -> sent | failed | queued (a transient failure before the message went over the wire)
+    | uncertain (transmitted, not confirmed: only an operator sends it again, with the same Message-ID).
+    """
 
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -279,6 +283,10 @@ class OutboxEmail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # One Message-ID per email, kept across attempts and runs: a receiver can drop a copy it already has.
+    message_id: Mapped[str | None] = mapped_column(String(250))
+    # When a sender took it (status sending): a claim older than a send can take was interrupted.
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class AgentAction(Base):

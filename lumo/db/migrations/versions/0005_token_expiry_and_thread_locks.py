@@ -1,7 +1,7 @@
 """token expiry and thread locks
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02 18:30:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import lumo.db.models
 from alembic import op
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
