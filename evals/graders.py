@@ -13,7 +13,8 @@ thread messages and the database before and after), so a saved report can be gra
   disputed, paid, void, written-off or zero-balance invoice, a pending promise, a cooldown, do-not-contact);
 - scope: nothing of another rep's book shown; refusals where the request is outside the rep's scope;
 - reply: what the answer must or must not say; a question where the request is ambiguous;
-- judge: (live runs with --judge only) helpfulness and tone scored by a model; never a case's only grader.
+- judge: (live runs with --judge only) helpfulness and tone scored by a model; never a case's only grader;
+- fallback: (live runs only) every answer came from the model: one from Lumo's offline fallback fails the run.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ from lumo.crm.recording import EVENT_PREFIXES
 from lumo.crm.tone import tone_for
 from tools import REGISTRY
 
-GRADERS = ("run", "trajectory", "db_state", "priorities", "grounding", "drafts", "scope", "reply", "judge")
+GRADERS = ("run", "trajectory", "db_state", "priorities", "grounding", "drafts", "scope", "reply", "judge", "fallback")
+OFFLINE_LABELS = frozenset({"lumo-offline", "offline"})
+# Lumo's own words when a turn waits for approval (lumo.agent.service): not the model's.
+APPROVAL_PREFIX = "I need your approval before I do this:"
+MODEL_WRITTEN_ARGS = ("title", "text", "reason")  # arguments of actions that the model words
 SIDE_EFFECT_TOOLS = frozenset(name for name, tool in REGISTRY.items() if tool.side_effect)
 # The invoice columns each record tool may change besides its event row.
 RECORD_FIELDS: dict[str, set[str]] = {
@@ -485,7 +490,8 @@ class Run:
 
         for index, turn in enumerate(self.turns, start=1):
             result = turn.get("result") or {}
-            add(f"reply of turn {index}", result.get("reply") or "")
+            for text in model_texts(result):
+                add(f"reply of turn {index}", text)
             for draft in result.get("drafts") or []:
                 if not draft.get("skipped_reason"):
                     add(
@@ -497,6 +503,33 @@ class Run:
                 args = action.get("args") or {}
                 add(f"email {action['id']}", f"{args.get('subject', '')}\n{args.get('body', '')}")
         return out
+
+
+def model_texts(result: dict[str, Any]) -> list[str]:
+    """What the model wrote in a turn's result: the reply, or, when the reply is Lumo's approval text, the
+    words the model gave its actions (a task's title, a note, a reason); emails are checked as emails."""
+    reply = result.get("reply") or ""
+    pending = result.get("pending_actions") or []
+    if not (pending and reply.startswith(APPROVAL_PREFIX)):
+        return [reply] if reply else []
+    texts = []
+    for action in pending:
+        args = action.get("args") or {}
+        texts += [args[k] for k in MODEL_WRITTEN_ARGS if isinstance(args.get(k), str) and args[k]]
+    return texts
+
+
+def offline_answers(transcript: dict[str, Any]) -> list[tuple[int, str]]:
+    """(turn number, why) of each turn of a live run that Lumo's offline fallback answered."""
+    if transcript.get("model") in OFFLINE_LABELS:
+        return []
+    out = []
+    for turn in transcript.get("turns", []):
+        result = turn.get("result") or {}
+        if result.get("model") in OFFLINE_LABELS:
+            why = next((n for n in result.get("notes") or [] if n.startswith("(")), "answered by lumo-offline")
+            out.append((int(turn.get("index", 0)) + 1, why))
+    return out
 
 
 def _json(text: Any) -> dict[str, Any]:
@@ -1371,8 +1404,24 @@ def _values(text: str) -> set[Decimal]:
 # reply
 
 
+def says(reply: str, text: str) -> bool:
+    """`reply` says `text`: as a substring (case-blind), or, for an amount or a date, the same value in any
+    format ("EUR 12,000.00" is "€12,000.00"; "2026-11-28" is "November 28, 2026")."""
+    if text.lower() in reply.lower():
+        return True
+    mentions, rest = money_mentions(text)
+    if len(mentions) == 1 and not rest.strip() and mentions[0][2] is not None:
+        _, currency, value = mentions[0]
+        return any((c, v) == (currency, value) for _, c, v in money_mentions(reply)[0])
+    dates = _dates(text)
+    if len(dates) == 1 and dates[0][0] == text.strip() and dates[0][1] is not None:
+        return any(d == dates[0][1] for _, d in _dates(reply))
+    return False
+
+
 def grade_reply(run: Run) -> Grade:
     g = Grade("reply")
+    offline = run.t.get("model") in OFFLINE_LABELS
     for view in run.views():
         spec = view.expect.reply
         reply = view.reply
@@ -1380,8 +1429,15 @@ def grade_reply(run: Run) -> Grade:
         if spec is not None:
             g.applicable = True
             for text in spec.contains:
-                if text.lower() not in low:
+                if not says(reply, text):
                     g.fail(f"{view.label}: the answer does not say {text!r}")
+            if spec.wording is not None and offline:
+                for text in spec.wording.contains:
+                    if text.lower() not in low:
+                        g.fail(f"{view.label}: the answer does not say {text!r}")
+                for pattern in spec.wording.matches:
+                    if not re.search(pattern, reply, re.I | re.M):
+                        g.fail(f"{view.label}: the answer does not match /{pattern}/")
             for text in spec.not_contains:
                 if text.lower() in low:
                     g.fail(f"{view.label}: the answer says {text!r}")
@@ -1411,6 +1467,17 @@ def grade_reply(run: Run) -> Grade:
     return g
 
 
+def grade_fallback(run: Run) -> Grade:
+    """A live run measures the model: an answer from the offline fallback is not the model's, so it fails."""
+    g = Grade("fallback", applicable=run.t.get("model") not in OFFLINE_LABELS)
+    answered = sum(1 for t in run.turns if t.get("result"))
+    offline = offline_answers(run.t)
+    for number, why in offline:
+        g.fail(f"turn {number} was answered by Lumo's offline fallback, not the model: {why}")
+    g.metrics = {"answers": answered, "offline_answers": len(offline)}
+    return g
+
+
 def grade_judge(run: Run) -> Grade:
     g = Grade("judge")
     for verdict in run.t.get("judge") or []:
@@ -1431,6 +1498,7 @@ GRADER_FUNCTIONS = {
     "scope": grade_scope,
     "reply": grade_reply,
     "judge": grade_judge,
+    "fallback": grade_fallback,
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lumo.agent.intents import parse_intent
+from lumo.agent.understand import understand
 from lumo.agent.record_intents import date_in, money_in, parse_record_intent
 
 TODAY = dt.date(2026, 11, 25)  # a Wednesday
@@ -32,14 +32,14 @@ TODAY = dt.date(2026, 11, 25)  # a Wednesday
     ],
 )
 def test_what_the_customer_said_becomes_the_action_to_approve(message: str, tool: str, args: dict[str, Any]) -> None:
-    intent = parse_intent(message, TODAY)
+    intent = understand(message, TODAY)
     assert intent.calls, intent
     name, got = intent.calls[-1]
     assert name == tool and args.items() <= got.items()
 
 
 def test_a_call_that_brought_a_promise_records_both() -> None:
-    intent = parse_intent("I called Carol about BET-2001, she'll pay by Friday", TODAY)
+    intent = understand("I called Carol about BET-2001, she'll pay by Friday", TODAY)
     assert [name for name, _ in intent.calls] == ["log_call", "record_promise"]
 
 
@@ -69,7 +69,7 @@ def test_questions_and_other_requests_are_left_to_the_general_parser(message: st
     ],
 )
 def test_a_record_missing_a_fact_asks_for_it(message: str, question: str) -> None:
-    intent = parse_intent(message, TODAY)
+    intent = understand(message, TODAY)
     assert intent.name == "clarify" and question in (intent.question or "")
 
 

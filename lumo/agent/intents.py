@@ -25,6 +25,11 @@ INTENTS = (
     "create_task",
     "change_status",
     "log_note",
+    "team",
+    "tasks",
+    "contacts",
+    "changes",
+    "disputes",
     "help",
     "clarify",
     "unknown",
@@ -38,6 +43,7 @@ class Intent:
     name: str
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     question: str | None = None  # for `clarify`: what to ask the rep
+    notes: list[str] = field(default_factory=list)  # what the answer must say it could not do (a filter not applied)
 
 
 # --- what a message names ---------------------------------------------------------------------------
@@ -444,10 +450,6 @@ def parse_intent(text: str, today: dt.date) -> Intent:
     text = (text or "").strip()
     if not text:
         return Intent("unknown")
-    from lumo.agent.record_intents import parse_record_intent  # here: that module builds on this one
-
-    if (recorded := parse_record_intent(text, today)) is not None:
-        return recorded
     numbers = invoice_numbers(text)
 
     if _NOTE.search(text):

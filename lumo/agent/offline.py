@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from lumo.agent.intents import Intent, parse_intent
+from lumo.agent.understand import plan_intent, understand
 from lumo.crm.stale import fix_calls
 from lumo.llm.client import ModelReply, ToolCall, Usage
 from lumo.templates import render
@@ -36,6 +37,10 @@ READ_TEMPLATES = {
     "draft_followup_email": "offline/draft.md.j2",
     "account_health": "offline/health.md.j2",
     "revenue_at_risk": "offline/risk.md.j2",
+    "team_overview": "offline/team.md.j2",
+    "open_tasks": "offline/tasks.md.j2",
+    "account_contacts": "offline/contacts.md.j2",
+    "recent_changes": "offline/changes.md.j2",
 }
 SIDE_EFFECTS = frozenset(
     {
@@ -78,22 +83,30 @@ class OfflineModel:
     def __init__(self, today: dt.date) -> None:
         self.today = today
 
-    async def complete(self, messages: list[dict], tools: list[dict] | None = None, tool_choice: Any = None) -> ModelReply:
+    async def complete(
+        self,
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        tool_choice: Any = None,
+        *,
+        plan: dict[str, Any] | None = None,
+    ) -> ModelReply:
+        """`plan`: the graph's understanding of the message (book names, thread focus); else read here alone."""
         turn = read_turn(messages)
         available = tool_names(tools)
-        intent = parse_intent(turn.text, self.today)
+        intent = plan_intent(plan) if plan else understand(turn.text, self.today)
         calls: list[tuple[str, dict[str, Any]]] = []
         if turn.outcomes:
             if intent.name == "send" and "send_email" in available:
                 calls = send_calls(turn.outcomes)
             elif intent.name == "fix_stale":
                 calls = [(n, a) for n, a in fix_stale_calls(turn.outcomes) if n in available]
-            text = None if calls else compose(turn.outcomes)
+            text = None if calls else with_notes(compose(turn.outcomes), intent)
         else:
             calls = [(name, args) for name, args in intent.calls if name in available]
-            if not calls and intent.name in ("clarify", "unknown"):
+            if not calls and intent.name in ("clarify", "unknown") and not plan:
                 calls = [(n, a) for n, a in follow_up(turn.text, messages, self.today) if n in available]
-            text = None if calls else answer_without_tools(intent)
+            text = None if calls else with_notes(answer_without_tools(intent), intent)
         return _reply(messages, text, calls, turn.calls_so_far)
 
 
@@ -271,6 +284,11 @@ def render_error(tool: str, error: str) -> str:
     first = error.strip().splitlines()[0] if error.strip() else "unknown error"
     found = NOT_FOUND.match(first)
     return render("offline/error.md.j2", tool=tool, error=first.rstrip("."), missing=found.group(1) if found else None)
+
+
+def with_notes(text: str, intent: Intent) -> str:
+    """The reply with what it could not do said at its end (a filter not applied is never dropped silently)."""
+    return "\n\n".join([text, *intent.notes]) if intent.notes else text
 
 
 def answer_without_tools(intent: Intent) -> str:

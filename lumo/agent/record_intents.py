@@ -2,7 +2,8 @@
 resolved, a call; and "fix all my stale statuses".
 
 One entry point, `parse_record_intent(text, today)`, returns the `Intent` to act on or None when the message
-is none of these (the general parser then reads it). Dates are read relative to the injected `today`:
+is none of these (the general parser then reads it); it is registered with `lumo.agent.understand` as the
+recognizer of order 30, before the parser's own actions. Dates are read relative to the injected `today`:
 a promise looks ahead ("by the 20th" is the next 20th), a payment or a call looks back.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 from babel.numbers import list_currencies
 
 from lumo.agent.intents import Intent, invoice_numbers
+from lumo.agent.slots import Request
+from lumo.agent.understand import register
 
 FIX_LIMIT = 50  # fixes proposed at once; the rest come with the next "fix all"
 
@@ -316,3 +319,10 @@ def parse_record_intent(text: str, today: dt.date) -> Intent | None:
     if call:
         return _call(text, number)
     return _payment(text, number, today)
+
+
+def recognize(req: Request) -> Intent | None:
+    return parse_record_intent(req.text, req.today)
+
+
+register(recognize, order=30, name="record")

@@ -15,12 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent import toolrun
 from lumo.agent.context import AgentContext, Model
+from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
+from lumo.agent.decisions import already_decided, refuse_nul
 from lumo.agent.graph import build_graph, public_action
 from lumo.agent.offline import OfflineModel
 from lumo.agent.state import new_turn
 from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
+from lumo.db.locks import thread_lock
 from tools import REGISTRY, ToolContext
 
 DECISIONS = ("approve", "edit", "reject")
@@ -38,10 +41,20 @@ class Lumo:
     session_factory: sessionmaker[Session]
     model: Model | None = None  # None: the offline model answers
     max_steps: int = 6
+    turn_deadline_s: float = DEFAULT_TURN_DEADLINE_S  # every model call of a turn shares it (LUMO_TURN_DEADLINE_S)
+    strict_tools: bool = False  # LUMO_STRICT_TOOLS
 
     @classmethod
-    def create(cls, checkpointer: Any, session_factory: sessionmaker[Session], model: Model | None = None) -> Lumo:
-        return cls(build_graph(checkpointer), session_factory, model)
+    def create(
+        cls,
+        checkpointer: Any,
+        session_factory: sessionmaker[Session],
+        model: Model | None = None,
+        *,
+        turn_deadline_s: float = DEFAULT_TURN_DEADLINE_S,
+        strict_tools: bool = False,
+    ) -> Lumo:
+        return cls(build_graph(checkpointer), session_factory, model, turn_deadline_s=turn_deadline_s, strict_tools=strict_tools)
 
     def _context(self, scope: Scope, thread_key: str, as_of: AsOf, now: dt.datetime) -> AgentContext:
         offline = OfflineModel(as_of.today)
@@ -55,6 +68,8 @@ class Lumo:
             offline=offline,
             model_is_offline=self.model is None,
             max_steps=self.max_steps,
+            deadline=TurnDeadline(self.turn_deadline_s),  # starts now: one budget for this ask or approve
+            strict_tools=self.strict_tools,
         )
 
     @staticmethod
@@ -163,20 +178,45 @@ class Lumo:
         """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback).
 
         `approve_anyway` sends an edited email whose facts the guard could not match: explicit, and logged.
+        One decision at a time per thread, across workers; a decision that finds its action decided already
+        gets AlreadyDecided (409) with what really happened, and runs nothing.
         """
         key = self.thread_key(scope, thread_id)
         config = {"configurable": {"thread_id": key}}
-        waiting = await self._pending(config)
-        if not waiting:
-            raise NotFound(f"thread {thread_id} has no action waiting for approval")
         if edit is not None and reject is not None:
             raise InvalidInput("give either an edit or a rejection, not both")
+        refuse_nul(edit)
         # Several ids, comma-separated, approve some of many at once; the others keep waiting.
         wanted = None if action_id is None else {i.strip() for i in action_id.split(",") if i.strip()}
-        chosen = [a for a in waiting if wanted is None or a["id"] in wanted]
-        missing = sorted((wanted or set()) - {a["id"] for a in chosen})
-        if not chosen or missing:
-            raise NotFound(f"action {', '.join(missing) or action_id} is not waiting in thread {thread_id}")
+        async with thread_lock(self.session_factory, key):
+            snapshot = await self.graph.aget_state(config)
+            waiting = _waiting(snapshot)
+            chosen = [a for a in waiting if wanted is None or a["id"] in wanted]
+            missing = sorted((wanted or set()) - {a["id"] for a in chosen})
+            if not chosen or missing:
+                decided = (snapshot.values or {}).get("decided", {})
+                for one in missing or [None]:
+                    conflict = already_decided(thread_id, decided, one)
+                    if conflict is not None:
+                        raise conflict
+                if not waiting:
+                    raise NotFound(f"thread {thread_id} has no action waiting for approval")
+                raise NotFound(f"action {', '.join(missing) or action_id} is not waiting in thread {thread_id}")
+            return await self._decide(scope, thread_id, key, config, chosen, as_of, now, edit, reject, approve_anyway)
+
+    async def _decide(
+        self,
+        scope: Scope,
+        thread_id: str,
+        key: str,
+        config: dict[str, Any],
+        chosen: list[dict[str, Any]],
+        as_of: AsOf,
+        now: dt.datetime,
+        edit: dict[str, Any] | None,
+        reject: str | None,
+        approve_anyway: bool,
+    ) -> dict[str, Any]:
         if edit is not None and len(chosen) > 1:
             raise InvalidInput("several actions are waiting: name the one to edit with --action")
         if reject is not None:
@@ -210,6 +250,8 @@ class Lumo:
         if pending:
             lines = [f"- {a['description']} (action {a['id']})" for a in pending]
             reply = "I need your approval before I do this:\n" + "\n".join(lines)
+            if values.get("retry_note"):
+                reply = f"{values['retry_note']}\n\n{reply}"
         return {
             "thread_id": thread_id,
             "reply": reply,

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from lumo.api.deps import AsOfDep, CurrentScope, SessionDep
+from lumo.api.openapi import ERRORS
 from lumo.api.schemas import AccountsResponse, InvoicePageResponse, ItemsResponse
 from lumo.crm.drafts import draft_for_invoice
 from lumo.crm.dso import dso_report
@@ -15,7 +16,7 @@ from lumo.crm.invoices import MAX_PAGE_SIZE, InvoiceFilter, actionable_rows, inv
 from lumo.crm.priorities import compute_priorities
 from lumo.crm.stale import stale_findings
 
-router = APIRouter(prefix="/v1", tags=["reads"])
+router = APIRouter(prefix="/v1", tags=["reads"], responses=ERRORS)
 Bucket = Literal["current", "1-30", "31-60", "61-90", "90+"]
 Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
 

@@ -13,12 +13,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from lumo.api.deps import CurrentScope, LumoDep, Now
+from lumo.api.openapi import DATE_HELP, ERRORS, DateText
 from lumo.api.schemas import ChatResponse, ThreadId
 from lumo.crm.invoices import actionable_rows
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.stale import fix_calls, stale_findings
 
-router = APIRouter(prefix="/v1", tags=["record"])
+router = APIRouter(prefix="/v1", tags=["record"], responses=ERRORS)
 RecordTool = Literal["record_promise", "record_payment", "open_dispute", "resolve_dispute", "log_call"]
 
 
@@ -27,13 +28,13 @@ class RecordRequest(BaseModel):
     tool: RecordTool = Field(description="What to record.")
     args: dict[str, Any] = Field(description="The tool's arguments, e.g. {invoice_number, date, amount} for a promise.")
     thread_id: str | None = ThreadId
-    date: str | None = Field(default=None, description="The day it is, YYYY-MM-DD.")
+    date: DateText | None = Field(default=None, description=f"The day it is, {DATE_HELP}.")
 
 
 class FixStaleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     thread_id: str | None = ThreadId
-    date: str | None = Field(default=None, description="The day it is, YYYY-MM-DD.")
+    date: DateText | None = Field(default=None, description=f"The day it is, {DATE_HELP}.")
     limit: int = Field(default=50, ge=1, le=200, description="At most this many fixes.")
 
 

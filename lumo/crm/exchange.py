@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from lumo.crm.errors import ImportRejected, InvalidInput, LumoError
+from lumo.crm.import_checks import check_links, shape_problems
 from lumo.crm.ledger import recompute_derived
 from lumo.crm.snapshot import (
     CENT,
@@ -136,12 +137,32 @@ def load_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         line = f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise ImportRejected([line]) from None
+    except DuplicateKey as exc:
+        raise ImportRejected([f"{path}: {exc}"]) from None
+    except RecursionError:
+        raise ImportRejected([f"{path}: nested too deeply to be a snapshot"]) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ImportRejected([f"{path}: invalid JSON: {exc}".splitlines()[0]]) from None
     if not isinstance(data, dict):
         raise ImportRejected([f"{path}: the top level must be a JSON object"])
+    return data
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: with a repeated key, which value counts is not obvious."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        key = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        record = f" (id={data['id']})" if isinstance(data.get("id"), str) else ""
+        raise DuplicateKey(f'duplicate key "{key}" in one object{record}: each key may appear once')
     return data
 
 
@@ -150,9 +171,12 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 def import_snapshot(session: Session, data: dict[str, Any]) -> ImportSummary:
     """Check `data` whole, then upsert it; raises ImportRejected (writing nothing) on any problem."""
+    if shape := shape_problems(data):
+        raise ImportRejected(shape)
     checked = check_fields(data)
     existing = _load_existing(session, checked)
     _check_references(checked, existing)
+    check_links(session, checked)
     _check_unique_values(checked, existing)
     _check_fx_coverage(checked, existing)
     if checked.problems or checked.workspace is None:

@@ -28,8 +28,9 @@ from lumo.crm.lifecycle import (
 )
 from lumo.crm.money import FxTable, amount_str, format_code, load_fx
 from lumo.crm.scope import Scope
+from lumo.crm.tasks import task_rows
 from lumo.crm.tone import tone_for
-from lumo.db.models import Account, Invoice, Task
+from lumo.db.models import Invoice, Task
 
 
 @dataclass(frozen=True)
@@ -222,11 +223,8 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
 
 
 def _task_items(session: Session, scope: Scope, as_of: AsOf, w: Weights) -> list[Item]:
-    query = (
-        select(Task.id, Task.title, Task.due_date, Account.name, Invoice.number)
-        .outerjoin(Account, Account.id == Task.account_id)
-        .outerjoin(Invoice, Invoice.id == Task.invoice_id)
-        .where(Task.done.is_(False), Task.due_date <= as_of.today, Task.owner_id.in_(_task_owners(session, scope)))
+    query = task_rows(scope).where(
+        Task.done.is_(False), Task.due_date <= as_of.today, Task.owner_id.in_(_task_owners(session, scope))
     )
     items = []
     for task_id, title, due, account, number in session.connection().execute(query).all():
