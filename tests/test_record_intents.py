@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from lumo.agent.understand import understand
 from lumo.agent.record_intents import date_in, money_in, parse_record_intent
+from lumo.agent.understand import understand
 
 TODAY = dt.date(2026, 11, 25)  # a Wednesday
 
