@@ -54,7 +54,6 @@ def test_priorities_of_a_hand_written_book(imported: Run) -> None:
         ("overdue", "INV-1042"),
         ("overdue", "INV-1043"),
         ("stale_status", "INV-1044"),
-        ("task_due", None),
     ]
     first = items[0]
     assert (first["amount"], first["currency"], first["days_overdue"], first["account"]) == ("12000.00", "EUR", 25, "Globex")
@@ -64,7 +63,10 @@ def test_priorities_of_a_hand_written_book(imported: Run) -> None:
         "key account",
         "renewal on 2027-01-15",
         "no contact in 21 days",
+        "Globex has 1 other overdue invoice",
+        "task due today (2026-11-25): Call Hank",  # the task on INV-1042 weighs it up
     ]
+    assert first["task_id"] == "t1"
     assert items[1]["action"].startswith("Wait: INV-1043 was chased 2 days ago")  # the cooldown
     assert items[2]["reasons"][0] == "paid in full (USD 900.00) but status 'viewed'"
     assert first["action"].startswith("Mark it overdue and send the firm reminder for INV-1042 (Hank Scorpio")
