@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.priorities import compute_priorities
 from lumo.crm.scope import scope_for_email
+from lumo.crm.signals import Weights, signals
 from lumo.db.models import Invoice
 from tests import factories as f
 
@@ -134,12 +135,15 @@ def test_a_draft_due_soon_is_scored_and_explained_as_a_draft_not_as_due_soon(ses
 def test_every_reason_is_a_signal_that_scored_the_item(engine, session: Session) -> None:  # type: ignore[no-untyped-def]
     from lumo.db.seed import seed_demo
 
-    seed_demo(engine, invoices=400, reps=3, seed=11, today=f.TODAY)
+    seed_demo(engine, invoices=1500, reps=2, seed=11, today=f.TODAY)
     scope = scope_for_email(session, "demo@lumenbase.test")
     for item in compute_priorities(session, scope, AsOf(f.TODAY, scope.tz), limit=None):
         if item.invoice is None:
             continue
         assert item.facts is not None
+        # Skipping the signals that cannot apply to its kind skips none that would apply.
+        owed = item.invoice.balance > 0
+        assert item.fired == tuple(s for s in signals(Weights()) if (owed or s.risk is None) and s.applies(item.facts))
         said = [s.words(item.facts) for s in item.fired]
         assert item.reasons[: len(said)] == said
         extra = item.reasons[len(said) :]  # the task on it, and the contact note

@@ -136,6 +136,7 @@ def _describe_email(ctx: ToolContext, args: EmailArgs, session: Session) -> str:
 def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str, Any]:
     """Send an email to invoice contacts: queued in the outbox for the mail sender (needs the rep's approval)."""
     _describe_email(ctx, args, session)
+    numbers = [invoices.get_row(session, ctx.scope, n).number for n in args.invoice_numbers]  # as stored, in any case typed
     email = OutboxEmail(
         action_id=ctx.action_id or f"{ctx.thread_id}:{uuid.uuid4().hex}",
         user_id=ctx.scope.user_id,
@@ -143,10 +144,10 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
         cc=",".join(args.cc),
         subject=args.subject,
         body=args.body,
-        invoice_numbers=",".join(args.invoice_numbers),
+        invoice_numbers=",".join(numbers),
         status="queued",
         created_at=ctx.now,
     )
     session.add(email)
     session.flush()
-    return {"outbox_id": email.id, "status": "queued", "to": list(args.to), "invoice_numbers": list(args.invoice_numbers)}
+    return {"outbox_id": email.id, "status": "queued", "to": list(args.to), "invoice_numbers": numbers}

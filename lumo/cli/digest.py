@@ -5,17 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.cli.app import DateOpt, JsonOpt, app, emit_json
-from lumo.config import get_settings
+from lumo.cli.app import DateOpt, JsonOpt, app, emit_json, settings
 from lumo.crm.lifecycle import parse_day
-from lumo.db.session import make_engine, make_sessionmaker
-from lumo.digest.mailer import Mailer
-from lumo.digest.run import DigestResult, send_digests, send_outbox
+
+if TYPE_CHECKING:  # imported in the commands: `lumo --help` starts fast
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from lumo.digest.mailer import Mailer
+    from lumo.digest.run import DigestResult
 
 outbox_app = typer.Typer(help="Approved emails waiting to be sent.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
@@ -23,7 +24,9 @@ app.add_typer(outbox_app, name="outbox")
 
 @contextmanager
 def _session_factory() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(get_settings().database_url)
+    from lumo.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(settings().database_url)
     try:
         yield make_sessionmaker(engine)
     finally:
@@ -31,8 +34,10 @@ def _session_factory() -> Iterator[sessionmaker[Session]]:
 
 
 def _mailer() -> Mailer:
-    settings = get_settings()
-    return Mailer(settings.smtp_url, settings.mail_from)
+    from lumo.digest.mailer import Mailer
+
+    config = settings()
+    return Mailer(config.smtp_url, config.mail_from)
 
 
 @app.command()
@@ -43,6 +48,8 @@ def digest(
     json: JsonOpt = False,
 ) -> None:
     """Build each rep's morning digest; print it, or send it with --send."""
+    from lumo.digest.run import send_digests
+
     day = parse_day(date) if date else None
     now = dt.datetime.now(dt.UTC)
     mailer = _mailer() if send else None
@@ -76,6 +83,8 @@ def _preview(result: DigestResult) -> str:
 @outbox_app.command("send")
 def outbox_send(json: JsonOpt = False) -> None:
     """Send the queued approved emails (each exactly once)."""
+    from lumo.digest.run import send_outbox
+
     with _session_factory() as factory:
         results = send_outbox(factory, _mailer(), dt.datetime.now(dt.UTC))
     if json:

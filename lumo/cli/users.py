@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from lumo.auth import add_user, create_token
 from lumo.cli.app import app, open_session
 
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -26,6 +25,8 @@ def users_add(
     slack_user_id: Annotated[str | None, typer.Option(help="Slack user id, e.g. U123.")] = None,
 ) -> None:
     """Add a user."""
+    from lumo.auth import add_user
+
     with open_session() as session:
         user = add_user(
             session, email=email, name=name, role=role, timezone=timezone, manager_email=manager, slack_user_id=slack_user_id
@@ -40,6 +41,8 @@ def tokens_create(
     name: Annotated[str, typer.Option(help="What the token is for.")] = "",
 ) -> None:
     """Create an API token; it is printed once, alone on the last line."""
+    from lumo.auth import create_token
+
     with open_session() as session:
         token = create_token(session, user, dt.datetime.now(dt.UTC), name)
         session.commit()

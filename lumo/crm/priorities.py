@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -22,14 +23,14 @@ from lumo.crm.invoices import fetch_rows, rows_query
 from lumo.crm.lifecycle import ACTIONABLE_STATUSES, AsOf, InvoiceRow, days_overdue, is_open, promise_broken, promise_pending
 from lumo.crm.money import FxTable, amount_str, load_fx
 from lumo.crm.scope import Scope
-from lumo.crm.signals import Facts, Signal, Weights, signals, task_weight, value
+from lumo.crm.signals import Facts, Signal, Weights, signals_for, task_weight, value
 from lumo.crm.tone import tone_for
 from lumo.db.models import Account, Invoice, Task
 
 __all__ = ["Item", "Weights", "compute_priorities"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     kind: str
     score: float
@@ -96,7 +97,7 @@ def _facts(inv: InvoiceRow, as_of: AsOf, w: Weights, rules: stale.StaleThreshold
         stale_kinds=tuple(kinds),
         contacted_days=contacted,
         quiet_days=contacted if contacted is not None else as_of.days_since(inv.status_updated_at),
-        activity_days=as_of.days_since(inv.last_touch),
+        activity_days=as_of.days_since(inv.last_touch) if "no_recent_activity" in kinds else 0,
         others_overdue=0,
         others_broken=0,
     )
@@ -107,16 +108,18 @@ def _invoice_items(rows: list[InvoiceRow], as_of: AsOf, fx: FxTable, w: Weights,
     facts = [f for inv in rows if (f := _facts(inv, as_of, w, rules)) is not None]
     overdue = Counter(f.inv.account_id for f in facts if f.days_overdue)
     broken = Counter(f.inv.account_id for f in facts if f.kind == "promise_broken")
-    table = signals(w)
+    tables = signals_for(w)
+    rates: dict[str, float] = {}
     items = []
     for f in facts:
         inv = f.inv
         f.others_overdue = overdue[inv.account_id] - (1 if f.days_overdue else 0)
         f.others_broken = broken[inv.account_id] - (1 if f.kind == "promise_broken" else 0)
-        # With nothing left to pay, a risk changes nothing: only what scores is said.
-        fired = tuple(s for s in table if (s.risk is None or inv.balance > 0) and s.applies(f))
-        balance = float(fx.to_base(inv.balance, inv.currency))
-        amount = float(fx.to_base(inv.amount, inv.currency))
+        fired = tuple([s for s in tables[f.kind, inv.balance > 0] if s.applies(f)])
+        rate = rates.get(inv.currency)
+        if rate is None:
+            rate = rates[inv.currency] = float(fx.to_base(Decimal(1), inv.currency))
+        balance, amount = float(inv.balance) * rate, float(inv.amount) * rate
         items.append(
             Item(
                 kind=f.kind,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lumo.crm.lifecycle import InvoiceRow, promise_pending
+from lumo.crm.lifecycle import InvoiceRow
 from lumo.crm.money import format_code
 
 
@@ -85,9 +85,10 @@ class Signal:
     name: str
     applies: Callable[[Facts], bool]
     words: Callable[[Facts], str]
-    risk: Callable[[Facts], float] | None = None  # multiplies the chance of loss
+    risk: float | Callable[[Facts], float] | None = None  # multiplies the chance of loss
     stake: float = 1.0  # multiplies what is at stake
     cost: float = 0.0  # adds this share of the invoice's amount (in base currency)
+    kinds: tuple[str, ...] = ()  # the only kinds of item it can apply to (none: any), to skip the rest quickly
 
 
 def _money(f: Facts) -> str:
@@ -134,37 +135,43 @@ def signals(w: Weights) -> tuple[Signal, ...]:
             "promise_broken",
             lambda f: f.kind == "promise_broken",
             lambda f: f"promise to pay by {f.inv.promise_to_pay_date} broken",
-            risk=lambda f: w.promise_broken,
+            risk=w.promise_broken,
+            kinds=("promise_broken",),
         ),
         Signal(
             "dispute_stalled",
             lambda f: "dispute_stalled" in f.stale_kinds,
             lambda f: f"dispute stalled: {f.inv.dispute_reason or 'no reason recorded'}",
-            risk=lambda f: w.dispute_stalled,
+            risk=w.dispute_stalled,
+            kinds=("dispute_stalled", "promise_broken"),
         ),
         Signal(
             "overdue_not_marked",
             lambda f: "overdue_not_marked" in f.stale_kinds,
             lambda f: f"status still '{f.inv.status}'",
-            risk=lambda f: w.status_not_marked,
+            risk=w.status_not_marked,
+            kinds=("overdue", "promise_broken"),
         ),
         Signal(
             "paid_not_marked",
             lambda f: "paid_not_marked" in f.stale_kinds,
             lambda f: f"paid in full ({format_code(f.inv.amount_paid, f.inv.currency)}) but status '{f.inv.status}'",
             cost=w.record_wrong,
+            kinds=("stale_status",),  # nothing left to pay: neither overdue nor a broken promise
         ),
         Signal(
             "draft_not_sent",
             lambda f: "draft_not_sent" in f.stale_kinds,
             lambda f: f"draft not sent since {f.inv.issue_date.isoformat()}",
             cost=w.record_wrong,
+            kinds=("stale_status",),  # a draft is not open: neither overdue nor a broken promise
         ),
         Signal(
             "no_recent_activity",  # on a stale-status item; otherwise "no contact in" says it
             lambda f: "no_recent_activity" in f.stale_kinds and f.kind == "stale_status",
             lambda f: f"no activity in {f.activity_days} days",
             risk=lambda f: _quiet(f.activity_days, w),
+            kinds=("stale_status",),
         ),
         Signal("key_account", lambda f: f.inv.account_tier == "key", lambda f: "key account", stake=w.key_account),
         Signal(
@@ -178,6 +185,7 @@ def signals(w: Weights) -> tuple[Signal, ...]:
             lambda f: f.quiet_days >= w.quiet_after_days and f.kind != "stale_status",
             lambda f: f"no contact in {f.quiet_days} days",
             risk=lambda f: _quiet(f.quiet_days, w),
+            kinds=("overdue", "promise_broken", "dispute_stalled", "due_soon"),
         ),
         Signal(
             "account_history",
@@ -191,39 +199,64 @@ def signals(w: Weights) -> tuple[Signal, ...]:
         ),
         Signal(
             "promise_pending",
-            lambda f: promise_pending(f.inv, f.today),
+            lambda f: f.inv.promise_to_pay_date is not None and f.inv.promise_to_pay_date >= f.today,  # promise_pending
             lambda f: f"promised to pay by {f.inv.promise_to_pay_date}",
-            risk=lambda f: w.promise_pending,
+            risk=w.promise_pending,
         ),
         Signal(
             "cooldown",
             lambda f: f.contacted_days is not None and f.contacted_days < w.cooldown_days,
             lambda f: f"contacted {_ago(f.contacted_days)}",
-            risk=lambda f: w.cooldown,
+            risk=w.cooldown,
         ),
     )
 
 
+KINDS = ("promise_broken", "overdue", "dispute_stalled", "stale_status", "due_soon")
+
+
+@lru_cache(maxsize=8)
+def signals_for(w: Weights) -> dict[tuple[str, bool], tuple[Signal, ...]]:
+    """The signals that can apply to a kind of item, with a balance left (True) or not: with nothing left to
+    pay a risk changes nothing, so only the signals that still score are said."""
+    return {
+        (kind, owed): tuple(s for s in signals(w) if (not s.kinds or kind in s.kinds) and (owed or s.risk is None))
+        for kind in KINDS
+        for owed in (True, False)
+    }
+
+
 def chance_of_loss(days_past_due: int, w: Weights) -> float:
-    """The provision matrix: linear between the points of `loss_curve`."""
+    """The provision matrix: linear between the points of `loss_curve`, flat after the last."""
+    table = _chances(w)
+    return table[min(max(days_past_due, 0), len(table) - 1)]
+
+
+@lru_cache(maxsize=8)
+def _chances(w: Weights) -> tuple[float, ...]:
+    """The chance for each day from 0 to the curve's last point (computed once: it is on the hot path)."""
     points = w.loss_curve
-    if days_past_due <= points[0][0]:
-        return points[0][1]
-    for (d0, p0), (d1, p1) in zip(points, points[1:], strict=False):
-        if days_past_due <= d1:
-            return p0 + (p1 - p0) * (days_past_due - d0) / (d1 - d0)
-    return points[-1][1]
+    out = []
+    for day in range(points[-1][0] + 1):
+        chance = points[0][1]
+        for (d0, p0), (d1, p1) in zip(points, points[1:], strict=False):
+            if d0 <= day <= d1:
+                chance = p0 + (p1 - p0) * (day - d0) / (d1 - d0)
+                break
+        out.append(chance)
+    return tuple(out)
 
 
 def value(f: Facts, fired: tuple[Signal, ...], balance_base: float, amount_base: float, w: Weights) -> float:
     """Expected loss plus cost of delay (and the cost of a wrong record), in base currency."""
     risk, weight, cost = 1.0, 1.0, 0.0
     for s in fired:
-        if s.risk is not None:
-            risk *= s.risk(f)
+        r = s.risk
+        if r is not None:
+            risk *= r if isinstance(r, float) else r(f)
         weight *= s.stake
         cost += s.cost * amount_base
-    age = max((f.today - f.inv.due_date).days, 0)
+    age = max(-f.due_in, 0)
     # The expected loss now plus its growth over the delay is the expected loss at the end of the delay.
     later = min(chance_of_loss(age + w.delay_days, w) * risk, w.max_chance)
     carrying = balance_base * w.capital_rate * w.delay_days / 365
