@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -23,12 +24,12 @@ AS_OF = AsOf(f.TODAY, ZoneInfo("UTC"))
 _accounts = itertools.count(1)
 
 
-def ranked(session: Session, limit: int | None = None) -> list[dict]:
+def ranked(session: Session, limit: int | None = None) -> list[dict[str, Any]]:
     return [i.as_json() for i in compute_priorities(session, scope_for_email(session, "u1@acme.test"), AS_OF, limit=limit)]
 
 
-def rank_of(items: list[dict], number: str) -> int:
-    return next(i["rank"] for i in items if i["invoice_number"] == number)
+def rank_of(items: list[dict[str, Any]], number: str) -> int:
+    return int(next(i["rank"] for i in items if i["invoice_number"] == number))
 
 
 def on_own_account(session: Session, tier: str = "standard", **fields) -> Invoice:  # type: ignore[no-untyped-def]

@@ -186,6 +186,8 @@ def _add_tasks(session: Session, scope: Scope, as_of: AsOf, w: Weights, items: l
     scores = sorted(i.score for i in items)
     median = scores[len(scores) // 2] if scores else w.task_empty_book
     for task_id, title, due, invoice_id, account, number in session.connection().execute(query).all():
+        if due is None:  # the query keeps only tasks due on or before today; this tells the type checker
+            continue
         weight = task_weight((as_of.today - due).days, w)
         item = by_invoice.get(invoice_id) if invoice_id else None
         if item is not None:
