@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +25,22 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     # HTTP API limits.
     max_request_bytes: int = 64_000
+    # The model: one time budget per chat turn (every call and retry of the turn), then the offline model;
+    # tool schemas in OpenAI's strict mode (for servers that enforce them).
+    turn_deadline_s: float = Field(default=45.0, gt=0)
+    strict_tools: bool = False
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """Settings from an environment mapping (os.environ, or a dict in tests)."""
+    prefix = "LUMO_"
+    given = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    try:
+        return Settings(**{k: v for k, v in given.items() if k in Settings.model_fields})
+    except ValidationError as exc:  # one line naming the variable, not pydantic's report
+        first = exc.errors()[0]
+        name = prefix + str(first["loc"][0]).upper() if first["loc"] else "a LUMO_ setting"
+        raise ValueError(f"{name}: {first['msg']}") from None
 
 
 def get_settings() -> Settings:

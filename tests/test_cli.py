@@ -80,7 +80,7 @@ def test_stale_findings_of_a_hand_written_book(imported: Run) -> None:
         ("INV-1042", "no_recent_activity"),
         ("INV-1044", "paid_not_marked"),
     ]
-    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix"} for f in found)
+    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix", "action"} for f in found)
 
 
 def test_draft_of_a_hand_written_book(imported: Run) -> None:
@@ -216,3 +216,9 @@ def test_help_and_read_commands_do_not_import_the_agent_or_server_stack() -> Non
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_accounts_show_dso_per_rep_and_team_with_its_definition(imported: Run) -> None:
+    out = imported.json("accounts", "--rep", "dana@acme.test", "--date", DATE)
+    assert "DSO = open balance" in out["dso"]["definition"]
+    assert [r["rep"] for r in out["dso"]["reps"]] == ["Dana Reyes"] and "dso_days" in out["dso"]["team"]

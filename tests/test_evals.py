@@ -253,8 +253,10 @@ async def test_run_grader(dbs: Databases) -> None:
         ),
     )
     [failure] = verdict(bad, "run")["failures"]
-    assert not bad["passed"] and failure.startswith("turn 3 failed with 'NotFound: thread ")
-    assert failure.endswith("has no action waiting for approval', expected 'nothing'")
+    assert not bad["passed"] and failure.startswith("turn 3 failed with 'AlreadyDecided: thread ")
+    assert "has no action waiting for approval: " in failure and failure.endswith(
+        "was already approved and done (Send 'Overdue: INV-1042, payment needed' to hank@globex.test)', expected 'nothing'"
+    )
 
 
 # --- trajectory -----------------------------------------------------------------------------------

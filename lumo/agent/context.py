@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 from lumo.llm import ModelReply
@@ -31,3 +32,5 @@ class AgentContext:
     model_is_offline: bool
     max_steps: int = 6
     history_messages: int = 24  # how much of the thread the model sees
+    deadline: TurnDeadline = field(default_factory=lambda: TurnDeadline(DEFAULT_TURN_DEADLINE_S))
+    strict_tools: bool = False  # tool schemas in OpenAI's strict mode (LUMO_STRICT_TOOLS)

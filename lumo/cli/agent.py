@@ -73,9 +73,14 @@ def approve(
     rep: RepOpt,
     date: DateOpt = None,
     json: JsonOpt = False,
-    action: Annotated[str | None, typer.Option("--action", help="One action id (default: all waiting).")] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="One action id, or several comma-separated (default: all waiting).")
+    ] = None,
     edit: Annotated[str | None, typer.Option("--edit", help="JSON object of changed arguments.")] = None,
     reject: Annotated[str | None, typer.Option("--reject", help="Reject, with this feedback.")] = None,
+    approve_anyway: Annotated[
+        bool, typer.Option("--approve-anyway", help="Send an edited email although the guard found facts it could not match.")
+    ] = False,
 ) -> None:
     """Approve, edit or reject the actions a thread is waiting on, and continue it."""
     import asyncio
@@ -96,6 +101,8 @@ def approve(
 
     async def run() -> dict[str, Any]:
         async with open_lumo(settings().database_url, os.environ) as lumo:
-            return await lumo.approve(scope, thread, as_of=as_of, now=now, action_id=action, edit=changes, reject=reject)
+            return await lumo.approve(
+                scope, thread, as_of=as_of, now=now, action_id=action, edit=changes, reject=reject, approve_anyway=approve_anyway
+            )
 
     _show(asyncio.run(run()), rep, json)

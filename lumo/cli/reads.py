@@ -184,30 +184,52 @@ def accounts(
     limit: Annotated[int, typer.Option(help="How many accounts (worst first; at least 1).")] = 20,
 ) -> None:
     """Account health (worst first) and revenue at risk."""
+    from lumo.crm.dso import dso_report
     from lumo.crm.health import account_health, revenue_at_risk
     from lumo.crm.scope import scope_for_email
 
     _at_least_one(limit)
     with open_session() as session:
         scope = scope_for_email(session, rep)
-        healths = account_health(session, scope, as_of_for(scope, date), account=account)
+        as_of = as_of_for(scope, date)
+        healths = account_health(session, scope, as_of, account=account)
+        dso = dso_report(session, scope, as_of)
     risk = revenue_at_risk(healths)
     shown = [h.as_json() for h in healths[:limit]]
     if json:
-        emit_json({"accounts": shown, "revenue_at_risk": risk})
+        emit_json({"accounts": shown, "revenue_at_risk": risk, "dso": dso})
         return
     total = _money(risk["total"], risk["base_currency"]) if risk["base_currency"] else "-"
     _table(
         f"Account health ({len(healths)} accounts; revenue at risk {total})",
-        ["account", "open", "overdue", "health, and why"],
+        ["account", "open", "overdue", "DSO", "health, and why"],
         [
             [
                 h["account"],
                 _money(h["open_base"], h["base_currency"]),
                 _money(h["overdue_base"], h["base_currency"]),
+                "-" if h["dso_days"] is None else str(h["dso_days"]),
                 f"{h['score']}/100 {h['grade']}: " + "; ".join(h["reasons"]),
             ]
             for h in shown
         ],
-        right=("open", "overdue"),
+        right=("open", "overdue", "DSO"),
     )
+    _table(
+        "DSO per rep and team (days)",
+        ["rep", "DSO", "open", f"billed in {dso['window_days']} days"],
+        [
+            [
+                r["rep"],
+                "-" if r["dso_days"] is None else str(r["dso_days"]),
+                _money(r["open_base"], dso["base_currency"]),
+                _money(r["billed_base"], dso["base_currency"]),
+            ]
+            for r in [*dso["reps"], {"rep": "team", **dso["team"]}]
+        ],
+        right=("DSO", "open", f"billed in {dso['window_days']} days"),
+    )
+    import shutil
+    import textwrap
+
+    typer.echo(textwrap.fill(dso["definition"], width=min(shutil.get_terminal_size().columns, 100)))

@@ -39,12 +39,33 @@ def users_add(
 def tokens_create(
     user: Annotated[str, typer.Option("--user", help="Email of the token's user.")],
     name: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    expires: Annotated[
+        str | None, typer.Option(help="Refused from then on: a number of days (90d) or a day (YYYY-MM-DD, UTC).")
+    ] = None,
 ) -> None:
     """Create an API token; it is printed once, alone on the last line."""
-    from lumo.auth import create_token
+    from lumo.auth import create_token, token_expiry
+
+    now = dt.datetime.now(dt.UTC)
+    with open_session() as session:
+        expires_at = token_expiry(expires, now) if expires else None
+        token = create_token(session, user, now, name, expires_at)
+        session.commit()
+    until = f", valid until {expires_at.isoformat(timespec='minutes')}" if expires_at else ""
+    typer.echo(f"token for {user}{until} (shown once, store it now):")
+    typer.echo(token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token: Annotated[str | None, typer.Argument(help="The token to revoke.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Revoke this user's tokens (all, or those with --name).")] = None,
+    name: Annotated[str | None, typer.Option(help="With --user: only the tokens with this name.")] = None,
+) -> None:
+    """Revoke a token, or a user's tokens: requests with them get 401 from now on."""
+    from lumo.auth import revoke_tokens
 
     with open_session() as session:
-        token = create_token(session, user, dt.datetime.now(dt.UTC), name)
+        count = revoke_tokens(session, token=token, email=user, name=name)
         session.commit()
-    typer.echo(f"token for {user} (shown once, store it now):")
-    typer.echo(token)
+    typer.echo(f"revoked {count} token(s)")

@@ -59,9 +59,16 @@ def fetch_rows(session: Session, query: Select[Any]) -> list[InvoiceRow]:
     return [InvoiceRow(*r) for r in session.connection().execute(query).all()]
 
 
+def actionable_clause() -> Any:
+    """Invoices a rule can act on: the actionable statuses, and 'paid' ones with money still open (stale)."""
+    return or_(
+        Invoice.status.in_(sorted(ACTIONABLE_STATUSES)), and_(Invoice.status == "paid", Invoice.amount > Invoice.amount_paid)
+    )
+
+
 def actionable_rows(session: Session, scope: Scope, account_id: str | None = None) -> list[InvoiceRow]:
     """Every invoice in scope that a rule of staleness, priorities or drafting can act on."""
-    query = rows_query(scope).where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)))
+    query = rows_query(scope).where(actionable_clause())
     if account_id is not None:
         query = query.where(Invoice.account_id == account_id)
     return fetch_rows(session, query)
@@ -138,7 +145,7 @@ def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[Any]
         needle = flt.account.strip()
         query = query.where(or_(Account.id == needle, func.lower(Account.name).contains(needle.lower())))
     if flt.stale:
-        query = query.where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)))
+        query = query.where(actionable_clause())
     return query.order_by(Invoice.due_date, Invoice.number)
 
 

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from lumo.crm import stale
 from lumo.crm.contacts import primary_contacts
-from lumo.crm.invoices import fetch_rows, rows_query
-from lumo.crm.lifecycle import ACTIONABLE_STATUSES, AsOf, InvoiceRow, days_overdue, is_open, promise_broken, promise_pending
+from lumo.crm.invoices import actionable_clause, fetch_rows, rows_query
+from lumo.crm.lifecycle import AsOf, InvoiceRow, days, days_overdue, is_open, promise_broken, promise_pending
 from lumo.crm.money import FxTable, amount_str, load_fx
 from lumo.crm.scope import Scope
 from lumo.crm.signals import Facts, Signal, Weights, signals_for, task_weight, value
+from lumo.crm.tasks import task_rows
 from lumo.crm.tone import tone_for
-from lumo.db.models import Account, Invoice, Task
+from lumo.db.models import Invoice, Task
 
 __all__ = ["Item", "Weights", "compute_priorities"]
 
@@ -73,6 +74,8 @@ def _kind(inv: InvoiceRow, today: dt.date, late: int, kinds: list[str], due_soon
         return "dispute_stalled"
     if kinds:
         return "stale_status"
+    if inv.status == "disputed" and is_open(inv):
+        return "dispute_open"  # not stalled yet, but someone has to settle it
     return "due_soon" if due_soon else None
 
 
@@ -98,6 +101,7 @@ def _facts(inv: InvoiceRow, as_of: AsOf, w: Weights, rules: stale.StaleThreshold
         contacted_days=contacted,
         quiet_days=contacted if contacted is not None else as_of.days_since(inv.status_updated_at),
         activity_days=as_of.days_since(inv.last_touch) if "no_recent_activity" in kinds else 0,
+        status_since=as_of.local_date(inv.status_updated_at),
         others_overdue=0,
         others_broken=0,
     )
@@ -146,7 +150,7 @@ def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
 
 def _task_words(due: dt.date, today: dt.date) -> str:
     late = (today - due).days
-    when = "today" if late == 0 else f"{late} day{'s' if late != 1 else ''} ago"
+    when = "today" if late == 0 else f"{days(late)} ago"
     return f"task due {when} ({due.isoformat()})"
 
 
@@ -159,8 +163,8 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
     if promise_pending(inv, today):
         return f"Wait for the promised payment of {inv.number} by {inv.promise_to_pay_date}; check it arrived then"
     if contacted is not None and contacted < w.cooldown_days:
-        return f"Wait: {inv.number} was chased {contacted} day{'s' if contacted != 1 else ''} ago"
-    if item.kind == "dispute_stalled":
+        return f"Wait: {inv.number} was chased {days(contacted)} ago"
+    if item.kind in ("dispute_stalled", "dispute_open"):
         return f"Follow up on the dispute of {inv.number} and record the next step"
     if "paid_not_marked" in kinds:
         return f"Mark {inv.number} as paid"
@@ -176,16 +180,15 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
 def _add_tasks(session: Session, scope: Scope, as_of: AsOf, w: Weights, items: list[Item]) -> None:
     """Tasks due today or late: each weighs up the invoice item it is for, or becomes an item of its own."""
     query = (
-        select(Task.id, Task.title, Task.due_date, Task.invoice_id, Account.name, Invoice.number)
-        .outerjoin(Account, Account.id == Task.account_id)
-        .outerjoin(Invoice, Invoice.id == Task.invoice_id)
+        task_rows(scope)
+        .add_columns(Task.invoice_id)
         .where(Task.done.is_(False), Task.due_date <= as_of.today, Task.owner_id.in_(_task_owners(session, scope)))
         .order_by(Task.due_date, Task.id)  # the latest task of an invoice (first here) is the one that weighs
     )
     by_invoice = {i.invoice.id: i for i in items if i.invoice is not None}
     scores = sorted(i.score for i in items)
     median = scores[len(scores) // 2] if scores else w.task_empty_book
-    for task_id, title, due, invoice_id, account, number in session.connection().execute(query).all():
+    for task_id, title, due, account, number, invoice_id in session.connection().execute(query).all():
         if due is None:  # the query keeps only tasks due on or before today; this tells the type checker
             continue
         weight = task_weight((as_of.today - due).days, w)
@@ -259,17 +262,21 @@ def _candidates(session: Session, scope: Scope, as_of: AsOf, w: Weights, rules: 
     today = as_of.today
     quiet_days = min(rules.activity_days, rules.dispute_days)
     touched_before = dt.datetime.combine(today - dt.timedelta(days=quiet_days), dt.time(14), dt.UTC)
+    sent_before = dt.datetime.combine(today - dt.timedelta(days=rules.not_viewed_days), dt.time(14), dt.UTC)
     could = or_(
         Invoice.due_date <= today + dt.timedelta(days=w.due_soon_days),
         Invoice.amount_paid >= Invoice.amount,
         Invoice.promise_to_pay_date < today,
+        Invoice.status == "disputed",
         and_(Invoice.status == "draft", Invoice.issue_date < today - dt.timedelta(days=rules.draft_days)),
+        and_(Invoice.status == "sent", Invoice.status_updated_at < sent_before),
+        and_(Invoice.status.in_(("sent", "viewed")), Invoice.amount_paid > 0),
         and_(
             Invoice.status_updated_at < touched_before,
             or_(Invoice.last_activity_at.is_(None), Invoice.last_activity_at < touched_before),
         ),
     )
-    query = rows_query(scope).where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)), could)
+    query = rows_query(scope).where(actionable_clause(), could)
     return fetch_rows(session, query)
 
 

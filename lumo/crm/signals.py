@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lumo.crm.lifecycle import InvoiceRow
+from lumo.crm.lifecycle import InvoiceRow, days
 from lumo.crm.money import format_code
 
 
@@ -37,6 +37,7 @@ class Weights:
     promise_broken: float = 2.0  # a broken promise doubles the chance of loss
     dispute_stalled: float = 1.5
     status_not_marked: float = 1.15  # the customer may not know it is overdue
+    not_viewed: float = 1.15  # the customer may never have seen the invoice
     per_quiet_day: float = 0.01  # per day without contact (or activity), from quiet_after_days
     quiet_after_days: int = 14
     max_quiet_days: int = 60
@@ -78,6 +79,7 @@ class Facts:
     activity_days: int  # days since the last event, note or status change
     others_overdue: int  # other overdue invoices of the same account in the book
     others_broken: int  # other broken promises of the same account in the book
+    status_since: dt.date  # the local day of the last status change
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,12 @@ def _money(f: Facts) -> str:
 
 def _headline(f: Facts) -> str:
     if f.days_overdue:
-        return f"{_money(f)} overdue {f.days_overdue} days"
+        return f"{_money(f)} overdue {days(f.days_overdue)}"
     past_due = (f.today - f.inv.due_date).days
     if f.inv.status == "disputed" and past_due > 0:
         return f"{_money(f)} disputed, due {f.inv.due_date.isoformat()} ({past_due} days ago)"
     if f.due_soon:
-        when = "today" if f.due_in == 0 else f"in {f.due_in} day{'s' if f.due_in != 1 else ''}"
+        when = "today" if f.due_in == 0 else f"in {days(f.due_in)}"
         return f"{_money(f)} due {when} ({f.inv.due_date.isoformat()})"
     if f.inv.status == "draft":
         return f"{_money(f)} draft, due {f.inv.due_date.isoformat()}"
@@ -122,8 +124,8 @@ def _others_words(f: Facts) -> str:
     return f"{f.inv.account_name} has {' and '.join(parts)}"
 
 
-def _ago(days: int | None) -> str:
-    return f"{days} day{'s' if days != 1 else ''} ago"
+def _ago(count: int | None) -> str:
+    return f"{days(count or 0)} ago"
 
 
 @lru_cache(maxsize=8)
@@ -144,6 +146,12 @@ def signals(w: Weights) -> tuple[Signal, ...]:
             lambda f: f"dispute stalled: {f.inv.dispute_reason or 'no reason recorded'}",
             risk=w.dispute_stalled,
             kinds=("dispute_stalled", "promise_broken"),
+        ),
+        Signal(
+            "dispute_open",  # not stalled yet: said, so the rep knows someone has to settle it
+            lambda f: f.kind == "dispute_open",
+            lambda f: f"dispute open since {f.status_since.isoformat()}: {f.inv.dispute_reason or 'no reason recorded'}",
+            kinds=("dispute_open",),
         ),
         Signal(
             "overdue_not_marked",
@@ -167,9 +175,22 @@ def signals(w: Weights) -> tuple[Signal, ...]:
             kinds=("stale_status",),  # a draft is not open: neither overdue nor a broken promise
         ),
         Signal(
+            "partial_not_marked",
+            lambda f: "partial_not_marked" in f.stale_kinds,
+            lambda f: f"partly paid ({format_code(f.inv.amount_paid, f.inv.currency)}) but status '{f.inv.status}'",
+            cost=w.record_wrong,
+            kinds=("overdue", "promise_broken", "stale_status"),
+        ),
+        Signal(
+            "sent_not_viewed",
+            lambda f: "sent_not_viewed" in f.stale_kinds,
+            lambda f: f"sent {_ago((f.today - f.status_since).days)} and never viewed",
+            risk=w.not_viewed,
+        ),
+        Signal(
             "no_recent_activity",  # on a stale-status item; otherwise "no contact in" says it
             lambda f: "no_recent_activity" in f.stale_kinds and f.kind == "stale_status",
-            lambda f: f"no activity in {f.activity_days} days",
+            lambda f: f"no activity in {days(f.activity_days)}",
             risk=lambda f: _quiet(f.activity_days, w),
             kinds=("stale_status",),
         ),
@@ -183,9 +204,9 @@ def signals(w: Weights) -> tuple[Signal, ...]:
         Signal(
             "no_contact",
             lambda f: f.quiet_days >= w.quiet_after_days and f.kind != "stale_status",
-            lambda f: f"no contact in {f.quiet_days} days",
+            lambda f: f"no contact in {days(f.quiet_days)}",
             risk=lambda f: _quiet(f.quiet_days, w),
-            kinds=("overdue", "promise_broken", "dispute_stalled", "due_soon"),
+            kinds=("overdue", "promise_broken", "dispute_stalled", "dispute_open", "due_soon"),
         ),
         Signal(
             "account_history",
@@ -212,7 +233,7 @@ def signals(w: Weights) -> tuple[Signal, ...]:
     )
 
 
-KINDS = ("promise_broken", "overdue", "dispute_stalled", "stale_status", "due_soon")
+KINDS = ("promise_broken", "overdue", "dispute_stalled", "stale_status", "dispute_open", "due_soon")
 
 
 @lru_cache(maxsize=8)
