@@ -587,3 +587,12 @@ def test_healthz_needs_no_token(client: TestClient) -> None:
 def test_readyz_says_the_database_answers(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200 and response.json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize("suffix", ["", "/draft"])
+def test_invoice_numbers_are_case_insensitive(client: TestClient, tokens: dict[str, str], suffix: str) -> None:
+    mine = client.get(f"/v1/invoices/inv-1042{suffix}", params={"date": DATE}, headers=auth(tokens))
+    assert mine.status_code == 200
+    assert (mine.json().get("invoice_number") or mine.json()["invoice_numbers"][0]) == "INV-1042"
+    theirs = client.get(f"/v1/invoices/inv-3001{suffix}", params={"date": DATE}, headers=auth(tokens))
+    assert theirs.status_code == 404 and theirs.json() == {"error": "invoice inv-3001 not found"}

@@ -63,7 +63,7 @@ def test_more_overdue_ranks_higher_at_equal_amount(session: Session) -> None:
 
 def test_broken_promise_ranks_high_and_pending_promise_waits(session: Session) -> None:
     f.basic_book(session)
-    plain = f.invoice(session, "a1", contacts=("c1",), days_overdue=20, amount=Decimal("3000.00"))
+    plain = f.invoice(session, "a1", contacts=("c1",), days_overdue=20)
     broken = f.invoice(session, "a1", contacts=("c1",), days_overdue=20, promise_to_pay_date=f.TODAY - dt.timedelta(days=2))
     pending = f.invoice(session, "a1", contacts=("c1",), days_overdue=20, promise_to_pay_date=f.TODAY + dt.timedelta(days=2))
     items = {i["invoice_number"]: i for i in ranked(session)}

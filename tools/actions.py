@@ -173,6 +173,7 @@ def _describe_email(ctx: ToolContext, args: EmailArgs, session: Session) -> str:
 def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str, Any]:
     """Send an email to invoice contacts: queued in the outbox for the mail sender (needs the rep's approval)."""
     _describe_email(ctx, args, session)
+    numbers = [invoices.get_row(session, ctx.scope, n).number for n in args.invoice_numbers]  # as stored, in any case typed
     email = OutboxEmail(
         action_id=ctx.action_id or f"{ctx.thread_id}:{uuid.uuid4().hex}",
         user_id=ctx.scope.user_id,
@@ -180,7 +181,7 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
         cc=",".join(args.cc),
         subject=args.subject,
         body=args.body,
-        invoice_numbers=",".join(args.invoice_numbers),
+        invoice_numbers=",".join(numbers),
         status="queued",
         created_at=ctx.now,
     )
@@ -191,5 +192,5 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
         "status": "queued",
         "subject": args.subject,  # what was queued, an edit included: the reply names this, not the first draft's
         "to": list(args.to),
-        "invoice_numbers": list(args.invoice_numbers),
+        "invoice_numbers": numbers,
     }

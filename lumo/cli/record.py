@@ -6,21 +6,15 @@ or some with `--action`).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 from typing import Annotated, Any
 
 import typer
 
-from lumo.agent.runtime import open_lumo
 from lumo.cli.agent import _scope, _show
-from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, open_session
-from lumo.config import get_settings
-from lumo.crm.invoices import actionable_rows
+from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, open_session, settings
 from lumo.crm.lifecycle import parse_day
-from lumo.crm.scope import scope_for_email
-from lumo.crm.stale import fix_calls, stale_findings
 
 record_app = typer.Typer(no_args_is_help=True, help="Record what a customer told you (proposed; approve with `lumo approve`).")
 app.add_typer(record_app, name="record")
@@ -38,12 +32,16 @@ def propose(tool: str, args: dict[str, Any], *, rep: str, date: str | None, as_j
 def _propose(
     calls: list[tuple[str, dict[str, Any]]], message: str, *, rep: str, date: str | None, as_json: bool, thread: str | None
 ) -> None:
+    import asyncio
+
+    from lumo.agent.runtime import open_lumo  # here: the agent stack is slow to import
+
     scope = _scope(rep)
     now = dt.datetime.now(dt.UTC)
     as_of = as_of_for(scope, date, now)
 
     async def run() -> dict[str, Any]:
-        async with open_lumo(get_settings().database_url, os.environ) as lumo:
+        async with open_lumo(settings().database_url, os.environ) as lumo:
             return await lumo.propose(scope, calls, message=message, as_of=as_of, now=now, thread_id=thread)
 
     _show(asyncio.run(run()), rep, as_json)
@@ -148,6 +146,10 @@ def fix_stale(
     limit: Annotated[int, typer.Option(help="At most this many fixes.")] = 50,
 ) -> None:
     """Propose the fix of every stale status together, for one approval (all, or some with --action)."""
+    from lumo.crm.invoices import actionable_rows
+    from lumo.crm.scope import scope_for_email
+    from lumo.crm.stale import fix_calls, stale_findings
+
     with open_session() as session:
         scope = scope_for_email(session, rep)
         findings = [f.as_json() for f in stale_findings(actionable_rows(session, scope), as_of_for(scope, date))]

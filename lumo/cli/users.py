@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from lumo.auth import add_user, create_token, revoke_tokens, token_expiry
 from lumo.cli.app import app, open_session
 
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -26,6 +25,8 @@ def users_add(
     slack_user_id: Annotated[str | None, typer.Option(help="Slack user id, e.g. U123.")] = None,
 ) -> None:
     """Add a user."""
+    from lumo.auth import add_user
+
     with open_session() as session:
         user = add_user(
             session, email=email, name=name, role=role, timezone=timezone, manager_email=manager, slack_user_id=slack_user_id
@@ -43,6 +44,8 @@ def tokens_create(
     ] = None,
 ) -> None:
     """Create an API token; it is printed once, alone on the last line."""
+    from lumo.auth import create_token, token_expiry
+
     now = dt.datetime.now(dt.UTC)
     with open_session() as session:
         expires_at = token_expiry(expires, now) if expires else None
@@ -60,6 +63,8 @@ def tokens_revoke(
     name: Annotated[str | None, typer.Option(help="With --user: only the tokens with this name.")] = None,
 ) -> None:
     """Revoke a token, or a user's tokens: requests with them get 401 from now on."""
+    from lumo.auth import revoke_tokens
+
     with open_session() as session:
         count = revoke_tokens(session, token=token, email=user, name=name)
         session.commit()
