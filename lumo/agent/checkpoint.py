@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
 
 
@@ -25,18 +25,21 @@ def checkpoint_location(database_url: str) -> tuple[str, str]:
 
 
 @asynccontextmanager
-async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncIterator[Any]:
+async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncIterator[BaseCheckpointSaver[str]]:
     kind, where = checkpoint_location(database_url)
     if kind == "postgres":
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-        from psycopg.rows import dict_row
+        from psycopg import AsyncConnection
+        from psycopg.rows import DictRow, dict_row
         from psycopg_pool import AsyncConnectionPool
 
         kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
-        async with AsyncConnectionPool(where, max_size=pool_size, kwargs=kwargs, open=False) as pool:
-            saver = AsyncPostgresSaver(conn=pool)
-            await saver.setup()
-            yield saver
+        async with AsyncConnectionPool(
+            where, connection_class=AsyncConnection[DictRow], max_size=pool_size, kwargs=kwargs, open=False
+        ) as pool:
+            pg_saver = AsyncPostgresSaver(conn=pool)
+            await pg_saver.setup()
+            yield pg_saver
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 

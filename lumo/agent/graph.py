@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -221,7 +221,7 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     tools = None if final_step else schemas()
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
-        reply = await model.complete(msgs, tools=tool_specs)
+        reply: ModelReply = await model.complete(msgs, tools=tool_specs)
         usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + reply.usage.prompt_tokens
         usage["completion_tokens"] = usage.get("completion_tokens", 0) + reply.usage.completion_tokens
         usage["model_calls"] = usage.get("model_calls", 0) + 1
@@ -309,7 +309,7 @@ async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
 
 
 def after_agent(state: AgentState) -> Literal["tools", "__end__"]:
-    return "tools" if state["messages"][-1].get("tool_calls") else END
+    return "tools" if state["messages"][-1].get("tool_calls") else "__end__"  # END, spelled as its Literal
 
 
 def after_tools(state: AgentState) -> Literal["review", "agent"]:

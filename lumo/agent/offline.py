@@ -65,7 +65,9 @@ class OfflineModel:
     def __init__(self, today: dt.date) -> None:
         self.today = today
 
-    async def complete(self, messages: list[dict], tools: list[dict] | None = None, tool_choice: Any = None) -> ModelReply:
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None
+    ) -> ModelReply:
         turn = read_turn(messages)
         available = tool_names(tools)
         intent = parse_intent(turn.text, self.today)
@@ -114,7 +116,7 @@ def _parse_result(content: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"value": data}
 
 
-def read_turn(messages: list[dict]) -> Turn:
+def read_turn(messages: list[dict[str, Any]]) -> Turn:
     """The rep's last message and the tool outcomes after it, each named via its assistant tool call's id."""
     start = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
     calls_so_far = sum(len(m.get("tool_calls") or []) for m in messages)
@@ -131,7 +133,7 @@ def read_turn(messages: list[dict]) -> Turn:
     return Turn(message_text(messages[start].get("content")), outcomes, calls_so_far)
 
 
-def tool_names(tools: list[dict] | None) -> frozenset[str]:
+def tool_names(tools: list[dict[str, Any]] | None) -> frozenset[str]:
     """Names of the offered tools; None or [] offers none (the graph's forced final answer)."""
     names = set()
     for spec in tools or []:
@@ -179,7 +181,7 @@ _SEND_IT = re.compile(
 _AND_ABOUT = re.compile(r"^\s*(?:and|what about|how about)\s+(?:for\s+|of\s+)?(?P<name>[^?]+?)\s*\??\s*$", re.I)
 
 
-def _previous_turn(messages: list[dict]) -> tuple[str, list[ToolOutcome]]:
+def _previous_turn(messages: list[dict[str, Any]]) -> tuple[str, list[ToolOutcome]]:
     """The rep's message before the last one, and what its tools returned."""
     users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
     if len(users) < 2:
@@ -188,7 +190,7 @@ def _previous_turn(messages: list[dict]) -> tuple[str, list[ToolOutcome]]:
     return earlier.text, earlier.outcomes
 
 
-def follow_up(text: str, messages: list[dict], today: dt.date) -> list[tuple[str, dict[str, Any]]]:
+def follow_up(text: str, messages: list[dict[str, Any]], today: dt.date) -> list[tuple[str, dict[str, Any]]]:
     """Calls for a short follow-up ("send it", "and Hooli?") read against the previous request."""
     before, outcomes = _previous_turn(messages)
     if _SEND_IT.search(text):
@@ -265,7 +267,7 @@ def estimate_tokens(text_chars: int) -> int:
     return text_chars // CHARS_PER_TOKEN
 
 
-def _prompt_chars(messages: list[dict]) -> int:
+def _prompt_chars(messages: list[dict[str, Any]]) -> int:
     total = 0
     for message in messages:
         total += len(message_text(message.get("content")))
@@ -275,7 +277,9 @@ def _prompt_chars(messages: list[dict]) -> int:
     return total
 
 
-def _reply(messages: list[dict], text: str | None, calls: list[tuple[str, dict[str, Any]]], calls_so_far: int) -> ModelReply:
+def _reply(
+    messages: list[dict[str, Any]], text: str | None, calls: list[tuple[str, dict[str, Any]]], calls_so_far: int
+) -> ModelReply:
     tool_calls = [
         ToolCall(id=f"call_offline_{calls_so_far + i}", name=name, arguments=json.dumps(args, sort_keys=True))
         for i, (name, args) in enumerate(calls, start=1)

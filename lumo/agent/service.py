@@ -134,7 +134,7 @@ class Lumo:
             decision = {"type": "edit", "args": edit}
         else:
             decision = {"type": "approve"}
-        resume = Command(resume={"decisions": {a["id"]: decision for a in chosen}})
+        resume: Command[str] = Command(resume={"decisions": {a["id"]: decision for a in chosen}})
         await self.graph.ainvoke(resume, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
 

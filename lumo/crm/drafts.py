@@ -133,6 +133,7 @@ def draft_for_invoice(session: Session, scope: Scope, number: str, as_of: AsOf) 
     if reason is not None:
         return _skipped(inv, reason, as_of, primary)
     assert primary is not None
+    tone: str | None
     if inv.status == "disputed":
         group, tone = [inv], "dispute_resolution"
     else:

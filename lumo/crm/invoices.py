@@ -49,13 +49,13 @@ OVERDUE_STATUSES = ("sent", "viewed", "partially_paid", "overdue")
 MAX_PAGE_SIZE = 500
 
 
-def rows_query(scope: Scope) -> Select[Any]:
+def rows_query(scope: Scope) -> Select[*tuple[Any, ...]]:
     return select(*ROW_COLUMNS).join(Account, Account.id == Invoice.account_id).where(scope.account_filter())
 
 
-def fetch_rows(session: Session, query: Select[Any]) -> list[InvoiceRow]:
+def fetch_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[InvoiceRow]:
     # Core execution: these are plain column rows, so the ORM's loading machinery is pure overhead.
-    return [InvoiceRow(*r) for r in session.connection().execute(query).all()]
+    return [InvoiceRow(*r) for r in session.connection().execute(query).tuples().all()]
 
 
 def actionable_rows(session: Session, scope: Scope, account_id: str | None = None) -> list[InvoiceRow]:
@@ -107,7 +107,7 @@ class InvoicePage:
     page_size: int
 
 
-def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[Any]:
+def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[*tuple[Any, ...]]:
     """The SQL part of a filter (everything but staleness), ordered by due date then number."""
     flt.validate()
     query = rows_query(scope)

@@ -213,6 +213,8 @@ def _task_items(session: Session, scope: Scope, as_of: AsOf, w: Weights) -> list
     )
     items = []
     for task_id, title, due, account, number in session.connection().execute(query).all():
+        if due is None:
+            continue  # never: "due_date <= today" leaves out tasks without a date
         late = (as_of.today - due).days
         score = w.task_base + w.task_per_day_late * min(late, w.max_task_days)
         reasons = [f"task due {'today' if late == 0 else f'{late} days ago'} ({due.isoformat()})"]

@@ -142,7 +142,7 @@ class Mailer:
                 "mail.retry attempt=%d to=%s error=%s",
                 state.attempt_number,
                 ",".join(recipients),
-                describe(state.outcome.exception()) if state.outcome else "",
+                describe(exc) if state.outcome and (exc := state.outcome.exception()) else "",
             ),
             reraise=True,
         )

@@ -13,10 +13,10 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -150,8 +150,9 @@ def _digest_for(
         _ensure_run_row(session_factory, user.id, day)
     with session_factory() as session:
         run = (DigestRun.user_id == user.id) & (DigestRun.day == day)
-        claimed = session.execute(
-            update(DigestRun).where(run, DigestRun.status != "sent").values(attempts=DigestRun.attempts + 1)
+        claimed = cast(  # an UPDATE's result is a cursor result, which counts the rows it changed
+            CursorResult[Any],
+            session.execute(update(DigestRun).where(run, DigestRun.status != "sent").values(attempts=DigestRun.attempts + 1)),
         ).rowcount
         if not claimed:  # another run sent it while we were building
             return result("already_sent", digest=digest)
@@ -197,8 +198,11 @@ def send_outbox(session_factory: sessionmaker[Session], mailer: Sender, now: dt.
 def _send_one(session_factory: sessionmaker[Session], mailer: Sender, outbox_id: int, now: dt.datetime) -> OutboxResult | None:
     with session_factory() as session:
         this = OutboxEmail.id == outbox_id
-        claimed = session.execute(
-            update(OutboxEmail).where(this, OutboxEmail.status == "queued").values(attempts=OutboxEmail.attempts + 1)
+        claimed = cast(
+            CursorResult[Any],
+            session.execute(
+                update(OutboxEmail).where(this, OutboxEmail.status == "queued").values(attempts=OutboxEmail.attempts + 1)
+            ),
         ).rowcount
         if not claimed:  # another worker sent or failed it meanwhile
             return None

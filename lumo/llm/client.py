@@ -178,8 +178,8 @@ class ModelClient:
 
     async def complete(
         self,
-        messages: list[dict],
-        tools: list[dict] | None = None,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
         tool_choice: Any = None,
     ) -> ModelReply:
         request = build_request(self.settings.model, messages, tools, tool_choice)
@@ -223,7 +223,9 @@ class ModelClient:
         return completion, attempts
 
 
-def build_request(model: str, messages: list[dict], tools: list[dict] | None, tool_choice: Any) -> dict[str, Any]:
+def build_request(
+    model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, tool_choice: Any
+) -> dict[str, Any]:
     """Chat Completions kwargs; optional keys are omitted, since an empty `tools` array is a 400."""
     request: dict[str, Any] = {"model": model, "messages": messages}
     if tools:
