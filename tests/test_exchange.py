@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from lumo.crm.errors import ImportRejected
 from lumo.crm.exchange import export_snapshot, import_snapshot, load_file
+from lumo.crm.lifecycle import STATUSES
 from lumo.crm.snapshot import LISTS, Snapshot
 from lumo.db.models import (
     ACTIVITY_KINDS,
-    STATUSES,
     Base,
     Invoice,
     User,

@@ -16,8 +16,8 @@ from sqlalchemy import Engine, ForeignKeyConstraint, and_, func, select, text
 from sqlalchemy.orm import Session
 
 from lumo.crm.errors import InvalidInput
+from lumo.crm.lifecycle import STATUSES
 from lumo.db.models import (
-    STATUSES,
     Account,
     Activity,
     Base,

@@ -9,13 +9,12 @@ from sqlalchemy.orm import Session
 
 from lumo.crm import drafts, health, invoices, priorities, stale
 from lumo.crm.accounts import resolve_account
-from lumo.crm.lifecycle import InvoiceRow, days_overdue
+from lumo.crm.lifecycle import Bucket, InvoiceRow, InvoiceStatus, days_overdue
 from lumo.crm.money import amount_str, totals_by_currency
 from tools.base import Args, ToolContext, tool
 
 Limit = Field(default=10, ge=1, le=50, description="At most this many rows.")
-Bucket = Literal["current", "1-30", "31-60", "61-90", "90+"]
-Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
+Status = InvoiceStatus  # the short name the tools' argument schemas use
 
 
 def compact(row: InvoiceRow, ctx: ToolContext) -> dict[str, Any]:

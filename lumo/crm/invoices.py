@@ -14,6 +14,8 @@ from lumo.crm import stale
 from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import (
     ACTIONABLE_STATUSES,
+    CHASEABLE_STATUSES,
+    STATUSES,
     AsOf,
     InvoiceRow,
     aging_bucket,
@@ -22,7 +24,7 @@ from lumo.crm.lifecycle import (
 )
 from lumo.crm.money import amount_str
 from lumo.crm.scope import Scope
-from lumo.db.models import STATUSES, Account, Activity, Contact, Invoice, InvoiceContact, Payment
+from lumo.db.models import Account, Activity, Contact, Invoice, InvoiceContact, Payment
 
 ROW_COLUMNS = (
     Invoice.id,
@@ -45,7 +47,6 @@ ROW_COLUMNS = (
     Invoice.last_activity_at,
     Invoice.last_contacted_at,
 )
-OVERDUE_STATUSES = ("sent", "viewed", "partially_paid", "overdue")
 MAX_PAGE_SIZE = 500
 
 
@@ -75,7 +76,7 @@ def get_row(session: Session, scope: Scope, number: str) -> InvoiceRow:
 
 
 def overdue_clause(today: dt.date) -> Any:
-    return and_(Invoice.status.in_(OVERDUE_STATUSES), Invoice.due_date < today, Invoice.amount > Invoice.amount_paid)
+    return and_(Invoice.status.in_(sorted(CHASEABLE_STATUSES)), Invoice.due_date < today, Invoice.amount > Invoice.amount_paid)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ from pydantic import (
     field_validator,
 )
 
+from lumo.crm.lifecycle import InvoiceStatus as Status
+
 CENT = Decimal("0.01")
 # ASCII digits only: \d would also take other scripts' digits.
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
@@ -160,7 +162,6 @@ Title = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 Role = Literal["rep", "manager", "admin"]
-Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
 Kind = Literal["email", "call", "note", "status_change"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lumo.crm.lifecycle import AsOf, InvoiceRow, days_overdue, is_open
+from lumo.crm.lifecycle import CLOSED_STATUSES, AsOf, InvoiceRow, days_overdue, is_open
 from lumo.crm.money import format_code
 
 KINDS = (
@@ -44,7 +44,7 @@ def stale_kinds(inv: InvoiceRow, as_of: AsOf, rules: StaleThresholds = StaleThre
     kinds: list[str] = []
     if open_ and status in ("sent", "viewed") and inv.due_date < today:
         kinds.append("overdue_not_marked")
-    if inv.amount_paid >= inv.amount and status not in ("paid", "void", "written_off"):
+    if inv.amount_paid >= inv.amount and status not in CLOSED_STATUSES:
         kinds.append("paid_not_marked")
     quiet = as_of.days_since(inv.last_touch) if open_ else 0
     if open_ and status != "disputed" and quiet > rules.activity_days:

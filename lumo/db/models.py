@@ -80,17 +80,6 @@ class Base(DeclarativeBase):
 
 
 ROLES = ("rep", "manager", "admin")
-STATUSES = (
-    "draft",
-    "sent",
-    "viewed",
-    "partially_paid",
-    "paid",
-    "overdue",
-    "disputed",
-    "void",
-    "written_off",
-)
 ACTIVITY_KINDS = ("email", "call", "note", "status_change")
 
 
@@ -251,7 +240,6 @@ __all__ = [
     "OutboxEmail",
     "Payment",
     "ROLES",
-    "STATUSES",
     "SlackEvent",
     "Task",
     "User",

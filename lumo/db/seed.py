@@ -169,7 +169,6 @@ OPENING_SET: tuple[tuple[str, int | None], ...] = (
 # Days overdue per bucket (1-30, 31-60, 61-90, 90+) and the weights of random draws among them.
 BUCKET_DAYS = {1: (1, 30), 2: (31, 60), 3: (61, 90), 4: (91, 300)}
 BUCKET_WEIGHTS = (45, 25, 15, 15)
-OPEN_STATUSES = ("sent", "viewed", "partially_paid", "overdue", "disputed")
 
 
 @dataclass(frozen=True)
