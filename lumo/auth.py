@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lumo.crm.errors import InvalidInput, UnknownUser
+from lumo.crm.users import find_user, user_by_email
 from lumo.db.models import ROLES, ApiToken, User
 
 TOKEN_PREFIX = "lumo_"
@@ -40,13 +41,14 @@ def add_user(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"unknown time zone {timezone!r}") from None
-    if session.scalar(select(User.id).where(User.email == email)):
+    if find_user(session, email) is not None:
         raise InvalidInput(f"a user with email {email} already exists")
     manager_id = None
     if manager_email:
-        manager_id = session.scalar(select(User.id).where(User.email == manager_email.strip().lower()))
-        if manager_id is None:
+        manager = find_user(session, manager_email)
+        if manager is None:
             raise UnknownUser(f"unknown manager: {manager_email}")
+        manager_id = manager.id
     user = User(
         id=f"u-{uuid.uuid4().hex[:12]}",
         email=email,
@@ -62,9 +64,7 @@ def add_user(
 
 
 def create_token(session: Session, email: str, now: dt.datetime, name: str = "") -> str:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise UnknownUser(f"unknown user: {email}")
+    user = user_by_email(session, email)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), created_at=now))
     session.flush()

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
-from lumo.crm.errors import UnknownUser
+from lumo.crm.users import user_by_email
 from lumo.db.models import Account, User
 
 
@@ -52,9 +52,4 @@ def scope_for_user(session: Session, user: User) -> Scope:
 
 
 def scope_for_email(session: Session, email: str) -> Scope:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        user = session.scalar(select(User).where(User.email == email.strip()))
-    if user is None:
-        raise UnknownUser(f"unknown user: {email}")
-    return scope_for_user(session, user)
+    return scope_for_user(session, user_by_email(session, email))

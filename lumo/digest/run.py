@@ -20,8 +20,9 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.crm.errors import LumoError, UnknownUser
+from lumo.crm.errors import LumoError
 from lumo.crm.ledger import record_activity
+from lumo.crm.users import user_by_email
 from lumo.db.models import DigestRun, Invoice, OutboxEmail, User
 from lumo.digest.build import Digest, build_digest
 from lumo.digest.mailer import MailError
@@ -110,12 +111,7 @@ def _digest_users(session: Session, email: str | None) -> list[User]:
     if email is None:
         query = select(User).where(User.role.in_(DIGEST_ROLES), User.email != "").order_by(User.email)
         return list(session.scalars(query))
-    user = session.scalar(select(User).where(User.email == email.strip()))
-    if user is None:
-        user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise UnknownUser(f"unknown user: {email}")
-    return [user]
+    return [user_by_email(session, email)]
 
 
 def _tz(user: User) -> ZoneInfo:
