@@ -1,6 +1,15 @@
-"""Settings: the one place that reads the environment."""
+"""Settings: the one place that reads the environment.
+
+`Settings` (LUMO_*) configures a process; `model_settings` says which model answers (OPENAI_API_KEY,
+OPENAI_BASE_URL, LUMO_MODEL, LUMO_LLM); `debug_enabled` reads LUMO_DEBUG. Everything else is handed
+these values: no other module reads or writes os.environ.
+"""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,3 +35,34 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model answers: a real one when OPENAI_API_KEY is set, unless LUMO_LLM=offline."""
+
+    api_key: str = field(repr=False)  # never show the key in logs or tracebacks
+    base_url: str | None = None  # OPENAI_BASE_URL: any OpenAI-compatible server
+    model: str | None = None  # LUMO_MODEL; None: the client's default
+    offline: bool = False  # LUMO_LLM=offline forces the offline model
+
+    @property
+    def live(self) -> bool:
+        return bool(self.api_key) and not self.offline
+
+
+def model_settings(env: Mapping[str, str] | None = None) -> ModelSettings:
+    """From `env` (a test's or a tool's mapping) or, by default, the process environment."""
+    env = os.environ if env is None else env
+    return ModelSettings(
+        api_key=env.get("OPENAI_API_KEY", "").strip(),
+        base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+        model=env.get("LUMO_MODEL", "").strip() or None,
+        offline=env.get("LUMO_LLM", "").strip().lower() == "offline",
+    )
+
+
+def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """LUMO_DEBUG set (and not 0/false): the CLI shows a crash's traceback instead of one line."""
+    value = (os.environ if env is None else env).get("LUMO_DEBUG", "").strip().lower()
+    return value not in ("", "0", "false", "no")

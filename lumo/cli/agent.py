@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json as jsonlib
-import os
 from typing import Annotated, Any
 
 import typer
@@ -59,7 +58,7 @@ def ask(
     as_of = as_of_for(scope, date, now)
 
     async def run() -> dict[str, Any]:
-        async with open_lumo(get_settings().database_url, os.environ) as lumo:
+        async with open_lumo(get_settings().database_url) as lumo:
             return await lumo.ask(scope, message, as_of=as_of, now=now, thread_id=thread)
 
     _show(asyncio.run(run()), rep, json)
@@ -89,7 +88,7 @@ def approve(
     as_of = as_of_for(scope, date, now)
 
     async def run() -> dict[str, Any]:
-        async with open_lumo(get_settings().database_url, os.environ) as lumo:
+        async with open_lumo(get_settings().database_url) as lumo:
             return await lumo.approve(scope, thread, as_of=as_of, now=now, action_id=action, edit=changes, reject=reject)
 
     _show(asyncio.run(run()), rep, json)

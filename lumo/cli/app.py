@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ import typer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from lumo.config import get_settings
+from lumo.config import debug_enabled, get_settings
 from lumo.crm.errors import ImportRejected, LumoError
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
@@ -69,7 +68,7 @@ def main() -> None:
             fail("the database is not set up: run `lumo db upgrade` (or `lumo seed --demo`)", 1)
         fail(f"database error: {text.splitlines()[0]}", 1)
     except Exception as exc:  # noqa: BLE001  (a user never sees a traceback; LUMO_DEBUG=1 shows it)
-        if os.environ.get("LUMO_DEBUG"):
+        if debug_enabled():
             raise
         logging.getLogger("lumo.cli").exception("cli.crash")
         fail(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], 1)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -60,7 +59,8 @@ def serve(
     digest_at: Annotated[str | None, typer.Option("--digest-at", help="Send digests at this local time, HH:MM.")] = None,
 ) -> None:
     """Serve the HTTP API (and Slack endpoints)."""
-    url = get_settings().database_url
+    settings = get_settings()
+    url = settings.database_url
     if workers > 1 and make_url(url).get_backend_name() != "postgresql":
         raise InvalidInput("several workers need PostgreSQL: set LUMO_DATABASE_URL=postgresql+psycopg://...")
     if digest_at is not None:
@@ -68,12 +68,18 @@ def serve(
             dt.time.fromisoformat(digest_at)
         except ValueError:
             raise InvalidInput(f"bad --digest-at {digest_at!r}: use HH:MM") from None
-        os.environ["LUMO_DIGEST_AT"] = digest_at  # read by each worker's lifespan
+        if workers > 1:  # worker processes build their own settings from the environment they start with
+            raise InvalidInput("--digest-at needs one worker: with several, set LUMO_DIGEST_AT=HH:MM in their environment")
+        settings = settings.model_copy(update={"digest_at": digest_at})
     if demo:
         _demo_setup(host, port)
     else:
         upgrade(url)
     asyncio.run(_prepare_checkpoints(url))
-    uvicorn.run(
-        "lumo.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info", proxy_headers=False
-    )
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False}
+    if workers == 1:
+        from lumo.api.app import create_app
+
+        uvicorn.run(create_app(settings), **options)  # this process's settings, --digest-at included
+    else:
+        uvicorn.run("lumo.api.app:create_app", factory=True, workers=workers, **options)

@@ -13,6 +13,7 @@ import openai
 from openai.types.chat import ChatCompletion
 from tenacity import RetryCallState, RetryError
 
+from lumo.config import model_settings
 from lumo.llm.retry import Clock, Deadline, RetryPolicy, Sleep, make_retrying
 
 log = logging.getLogger("lumo.llm")
@@ -59,16 +60,12 @@ class LLMSettings:
                 raise ValueError(f"{name} must be > 0")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> LLMSettings:
-        """Build settings from an environment mapping (pass os.environ, or a dict in tests)."""
-        api_key = env.get("OPENAI_API_KEY", "").strip()
-        if not api_key:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings:
+        """Build settings from the environment as lumo.config reads it (a dict in tests)."""
+        found = model_settings(env)
+        if not found.api_key:
             raise ValueError("OPENAI_API_KEY is not set")
-        return cls(
-            api_key=api_key,
-            base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
-            model=env.get("LUMO_MODEL", "").strip() or DEFAULT_MODEL,
-        )
+        return cls(api_key=found.api_key, base_url=found.base_url, model=found.model or DEFAULT_MODEL)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
