@@ -1,4 +1,4 @@
-"""The data exchange contract (DESIGN section 5): import checks everything first, upserts by id,
+"""The data exchange contract (ARCHITECTURE.md section 5): import checks everything first, upserts by id,
 never writes half a file; export gives back the same snapshot."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Outreach drafts from the tone ladder's templates (DESIGN section 3). A draft is never sent here."""
+"""Outreach drafts from the tone ladder's templates (ARCHITECTURE.md section 3). A draft is never sent here."""
 
 from __future__ import annotations
 

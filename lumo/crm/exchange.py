@@ -1,4 +1,4 @@
-"""Import and export of workspace snapshots (DESIGN section 5).
+"""Import and export of workspace snapshots (ARCHITECTURE.md section 5).
 
 An import checks everything first — every field, every reference (to the file and to the
 database), unique values, exchange-rate coverage — and writes nothing if anything is wrong.

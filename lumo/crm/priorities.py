@@ -1,4 +1,4 @@
-"""Today's priorities: a deterministic, explainable ranking of one person's work (DESIGN section 3).
+"""Today's priorities: a deterministic, explainable ranking of one person's work (ARCHITECTURE.md section 3).
 
 The score adds points for each signal; every signal that adds points also adds a reason in words.
 Ties break on (due date, invoice number, task id) so the order never depends on the database.

@@ -1,4 +1,4 @@
-"""The workspace snapshot of DESIGN section 5: its records, their wire forms, and problem lines.
+"""The workspace snapshot of ARCHITECTURE.md section 5: its records, their wire forms, and problem lines.
 
 This module checks every field of every record on its own. References between records and to
 the database, uniqueness and exchange-rate coverage are checked by `lumo.crm.exchange`, which

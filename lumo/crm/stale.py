@@ -1,4 +1,4 @@
-"""Stale statuses: where the recorded status no longer tells the truth (DESIGN section 3)."""
+"""Stale statuses: where the recorded status no longer tells the truth (ARCHITECTURE.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """SQLAlchemy 2.x typed models of the CRM.
 
-One workspace per database. Ids are the strings of the import format (DESIGN section 5);
+One workspace per database. Ids are the strings of the import format (ARCHITECTURE.md section 5);
 payments and activities, which have no ids there, get integer keys.
 """
 
