@@ -19,7 +19,6 @@ from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 
-DECISIONS = ("approve", "edit", "reject")
 MAX_MESSAGE_CHARS = 4000
 # A turn's state is saved when it ends or pauses for approval, not after every step: a turn is short, a crash
 # mid-turn only loses that turn, and side effects are guarded by their action ids, not by checkpoints.

@@ -113,9 +113,6 @@ class ImportSummary:
     def __getitem__(self, list_name: str) -> ListCount:
         return self.counts.setdefault(list_name, ListCount())
 
-    def as_dict(self) -> dict[str, dict[str, int]]:
-        return {name: vars(count).copy() for name, count in self.counts.items()}
-
     def __str__(self) -> str:
         parts = []
         for name, c in self.counts.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -26,18 +25,11 @@ class Scope:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def owns(self, owner_id: str) -> bool:
-        return self.owner_ids is None or owner_id in self.owner_ids
-
     def account_filter(self) -> ColumnElement[bool]:
         """A WHERE clause on accounts limiting rows to this scope."""
         if self.owner_ids is None:
             return true()
         return Account.owner_id.in_(sorted(self.owner_ids))
-
-    def today(self, now: dt.datetime) -> dt.date:
-        """The calendar day it is for this user at the moment `now`."""
-        return now.astimezone(self.tz).date()
 
 
 def scope_for_user(session: Session, user: User) -> Scope:
