@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 from sqlalchemy.orm import Session
@@ -96,7 +96,7 @@ def get_invoice(ctx: ToolContext, args: InvoiceArgs, session: Session) -> dict[s
 
 class StaleArgs(Args):
     account: str | None = Field(default=None, description="Account name (or part of it) or id.")
-    kind: Literal[stale.KINDS] | None = Field(default=None, description="Only this kind of finding.")  # type: ignore[valid-type]
+    kind: stale.StaleKind | None = Field(default=None, description="Only this kind of finding.")
     limit: int = Limit
 
 

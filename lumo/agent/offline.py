@@ -152,7 +152,7 @@ def _draft_of(outcome: ToolOutcome) -> dict[str, Any] | None:
 
 
 def _sendable(draft: dict[str, Any] | None) -> bool:
-    return bool(draft) and not draft.get("skipped_reason") and bool(draft.get("to"))  # type: ignore[union-attr]
+    return draft is not None and not draft.get("skipped_reason") and bool(draft.get("to"))
 
 
 def send_calls(outcomes: list[ToolOutcome]) -> list[tuple[str, dict[str, Any]]]:

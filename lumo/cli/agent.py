@@ -13,11 +13,11 @@ from lumo.agent.runtime import open_lumo
 from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, emit_json
 from lumo.config import get_settings
 from lumo.crm.errors import InvalidInput
-from lumo.crm.scope import scope_for_email
+from lumo.crm.scope import Scope, scope_for_email
 from lumo.db.session import make_engine, make_sessionmaker
 
 
-def _scope(email: str):  # type: ignore[no-untyped-def]
+def _scope(email: str) -> Scope:
     engine = make_engine(get_settings().database_url)
     try:
         with make_sessionmaker(engine)() as session:

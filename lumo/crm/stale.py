@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from lumo.crm.lifecycle import CLOSED_STATUSES, AsOf, InvoiceRow, days_overdue, is_open
 from lumo.crm.money import format_code
 
-KINDS = (
+StaleKind = Literal[
     "overdue_not_marked",
     "paid_not_marked",
     "no_recent_activity",
     "draft_not_sent",
     "promise_broken",
     "dispute_stalled",
-)
+]
+KINDS: tuple[StaleKind, ...] = get_args(StaleKind)
 
 
 @dataclass(frozen=True)
