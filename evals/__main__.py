@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from evals import report, runner
 from evals.cases import CaseError, load_cases
+from lumo.config import settings_from
 
 REPORTS = Path(__file__).parent / "reports"
 
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     regrade.add_argument("--thresholds", type=Path, default=report.THRESHOLDS)
     listing = sub.add_parser("list", help="list the cases per group")
     listing.add_argument("--cases", default=None)
+    phrasings = sub.add_parser("phrasings", help="the phrasing suite: intent and slot accuracy of the offline understanding")
+    phrasings.add_argument("--min", type=float, default=0.95, help="the intent and slot accuracy a run must reach")
+    phrasings.add_argument("--export", action="store_true", help="write the fallback classifier's examples file")
     return parser
 
 
@@ -56,10 +60,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args)
         if args.command == "regrade":
             return _regrade(args, console)
+        if args.command == "phrasings":
+            return _phrasings(args)
         return asyncio.run(_run(args, console))
     except (CaseError, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
+
+
+def _phrasings(args: argparse.Namespace) -> int:
+    from evals import phrasings
+
+    if args.export:
+        from lumo.agent.classify import EXAMPLES
+
+        EXAMPLES.write_text(phrasings.examples())
+        print(f"wrote {EXAMPLES}")
+        return 0
+    figures = phrasings.run()
+    print(phrasings.report(figures))
+    ok = min(figures.intent_accuracy, figures.slot_accuracy) >= args.min and not figures.help_answers
+    return 0 if ok else 1
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -121,8 +142,16 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
                 failed += not transcript["passed"]
                 progress.update(task, advance=1, failed=failed, description=f"evals · {transcript['case']['name']}")
 
+            settings = settings_from()  # the turn deadline and strict schemas, as `lumo serve` has them
             transcripts = await runner.run_suite(
-                cases, k=args.k, model=model, model_label=label, concurrency=concurrency, judge_model=judge, on_done=done
+                cases,
+                k=args.k,
+                model=model,
+                model_label=label,
+                concurrency=concurrency,
+                judge_model=judge,
+                on_done=done,
+                lumo_options={"turn_deadline_s": settings.turn_deadline_s, "strict_tools": settings.strict_tools},
             )
     finally:
         for client in {id(m): m for m in (model, judge) if m is not None}.values():
@@ -184,6 +213,8 @@ def _finish(
     broken = [row for row in checks if not row["ok"]]
     for row in broken:
         console.print(f"[red]below threshold:[/red] {row['figure']} = {report._figure(row)} (limit {row['kind']} {row['limit']})")
+    if reason := report.offline_reason(summary):
+        console.print(f"[yellow]{reason}[/yellow]", markup=True, highlight=False)
     return 1 if broken else 0
 
 

@@ -62,6 +62,16 @@ class DbExpect(Model):
     tasks: int | None = None  # tasks created
     notes: dict[str, int] = Field(default_factory=dict)  # invoice number -> notes added
     statuses: dict[str, str] = Field(default_factory=dict)  # invoice number -> status at the end
+    promises: dict[str, str] = Field(default_factory=dict)  # invoice number -> promise-to-pay date at the end
+    disputes: dict[str, str | None] = Field(default_factory=dict)  # invoice number -> dispute reason at the end
+    payments: dict[str, int] = Field(default_factory=dict)  # invoice number -> payments recorded
+    calls: dict[str, int] = Field(default_factory=dict)  # invoice number -> calls logged
+
+    @field_validator("promises", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> Any:
+        """YAML reads 2026-12-20 as a date: compare it as text."""
+        return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="before")
     @classmethod
@@ -104,14 +114,29 @@ class EmailExpect(Model):
     state: Literal["pending", "queued"] | None = None
 
 
+class WordingExpect(Model):
+    """The offline model's exact phrasing: checked when the offline model answers, not when a live one does."""
+
+    contains: list[str] = Field(default_factory=list)
+    matches: list[str] = Field(default_factory=list)
+
+    @field_validator("contains", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [v.isoformat() if isinstance(v, dt.date) else v if isinstance(v, str) else str(v) for v in value]
+        return value
+
+
 class ReplyExpect(Model):
-    contains: list[str] = Field(default_factory=list)  # substrings, case-blind
+    contains: list[str] = Field(default_factory=list)  # substrings, case-blind (an amount or date: in any format)
     not_contains: list[str] = Field(default_factory=list)
     matches: list[str] = Field(default_factory=list)  # regular expressions, case-blind
     mentions: list[str] = Field(default_factory=list)  # invoice numbers that must appear
     not_mentions: list[str] = Field(default_factory=list)
     invoices: list[str] | None = None  # exactly these invoice numbers appear
     ordered: bool = False  # with `invoices`: first mentioned in this order
+    wording: WordingExpect | None = None  # the offline model's phrasing (offline runs only)
 
     @field_validator("contains", "not_contains", "mentions", "not_mentions", mode="before")
     @classmethod

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import statistics
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from math import comb
 from pathlib import Path
 from typing import Any
 
-from evals.graders import GRADERS
+from evals.graders import GRADERS, OFFLINE_LABELS, offline_answers
 
 THRESHOLDS = Path(__file__).parent / "thresholds.toml"
 
@@ -103,11 +103,19 @@ def summarize(transcripts: list[dict[str, Any]], *, runtime_s: float | None = No
                 "prompt_tokens": statistics.mean(t["usage"]["prompt_tokens"] for t in runs),
                 "completion_tokens": statistics.mean(t["usage"]["completion_tokens"] for t in runs),
                 "latency_s": statistics.mean(t.get("latency_s", 0.0) for t in runs),
+                "guard_catches": sum(t["usage"].get("guard_catches", 0) for t in runs),
+                "offline_answers": sum(len(offline_answers(t)) for t in runs),
                 "failures": failures,
             }
         )
     latencies = [t.get("latency_s", 0.0) for t in transcripts]
     models = sorted({t.get("model", "") for t in transcripts})
+    live = any(t.get("model") not in OFFLINE_LABELS for t in transcripts)
+    answers = sum(1 for t in transcripts for turn in t.get("turns", []) if turn.get("result"))
+    fallbacks = [why for t in transcripts for _, why in offline_answers(t)]
+    problems = Counter(
+        (t.get("model_state") or {}).get("problem") for t in transcripts if (t.get("model_state") or {}).get("problem")
+    )
     return {
         "model": ", ".join(models),
         "cases": len(by_case),
@@ -139,8 +147,31 @@ def summarize(transcripts: list[dict[str, Any]], *, runtime_s: float | None = No
             "max": max(latencies, default=0.0),
         },
         "runtime_s": runtime_s,
+        "offline_answers": {
+            "live": live,
+            "answers": len(fallbacks),
+            "of": answers,
+            "rate": (len(fallbacks) / answers if answers else 0.0) if live else None,
+            "notes": dict(Counter(fallbacks).most_common()),
+            "model_problems": dict(problems.most_common()),
+        },
+        "guard_catches": {
+            "total": sum(c["guard_catches"] for c in cases),
+            "cases": {c["case"]: c["guard_catches"] for c in cases if c["guard_catches"]},
+        },
         "case_results": cases,
     }
+
+
+def offline_reason(summary: dict[str, Any]) -> str:
+    """Why a live run's answers came from the fallback, in one line (empty when none did)."""
+    off = summary.get("offline_answers") or {}
+    if not off.get("answers"):
+        return ""
+    causes = [c.rstrip(".") for c in list(off.get("model_problems") or {}) or list(off.get("notes") or {})]
+    return f"{off['answers']} of {off['of']} answers were answered offline by Lumo's fallback, not the model: " + "; ".join(
+        causes[:3]
+    )
 
 
 # --- thresholds ---------------------------------------------------------------------------------------
@@ -165,6 +196,7 @@ def check_thresholds(summary: dict[str, Any], limits: dict[str, Any]) -> list[di
         "policy_violations": float(len(summary["policy_violations"])),
         "priorities_precision_at_k": summary["priorities"]["precision_at_k"],
         "priorities_ndcg_at_k": summary["priorities"]["ndcg_at_k"],
+        "offline_answer_rate": (summary.get("offline_answers") or {}).get("rate"),
     }
     for k, value in summary["pass_hat_k"].items():
         figures[f"pass_hat_{k}"] = value
@@ -224,6 +256,11 @@ def render_markdown(summary: dict[str, Any], checks: list[dict[str, Any]], *, se
     p = s["priorities"]
     lines.append(f"| priorities precision@k | {_num(p['precision_at_k'])} ({p['cases']} runs) |")
     lines.append(f"| priorities nDCG@k | {_num(p['ndcg_at_k'])} |")
+    off = s.get("offline_answers") or {}
+    if off.get("live"):
+        lines.append(f"| offline answers (the fallback, not the model) | {off['answers']} of {off['of']} |")
+    guard = s.get("guard_catches") or {"total": 0, "cases": {}}
+    lines.append(f"| guard catches (misstated facts caught) | {guard['total']} in {len(guard['cases'])} case(s) |")
     u = s["usage"]
     per = max(1, s["runs"])
     lines.append(f"| model calls | {u['model_calls']} ({u['model_calls'] / per:.2f} per run) |")
@@ -245,6 +282,10 @@ def render_markdown(summary: dict[str, Any], checks: list[dict[str, Any]], *, se
     for row in checks:
         sign = ">=" if row["kind"] == "min" else "<="
         lines.append(f"| {row['figure']} | {_figure(row)} | {sign} {row['limit']} | {'yes' if row['ok'] else '**NO**'} |")
+    if off.get("answers"):
+        lines += ["", "## Offline answers", "", offline_reason(s) + ".", ""]
+        for note, count in (off.get("notes") or {}).items():
+            lines.append(f"- {count} x {note}")
     lines += ["", "## Groups", "", "| group | cases | pass rate |", "| --- | --- | --- |"]
     for group, entry in s["groups"].items():
         lines.append(
@@ -290,14 +331,14 @@ def render_markdown(summary: dict[str, Any], checks: list[dict[str, Any]], *, se
         "",
         "## Cases",
         "",
-        "| case | group | passed | model calls | tokens | latency |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| case | group | passed | model calls | tokens | guard catches | latency |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in s["case_results"]:
         tokens = c["prompt_tokens"] + c["completion_tokens"]
         lines.append(
             f"| {c['case']} | {c['group']} | {c['passed_runs']}/{c['runs']} | {c['model_calls']:.1f} | "
-            f"{tokens:.0f} | {c['latency_s'] * 1000:.0f} ms |"
+            f"{tokens:.0f} | {c.get('guard_catches', 0)} | {c['latency_s'] * 1000:.0f} ms |"
         )
     return "\n".join(lines) + "\n"
 

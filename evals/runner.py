@@ -35,6 +35,8 @@ from lumo.db.session import make_engine, make_sessionmaker
 
 SCHEMA = 1
 OFFLINE = "offline"
+# guard_catches: answers and emails the grounding guard caught misstating facts (rewritten or replaced).
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "model_calls", "guard_catches")
 
 
 def _now(case: Case, scope: Scope) -> dt.datetime:
@@ -75,13 +77,19 @@ def _action_id(spec: Any, waiting: list[dict[str, Any]]) -> str | None:
 
 
 def _usage_delta(now: dict[str, int], before: dict[str, int] | None) -> dict[str, int]:
-    keys = ("prompt_tokens", "completion_tokens", "model_calls")
+    keys = USAGE_KEYS
     before = before or {}
     return {k: max(0, int(now.get(k, 0)) - int(before.get(k, 0))) for k in keys}
 
 
 async def run_case(
-    case: Case, run: int, dbs: Databases, model: Model | None, model_label: str, judge_model: Model | None = None
+    case: Case,
+    run: int,
+    dbs: Databases,
+    model: Model | None,
+    model_label: str,
+    judge_model: Model | None = None,
+    lumo_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One run of a case; never raises: a failure is recorded in the transcript for the graders."""
     transcript: dict[str, Any] = {
@@ -96,7 +104,7 @@ async def run_case(
         "db_before": None,
         "db_after": None,
         "primary_keys": primary_keys(),
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0},
+        "usage": dict.fromkeys(USAGE_KEYS, 0),
         "latency_s": 0.0,
         "setup_s": 0.0,
         "judge": None,
@@ -119,8 +127,11 @@ async def run_case(
         transcript["now"] = now.isoformat()
         transcript["setup_s"] = round(time.perf_counter() - started, 4)
         async with open_checkpointer(url) as checkpointer:
-            lumo = Lumo.create(checkpointer, session_factory, model)
+            lumo = Lumo.create(checkpointer, session_factory, model, **(lumo_options or {}))
             await _play(case, lumo, engine, scope, as_of, now, transcript)
+        health = getattr(model, "health", None)
+        if health is not None:  # the live model's last known state: why answers fell back, if they did
+            transcript["model_state"] = health.as_json()
         if judge_model is not None:
             transcript["judge"] = await _judge(judge_model, transcript)
         transcript["db_after"] = dump(engine)
@@ -195,17 +206,17 @@ async def _play(
             waiting[label] = result.get("pending_actions") or []
         except LumoError as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
-            usage = {"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0}
+            usage = dict.fromkeys(USAGE_KEYS, 0)
         except Exception as exc:  # noqa: BLE001
             record["error"] = f"{type(exc).__name__}: {exc}"
             record["crashed"] = True
             record["traceback"] = traceback.format_exc(limit=8)
-            usage = {"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0}
+            usage = dict.fromkeys(USAGE_KEYS, 0)
         record["latency_s"] = round(time.perf_counter() - began, 4)
         total_latency += record["latency_s"]
         record["usage"] = usage
         for key, value in usage.items():
-            transcript["usage"][key] += value
+            transcript["usage"][key] = transcript["usage"].get(key, 0) + value
         after = dump(engine)
         record["db_changes"] = graders.db_diff(before, after, keys)  # what this turn changed
         before = after
@@ -239,6 +250,7 @@ async def run_suite(
     judge_model: Model | None = None,
     workdir: Path | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    lumo_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every case k times; transcripts in case order, then run order."""
     # Case databases are scratch: in memory-backed /dev/shm when there is one, so commits cost no disk sync.
@@ -250,7 +262,7 @@ async def run_suite(
 
         async def one(order: int, case: Case, run: int) -> dict[str, Any]:
             async with gate:
-                transcript = await run_case(case, run, dbs, model, model_label, judge_model)
+                transcript = await run_case(case, run, dbs, model, model_label, judge_model, lumo_options)
             transcript["order"] = order
             if on_done is not None:
                 on_done(transcript)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_N = TypeVar("_N", int, float)
 
 
 class Settings(BaseSettings):
@@ -31,6 +35,23 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     # HTTP API limits.
     max_request_bytes: int = 64_000
+    # The model: one time budget per chat turn (every call and retry of the turn), then the offline model;
+    # tool schemas in OpenAI's strict mode (for servers that enforce them).
+    turn_deadline_s: float = Field(default=45.0, gt=0)
+    strict_tools: bool = False
+
+
+def settings_from(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from an environment mapping (a dict in tests) or, by default, the process environment."""
+    env = os.environ if env is None else env
+    prefix = "LUMO_"
+    given = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    try:
+        return Settings.model_validate({k: v for k, v in given.items() if k in Settings.model_fields})
+    except ValidationError as exc:  # one line naming the variable, not pydantic's report
+        first = exc.errors()[0]
+        name = prefix + str(first["loc"][0]).upper() if first["loc"] else "a LUMO_ setting"
+        raise ValueError(f"{name}: {first['msg']}") from None
 
 
 def get_settings() -> Settings:
@@ -45,6 +66,8 @@ class ModelSettings:
     base_url: str | None = None  # OPENAI_BASE_URL: any OpenAI-compatible server
     model: str | None = None  # LUMO_MODEL; None: the client's default
     offline: bool = False  # LUMO_LLM=offline forces the offline model
+    max_attempts: int | None = None  # LUMO_MODEL_MAX_ATTEMPTS; None: the client's default
+    request_timeout_s: float | None = None  # LUMO_MODEL_TIMEOUT_S; None: the client's default
 
     @property
     def live(self) -> bool:
@@ -59,7 +82,19 @@ def model_settings(env: Mapping[str, str] | None = None) -> ModelSettings:
         base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
         model=env.get("LUMO_MODEL", "").strip() or None,
         offline=env.get("LUMO_LLM", "").strip().lower() == "offline",
+        max_attempts=_number(env, "LUMO_MODEL_MAX_ATTEMPTS", int),
+        request_timeout_s=_number(env, "LUMO_MODEL_TIMEOUT_S", float),
     )
+
+
+def _number(env: Mapping[str, str], key: str, kind: type[_N]) -> _N | None:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, not {raw!r}") from None
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:

@@ -13,6 +13,27 @@ from typing import Any
 
 from babel.numbers import list_currencies
 
+INTENTS = (
+    "priorities",
+    "overdue",
+    "stale",
+    "invoice",
+    "draft",
+    "send",
+    "health",
+    "risk",
+    "create_task",
+    "change_status",
+    "log_note",
+    "team",
+    "tasks",
+    "contacts",
+    "changes",
+    "disputes",
+    "help",
+    "clarify",
+    "unknown",
+)
 DEFAULT_REASON = "Requested by the rep in chat"
 MAX_INVOICES = 5  # a chat message naming more invoices than this is a list, not a request about each
 
@@ -22,6 +43,7 @@ class Intent:
     name: str
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     question: str | None = None  # for `clarify`: what to ask the rep
+    notes: list[str] = field(default_factory=list)  # what the answer must say it could not do (a filter not applied)
 
 
 # --- what a message names ---------------------------------------------------------------------------

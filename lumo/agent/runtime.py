@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from lumo.agent.checkpoint import open_checkpointer
 from lumo.agent.service import Lumo
-from lumo.config import model_settings
+from lumo.config import model_settings, settings_from
 from lumo.db.session import make_engine, make_sessionmaker
 from lumo.llm import LLMSettings, ModelClient
 
@@ -22,11 +22,18 @@ def model_from_env(env: Mapping[str, str] | None = None) -> ModelClient | None:
 @asynccontextmanager
 async def open_lumo(database_url: str, env: Mapping[str, str] | None = None) -> AsyncIterator[Lumo]:
     """`env` None: the process environment, read by lumo.config."""
+    settings = settings_from(env)
     engine = make_engine(database_url)
     model = model_from_env(env)
     try:
         async with open_checkpointer(database_url) as checkpointer:
-            yield Lumo.create(checkpointer, make_sessionmaker(engine), model)
+            yield Lumo.create(
+                checkpointer,
+                make_sessionmaker(engine),
+                model,
+                turn_deadline_s=settings.turn_deadline_s,
+                strict_tools=settings.strict_tools,
+            )
     finally:
         if model is not None:
             await model.aclose()

@@ -14,9 +14,12 @@ from typing import Any, cast
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from lumo.agent.decisions import RETRY_KEY
 from lumo.crm.errors import LumoError
 from lumo.db.models import AgentAction
+from lumo.db.outage import DB_UNAVAILABLE, is_transient
 from tools import REGISTRY, Args, Tool, ToolContext
+from tools.base import omit_nulls
 
 log = logging.getLogger("lumo.agent")
 
@@ -42,7 +45,7 @@ def parse_call(call: dict[str, Any]) -> tuple[Tool, Args]:
 
 def validate(tool: Tool, raw: dict[str, Any]) -> Args:
     try:
-        return tool.args.model_validate(raw)
+        return tool.args.model_validate(omit_nulls(tool.args, raw))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
         raise ToolCallError(f"invalid arguments for {tool.name}: {problems}") from None
@@ -112,4 +115,7 @@ async def execute(ctx: ToolContext, tool: Tool, args: Args, action_id: str) -> d
     try:
         return {"done": True, "result": await asyncio.to_thread(_execute_sync, ctx, tool, args, action_id)}
     except Exception as exc:  # noqa: BLE001
+        if is_transient(exc):  # nothing was committed: the action may run later, so it is not consumed
+            log.warning("tool.transient tool=%s error=%s", tool.name, type(exc).__name__)
+            return {RETRY_KEY: DB_UNAVAILABLE}
         return {"error": _error_text(exc)}

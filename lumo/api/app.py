@@ -11,11 +11,11 @@ from sqlalchemy import text
 
 from lumo import __version__
 from lumo.agent.runtime import open_lumo
-from lumo.api import errors, routes_chat, routes_reads
+from lumo.api import docs, errors, routes_chat, routes_reads, routes_record
 from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
-from lumo.api.schemas import Health
+from lumo.api.schemas import Health, Readiness
 from lumo.config import Settings, get_settings
 from lumo.slack import routes as slack_routes
 
@@ -37,13 +37,17 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         title="Lumo API",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # served by lumo.api.docs from local assets
+        redoc_url=None,  # ReDoc only ships from a CDN
         description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     errors.install(app)
+    docs.install(app)
     v1_guards = [Depends(no_nul_characters)]
     app.include_router(routes_chat.router, dependencies=v1_guards)
     app.include_router(routes_reads.router, dependencies=v1_guards)
+    app.include_router(routes_record.router, dependencies=v1_guards)
     app.include_router(slack_routes.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
@@ -51,7 +55,11 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         return {"status": "ok"}
 
     @app.get(
-        "/readyz", response_model=Health, tags=["health"], summary="The database answers", responses={503: {"model": Health}}
+        "/readyz",
+        response_model=Readiness,
+        tags=["health"],
+        summary="The database answers; the model's last known state",
+        responses={503: {"model": Readiness}},
     )
     def readyz() -> JSONResponse:
         try:
@@ -59,6 +67,11 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
                 session.execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001  (any failure means not ready)
             return JSONResponse({"status": "database unavailable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        health = getattr(app.state.lumo.model, "health", None)
+        if health is None:  # the offline model: nothing to report
+            return JSONResponse({"status": "ready"})
+        # A misconfigured model degrades chat, not reads: still ready, and saying what is wrong.
+        status = "degraded" if health.state == "misconfigured" else "ready"
+        return JSONResponse({"status": status, "model": health.as_json()})
 
     return app

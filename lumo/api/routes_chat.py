@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,12 +12,15 @@ from fastapi import APIRouter
 from sse_starlette.sse import EventSourceResponse
 
 from lumo.api.deps import CurrentScope, LumoDep, Now
+from lumo.api.openapi import ERRORS
 from lumo.api.schemas import ChatRequest, ChatResponse, DecisionRequest
 from lumo.crm.errors import InvalidInput, LumoError
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
+from lumo.db.outage import DB_UNAVAILABLE, is_transient
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+log = logging.getLogger("lumo.api")
+router = APIRouter(prefix="/v1", tags=["chat"], responses=ERRORS)
 HEARTBEAT_SECONDS = 15
 
 
@@ -44,6 +48,10 @@ async def chat_stream(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now
                 yield {"event": event["event"], "data": json.dumps(event["data"], default=str)}
         except LumoError as exc:
             yield {"event": "error", "data": json.dumps({"error": str(exc)})}
+        except Exception as exc:  # noqa: BLE001  (the stream has started: end it with an event, not a reset)
+            if not is_transient(exc):
+                log.exception("api.stream_failed")
+            yield {"event": "error", "data": json.dumps({"error": DB_UNAVAILABLE if is_transient(exc) else "internal error"})}
 
     return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
 
@@ -61,6 +69,7 @@ async def decide(thread_id: str, body: DecisionRequest, scope: CurrentScope, lum
         action_id=body.action_id,
         edit=body.args if body.decision == "edit" else None,
         reject=(body.reason or "rejected by the rep") if body.decision == "reject" else None,
+        approve_anyway=body.approve_anyway,
     )
 
 

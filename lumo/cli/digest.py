@@ -1,21 +1,23 @@
-"""Mail commands: `lumo digest` (preview or send the morning digests) and `lumo outbox send`."""
+"""Mail commands: `lumo digest` (preview or send the morning digests) and `lumo outbox` (send, list, retry, mark-sent)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.cli.app import DateOpt, JsonOpt, app, emit_json
-from lumo.config import get_settings
+from lumo.cli.app import DateOpt, JsonOpt, app, emit_json, settings
 from lumo.crm.lifecycle import parse_day
-from lumo.db.session import make_engine, make_sessionmaker
-from lumo.digest.mailer import Mailer
-from lumo.digest.run import DigestResult, send_digests, send_outbox
+
+if TYPE_CHECKING:  # imported in the commands: `lumo --help` starts fast
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from lumo.db.models import OutboxEmail
+    from lumo.digest.mailer import Mailer
+    from lumo.digest.run import DigestResult
 
 outbox_app = typer.Typer(help="Approved emails waiting to be sent.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
@@ -23,7 +25,9 @@ app.add_typer(outbox_app, name="outbox")
 
 @contextmanager
 def _session_factory() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(get_settings().database_url)
+    from lumo.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(settings().database_url)
     try:
         yield make_sessionmaker(engine)
     finally:
@@ -31,8 +35,10 @@ def _session_factory() -> Iterator[sessionmaker[Session]]:
 
 
 def _mailer() -> Mailer:
-    settings = get_settings()
-    return Mailer(settings.smtp_url, settings.mail_from)
+    from lumo.digest.mailer import Mailer
+
+    config = settings()
+    return Mailer(config.smtp_url, config.mail_from)
 
 
 @app.command()
@@ -43,6 +49,8 @@ def digest(
     json: JsonOpt = False,
 ) -> None:
     """Build each rep's morning digest; print it, or send it with --send."""
+    from lumo.digest.run import send_digests
+
     day = parse_day(date) if date else None
     now = dt.datetime.now(dt.UTC)
     mailer = _mailer() if send else None
@@ -76,11 +84,70 @@ def _preview(result: DigestResult) -> str:
 @outbox_app.command("send")
 def outbox_send(json: JsonOpt = False) -> None:
     """Send the queued approved emails (each exactly once)."""
+    from lumo.digest.run import outbox_waiting, send_outbox
+
     with _session_factory() as factory:
         results = send_outbox(factory, _mailer(), dt.datetime.now(dt.UTC))
+        with factory() as session:
+            waiting = [e.id for e in outbox_waiting(session) if e.id not in {r.id for r in results}]
     if json:
         emit_json([{"id": r.id, "to": r.to, "subject": r.subject, "status": r.status, "error": r.error} for r in results])
     else:
         typer.echo("\n".join(r.line() for r in results) or "no queued emails")
+        if waiting:
+            shown = ", ".join(f"#{i}" for i in waiting)
+            typer.echo(f"waiting for an operator (uncertain or failed): {shown}; see `lumo outbox list`")
     if any(r.status != "sent" for r in results):
         raise typer.Exit(1)
+
+
+OutboxId = Annotated[int, typer.Argument(help="The outbox email's number (#ID).")]
+
+
+def _row(email: OutboxEmail) -> dict[str, object]:
+    return {
+        "id": email.id,
+        "status": email.status,
+        "to": email.to,
+        "subject": email.subject,
+        "message_id": email.message_id,
+        "attempts": email.attempts,
+        "error": email.last_error,
+    }
+
+
+@outbox_app.command("list")
+def outbox_list(json: JsonOpt = False) -> None:
+    """Emails waiting for an operator: uncertain (may have been delivered) and failed."""
+    from lumo.digest.run import outbox_waiting
+
+    with _session_factory() as factory, factory() as session:
+        rows = [_row(e) for e in outbox_waiting(session)]
+    if json:
+        emit_json(rows)
+        return
+    lines = [f"#{r['id']} {r['status']} to {r['to']}: {r['subject']!r} ({r['error']})" for r in rows]
+    typer.echo("\n".join(lines) or "no emails waiting for an operator")
+
+
+@outbox_app.command("retry")
+def outbox_retry(outbox_id: OutboxId) -> None:
+    """Queue an uncertain or failed email again, once you know it did not arrive (same Message-ID)."""
+    from lumo.digest.run import retry_outbox_email
+
+    with _session_factory() as factory, factory() as session:
+        email = retry_outbox_email(session, outbox_id)
+        message_id = email.message_id
+        session.commit()
+    typer.echo(f"#{outbox_id} queued again (Message-ID {message_id or 'new'}); `lumo outbox send` sends it")
+
+
+@outbox_app.command("mark-sent")
+def outbox_mark_sent(outbox_id: OutboxId) -> None:
+    """Record an uncertain email as sent, once you know it arrived (logged on its invoices)."""
+    from lumo.digest.run import mark_outbox_sent
+
+    with _session_factory() as factory, factory() as session:
+        mark_outbox_sent(session, outbox_id, dt.datetime.now(dt.UTC))
+        session.commit()
+    typer.echo(f"#{outbox_id} recorded as sent")

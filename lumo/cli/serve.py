@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Annotated, Any
 
 import typer
-import uvicorn
-from sqlalchemy.engine import make_url
 
-from lumo.agent.checkpoint import open_checkpointer
-from lumo.auth import create_token
-from lumo.cli.app import app, open_session
-from lumo.config import get_settings
+from lumo.cli.app import app, open_session, settings
 from lumo.crm.errors import InvalidInput
-from lumo.db.migrate import upgrade
-from lumo.db.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
-from lumo.db.session import make_engine
+
+# The server stack (uvicorn, the agent, alembic) is imported in the command: `lumo --help` starts fast.
 
 
 def _demo_setup(host: str, port: int) -> None:
     """Seed demo data into an empty database and print a working curl with a fresh demo token."""
-    url = get_settings().database_url
+    from lumo.auth import create_token
+    from lumo.db.migrate import upgrade
+    from lumo.db.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
+    from lumo.db.session import make_engine
+
+    url = settings().database_url
     upgrade(url)
     engine = make_engine(url)
     try:
@@ -46,6 +44,8 @@ def _demo_setup(host: str, port: int) -> None:
 
 async def _prepare_checkpoints(url: str) -> None:
     """Create the checkpoint tables once, before the workers start (concurrent first set-ups race)."""
+    from lumo.agent.checkpoint import open_checkpointer
+
     async with open_checkpointer(url):
         pass
 
@@ -59,8 +59,15 @@ def serve(
     digest_at: Annotated[str | None, typer.Option("--digest-at", help="Send digests at this local time, HH:MM.")] = None,
 ) -> None:
     """Serve the HTTP API (and Slack endpoints)."""
-    settings = get_settings()
-    url = settings.database_url
+    import asyncio
+
+    import uvicorn
+    from sqlalchemy.engine import make_url
+
+    from lumo.db.migrate import upgrade
+
+    config = settings()
+    url = config.database_url
     if workers > 1 and make_url(url).get_backend_name() != "postgresql":
         raise InvalidInput("several workers need PostgreSQL: set LUMO_DATABASE_URL=postgresql+psycopg://...")
     if digest_at is not None:
@@ -70,7 +77,7 @@ def serve(
             raise InvalidInput(f"bad --digest-at {digest_at!r}: use HH:MM") from None
         if workers > 1:  # worker processes build their own settings from the environment they start with
             raise InvalidInput("--digest-at needs one worker: with several, set LUMO_DIGEST_AT=HH:MM in their environment")
-        settings = settings.model_copy(update={"digest_at": digest_at})
+        config = config.model_copy(update={"digest_at": digest_at})
     if demo:
         _demo_setup(host, port)
     else:
@@ -80,6 +87,6 @@ def serve(
     if workers == 1:
         from lumo.api.app import create_app
 
-        uvicorn.run(create_app(settings), **options)  # this process's settings, --digest-at included
+        uvicorn.run(create_app(config), **options)  # this process's settings, --digest-at included
     else:
         uvicorn.run("lumo.api.app:create_app", factory=True, workers=workers, **options)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lumo.crm.accounts import resolve_account
+from lumo.crm.addresses import address_key, one_line
 from lumo.crm.contacts import ContactRow, invoice_contacts
 from lumo.crm.errors import NotFound
 from lumo.crm.invoices import fetch_rows, get_row, rows_query
@@ -119,13 +120,17 @@ def draft_for_invoice(session: Session, scope: Scope, number: str, as_of: AsOf) 
     """The email a rep should send about this invoice today, or a draft that says why none."""
     inv = get_row(session, scope, number)
     contacts = invoice_contacts(session, [inv.id]).get(inv.id, [])
-    reachable = [c for c in contacts if not c.do_not_contact]
+    # A contact whose address is not one addr-spec (imported before addresses were parsed) is never written to.
+    valid = [c for c in contacts if address_key(c.email) is not None]
+    reachable = [c for c in valid if not c.do_not_contact]
     primary = reachable[0] if reachable else (contacts[0] if contacts else None)
     reason = skip_reason(inv, as_of)
     if reason is None and queued_invoice_numbers(session, [inv.number]):
         reason = "cooldown"  # an approved email about it is waiting in the outbox
     if reason is None and not contacts:
         reason = "no_contact"
+    elif reason is None and not valid:
+        reason = "invalid_address"
     elif reason is None and not reachable:
         reason = "do_not_contact"
     if reason is not None:
@@ -139,7 +144,8 @@ def draft_for_invoice(session: Session, scope: Scope, number: str, as_of: AsOf) 
         tone = tone_for(group[0].due_date, as_of.today)
         assert tone is not None
     cc = []
-    if tone in MANAGER_CC_TONES and (manager := _manager_email(session, inv.owner_id)):
+    manager = _manager_email(session, inv.owner_id) if tone in MANAGER_CC_TONES else None
+    if manager and address_key(manager) is not None:
         cc.append(manager)
     facts = _facts(group, primary, as_of, tone)
     sender = session.scalar(select(User.name).where(User.id == inv.owner_id)) or scope.name
@@ -170,7 +176,8 @@ def render_email(tone: Tone, facts: dict[str, Any], sender: str) -> tuple[str, s
         sender=sender,
     )
     first, _, rest = text.partition("\n")
-    return first.removeprefix("Subject:").strip(), rest.strip()
+    # The subject is a header: data in it (an account name with a line break) must not break it.
+    return one_line(first.removeprefix("Subject:")), rest.strip()
 
 
 def draft_for_account(session: Session, scope: Scope, account: str, as_of: AsOf) -> Draft:

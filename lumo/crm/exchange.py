@@ -16,14 +16,16 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, String, any_, delete, insert, literal, select, union, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from lumo.crm.errors import ImportRejected, InvalidInput, LumoError
+from lumo.crm.import_checks import check_links, shape_problems
 from lumo.crm.ledger import recompute_derived
+from lumo.crm.lifecycle import InvoiceStatus
 from lumo.crm.snapshot import (
     CENT,
     LISTS,
@@ -133,12 +135,32 @@ def load_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         line = f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise ImportRejected([line]) from None
+    except DuplicateKey as exc:
+        raise ImportRejected([f"{path}: {exc}"]) from None
+    except RecursionError:
+        raise ImportRejected([f"{path}: nested too deeply to be a snapshot"]) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ImportRejected([f"{path}: invalid JSON: {exc}".splitlines()[0]]) from None
     if not isinstance(data, dict):
         raise ImportRejected([f"{path}: the top level must be a JSON object"])
+    return data
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: with a repeated key, which value counts is not obvious."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        key = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        record = f" (id={data['id']})" if isinstance(data.get("id"), str) else ""
+        raise DuplicateKey(f'duplicate key "{key}" in one object{record}: each key may appear once')
     return data
 
 
@@ -147,9 +169,12 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 def import_snapshot(session: Session, data: dict[str, Any]) -> ImportSummary:
     """Check `data` whole, then upsert it; raises ImportRejected (writing nothing) on any problem."""
+    if shape := shape_problems(data):
+        raise ImportRejected(shape)
     checked = check_fields(data)
     existing = _load_existing(session, checked)
     _check_references(checked, existing)
+    check_links(session, checked)
     _check_unique_values(checked, existing)
     _check_fx_coverage(checked, existing)
     if checked.problems or checked.workspace is None:
@@ -308,6 +333,7 @@ def _write(session: Session, workspace: WorkspaceIn, checked: Checked, existing:
     invoices: list[InvoiceIn] = checked.valid("invoices")
     _release_unique_values(session, users, invoices, existing)
     _write_users(session, users, existing.ids["users"], summary)
+    changed: list[ActivityIn] = []  # status events of the invoices whose status the file changes
     for list_name, model, to_row in (
         ("accounts", Account, _account_row),
         ("contacts", Contact, _contact_row),
@@ -315,11 +341,13 @@ def _write(session: Session, workspace: WorkspaceIn, checked: Checked, existing:
         ("invoices", Invoice, _invoice_row),
     ):
         rows = [to_row(record) for record in checked.valid(list_name)]
+        if list_name == "invoices":
+            changed = _status_changes(session, invoices, checked.valid("activities"), existing.ids["invoices"])
         summary.counts[list_name] = _upsert(session, model, rows, existing.ids[list_name])
     _write_invoice_contacts(session, invoices)
     # Only new history changes the derived columns (a new invoice starts at their defaults).
     touched = _write_payments(session, checked.valid("payments"), summary)
-    touched |= _write_activities(session, checked.valid("activities"), summary)
+    touched |= _write_activities(session, [*checked.valid("activities"), *changed], summary)
     task_rows = [_task_row(t) for t in checked.valid("tasks")]
     summary.counts["tasks"] = _upsert(session, Task, task_rows, existing.ids["tasks"])
     recompute_derived(session, sorted(touched))
@@ -471,11 +499,44 @@ def _write_payments(session: Session, payments: Sequence[PaymentIn], summary: Im
     return {row["invoice_id"] for row in rows}
 
 
+def _status_changes(
+    session: Session, invoices: Sequence[InvoiceIn], activities: Sequence[ActivityIn], known: set[str]
+) -> list[ActivityIn]:
+    """A status event (from, to, by the import) for each known invoice whose status the file changes, unless
+    the file brings that event itself: history is never overwritten."""
+    ids = [i.id for i in invoices if i.id in known]
+    before: dict[str, str] = {}
+    for clause in _one_of(session, Invoice.id, set(ids)):
+        before.update(session.execute(select(Invoice.id, Invoice.status).where(clause)).tuples().all())
+    carried = {(a.invoice_id, a.to_status) for a in activities if a.kind == "status_change"}
+    return [
+        ActivityIn.model_construct(  # built from checked values: no second validation
+            invoice_id=i.id,
+            kind="status_change",
+            at=i.status_updated_at,
+            by=None,
+            text=f"Status changed by import: {before[i.id]} -> {i.status}",
+            from_status=cast(InvoiceStatus, before[i.id]),
+            to_status=i.status,
+        )
+        for i in invoices
+        if i.id in before and before[i.id] != i.status and (i.id, i.status) not in carried
+    ]
+
+
 def _write_activities(session: Session, activities: Sequence[ActivityIn], summary: ImportSummary) -> set[str]:
     columns = (Activity.invoice_id, Activity.kind, Activity.at, Activity.by_id, Activity.text)
     have = _natural_keys(session, columns, Activity.invoice_id, {a.invoice_id for a in activities}, _activity_key)
     rows = [
-        {"invoice_id": a.invoice_id, "kind": a.kind, "at": a.at, "by_id": a.by, "text": a.text}
+        {
+            "invoice_id": a.invoice_id,
+            "kind": a.kind,
+            "at": a.at,
+            "by_id": a.by,
+            "text": a.text,
+            "from_status": a.from_status,
+            "to_status": a.to_status,
+        }
         for a in _new_only(activities, have, summary["activities"], lambda a: (a.invoice_id, a.kind, a.at, a.by, a.text))
     ]
     if rows:
@@ -637,9 +698,18 @@ def _export_payments(session: Session) -> list[dict[str, Any]]:
 
 
 def _export_activities(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(select(Activity.id, Activity.invoice_id, Activity.kind, Activity.at, Activity.by_id, Activity.text))
+    columns = (Activity.id, Activity.invoice_id, Activity.kind, Activity.at, Activity.by_id, Activity.text)
+    rows = session.execute(select(*columns, Activity.from_status, Activity.to_status))
     return [
-        {"invoice_id": r.invoice_id, "kind": r.kind, "at": moment_text(r.at), "by": r.by_id, "text": r.text or ""}
+        {
+            "invoice_id": r.invoice_id,
+            "kind": r.kind,
+            "at": moment_text(r.at),
+            "by": r.by_id,
+            "text": r.text or "",
+            "from_status": r.from_status,
+            "to_status": r.to_status,
+        }
         for r in sorted(rows, key=lambda r: (r.invoice_id, r.at, r.id))
     ]
 

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from lumo.db.models import OutboxEmail
 
-WAITING = ("queued",)
+# Waiting, being sent, or perhaps delivered (uncertain): each counts as contact for the cooldown.
+WAITING = ("queued", "sending", "uncertain")
 
 
 def queued_invoice_numbers(session: Session, numbers: Iterable[str]) -> set[str]:

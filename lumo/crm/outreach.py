@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lumo.crm.addresses import address_key
 from lumo.crm.contacts import invoice_contacts
 from lumo.crm.drafts import skip_reason
 from lumo.crm.errors import InvalidInput
@@ -16,7 +17,7 @@ from lumo.crm.invoices import get_row
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.outbox import queued_invoice_numbers
 from lumo.crm.scope import Scope
-from lumo.db.models import User
+from lumo.db.models import Contact, User
 
 DEMAND = re.compile(
     r"\b(over ?due|past due|late payment|final notice|collections?|pay (now|immediately|today)|"
@@ -32,29 +33,53 @@ def check_email(
     rows = [get_row(session, scope, n) for n in numbers]
     if len({r.account_id for r in rows}) > 1:
         raise InvalidInput("one email covers invoices of one account only")
-    queued = queued_invoice_numbers(session, numbers)
+    queued = queued_invoice_numbers(session, [r.number for r in rows])  # as stored, whatever case was typed
     for row in rows:
         reason = skip_reason(row, as_of) or ("cooldown" if row.number in queued else None)
         if reason is not None:
             raise InvalidInput(f"no email should go out about {row.number} today: {reason}")
         if row.status == "disputed" and (len(rows) > 1 or DEMAND.search(text)):
             raise InvalidInput(f"{row.number} is disputed: write a follow-up on the dispute, not a demand for payment")
-    contacts = [c for cs in invoice_contacts(session, [r.id for r in rows]).values() for c in cs]
-    reachable = {c.email.lower() for c in contacts if not c.do_not_contact}
-    blocked = {c.email.lower() for c in contacts if c.do_not_contact}
-    for address in to:
-        if address.lower() in blocked:
-            raise InvalidInput(f"{address} is marked do-not-contact")
-        if address.lower() not in reachable:
-            raise InvalidInput(f"{address} is not a contact of {', '.join(numbers)}")
-    outside = [a for a in cc if a.lower() not in reachable]
-    colleagues = (
-        {e.lower() for e in session.scalars(select(User.email).where(func.lower(User.email).in_([a.lower() for a in outside])))}
-        if outside
-        else set()
+    _check_recipients(session, rows[0].account_id, rows[0].owner_id, [r.id for r in rows], to, cc, numbers)
+
+
+def _check_recipients(
+    session: Session,
+    account_id: str,
+    owner_id: str,
+    invoice_ids: list[str],
+    to: Sequence[str],
+    cc: Sequence[str],
+    numbers: Sequence[str],
+) -> None:
+    """`to`: the invoices' contacts; `cc`: also the account's other contacts and the owner's manager.
+
+    Addresses are compared parsed (one addr-spec each), so a list or a display name smuggled into
+    one string never matches a contact.
+    """
+    invoice_people = [c for cs in invoice_contacts(session, invoice_ids).values() for c in cs]
+    account_people = session.execute(
+        select(Contact.email, Contact.do_not_contact).where(Contact.account_id == account_id)
+    ).tuples()
+    reachable = {k for c in invoice_people if not c.do_not_contact and (k := address_key(c.email))}
+    blocked = {k for c in invoice_people if c.do_not_contact and (k := address_key(c.email))}
+    copyable = set(reachable)
+    for email, do_not_contact in account_people:
+        if (key := address_key(email)) is not None:
+            (blocked if do_not_contact else copyable).add(key)
+    manager = session.scalar(
+        select(User.email).where(User.id == select(User.manager_id).where(User.id == owner_id).scalar_subquery())
     )
-    for address in cc:
-        if address.lower() in blocked:
-            raise InvalidInput(f"{address} is marked do-not-contact")
-        if address.lower() not in reachable | colleagues:
-            raise InvalidInput(f"{address} may not be copied: only the invoices' contacts and colleagues")
+    if manager and (key := address_key(manager)) is not None:
+        copyable.add(key)
+    for field, addresses, allowed in (("to", to, reachable), ("cc", cc, copyable - blocked)):
+        for address in addresses:
+            key = address_key(address)
+            if key is None:
+                raise InvalidInput(f"{address!r} is not one email address")
+            if key in blocked:
+                raise InvalidInput(f"{address} is marked do-not-contact")
+            if key not in allowed and field == "to":
+                raise InvalidInput(f"{address} is not a contact of {', '.join(numbers)}")
+            if key not in allowed:
+                raise InvalidInput(f"{address} may not be copied: only the account's contacts and the owner's manager")

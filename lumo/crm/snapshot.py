@@ -32,6 +32,8 @@ from pydantic import (
     field_validator,
 )
 
+from lumo.crm.addresses import parse_address
+from lumo.crm.errors import InvalidInput
 from lumo.crm.lifecycle import InvoiceStatus as Status
 
 CENT = Decimal("0.01")
@@ -118,10 +120,13 @@ def parse_timezone(value: object) -> str:
 
 
 def parse_email(value: object) -> str:
+    """One addr-spec, kept as written (so an export gives back the file); lists and display names are refused."""
     if not isinstance(value, str) or not _EMAIL.fullmatch(value):
         raise ValueError('must be an email address like "dana@acme.test"')
-    if len(value) > 320:
-        raise ValueError("must be at most 320 characters")
+    try:
+        parse_address(value)
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
@@ -270,6 +275,9 @@ class ActivityIn(Record):
     at: Moment
     by: Id | None
     text: str
+    # Optional (added compatibly): the two sides of a status_change, so a round trip keeps the history.
+    from_status: Status | None = None
+    to_status: Status | None = None
 
 
 class TaskIn(Record):

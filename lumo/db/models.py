@@ -222,6 +222,7 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # None: until revoked
 
 
 __all__ = [
@@ -242,13 +243,18 @@ __all__ = [
     "ROLES",
     "SlackEvent",
     "Task",
+    "ThreadLock",
     "User",
     "Workspace",
 ]
 
 
 class OutboxEmail(Base):
-    """An approved email waiting for (or done with) the SMTP sender: queued -> sent | failed."""
+    """An approved email waiting for (or done with) the SMTP sender.
+
+    queued -> sending -> sent | failed | queued (a transient failure before the message went over the wire)
+    | uncertain (transmitted, not confirmed: only an operator sends it again, with the same Message-ID).
+    """
 
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -265,6 +271,10 @@ class OutboxEmail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # One Message-ID per email, kept across attempts and runs: a receiver can drop a copy it already has.
+    message_id: Mapped[str | None] = mapped_column(String(250))
+    # When a sender took it (status sending): a claim older than a send can take was interrupted.
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class AgentAction(Base):
@@ -301,3 +311,12 @@ class SlackEvent(Base):
     __tablename__ = "slack_events"
     event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ThreadLock(Base):
+    """Who is deciding a thread's pending actions now (SQLite; PostgreSQL uses an advisory lock instead)."""
+
+    __tablename__ = "thread_locks"
+    thread_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

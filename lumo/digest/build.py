@@ -12,7 +12,6 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lumo.crm import stale
@@ -22,7 +21,8 @@ from lumo.crm.lifecycle import BUCKETS, AsOf, InvoiceRow, aging_bucket, days_ove
 from lumo.crm.money import amount_str, load_fx, totals_by_currency
 from lumo.crm.priorities import Item, compute_priorities
 from lumo.crm.scope import Scope, scope_for_user
-from lumo.db.models import Account, Invoice, Task, User
+from lumo.crm.tasks import task_rows
+from lumo.db.models import Task, User
 from lumo.templates import PROMPTS_DIR, environment, long_date, render
 
 LIST_LIMIT = 10  # rows shown per list (broken promises, tasks); the rest is counted
@@ -33,6 +33,9 @@ STALE_LABELS = {
     "draft_not_sent": "drafts never sent",
     "promise_broken": "broken payment promises",
     "dispute_stalled": "stalled disputes",
+    "paid_with_balance": "marked paid with a balance open",
+    "partial_not_marked": "partly paid but not marked",
+    "sent_not_viewed": "sent but never viewed",
 }
 
 
@@ -164,13 +167,7 @@ def _promises_broken(rows: list[InvoiceRow], day: dt.date) -> dict[str, Any]:
 
 
 def _tasks_due(session: Session, scope: Scope, day: dt.date) -> dict[str, Any]:
-    query = (
-        select(Task.id, Task.title, Task.due_date, Account.name, Invoice.number)
-        .outerjoin(Account, Account.id == Task.account_id)
-        .outerjoin(Invoice, Invoice.id == Task.invoice_id)
-        .where(Task.done.is_(False), Task.due_date <= day)
-        .order_by(Task.due_date, Task.id)
-    )
+    query = task_rows(scope).where(Task.done.is_(False), Task.due_date <= day).order_by(Task.due_date, Task.id)
     if scope.owner_ids is not None:
         query = query.where(Task.owner_id.in_(sorted(scope.owner_ids)))
     tasks = session.execute(query).all()

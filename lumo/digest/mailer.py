@@ -4,12 +4,18 @@
 `smtps://user:password@host:465` (TLS from the first byte). Connection errors and 4xx replies are
 retried with exponential backoff and jitter; 5xx replies are permanent and fail at once.
 A message is all-or-nothing: if any recipient is refused, nothing is sent.
+
+Once the message itself has been transmitted, a lost connection or a missing reply is *uncertain*:
+the server may have delivered it (a slow server answers after our timeout), so it is never retried
+here; the caller records it for an operator. Recipients and headers are checked before connecting:
+a bad one fails that message alone, permanently.
 """
 
 from __future__ import annotations
 
 import email.policy
 import logging
+import re
 import smtplib
 import ssl
 import time
@@ -20,8 +26,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from lumo.crm.addresses import header_text, parse_address
 from lumo.crm.errors import InvalidInput, LumoError
 
 log = logging.getLogger("lumo.digest")
@@ -33,12 +40,24 @@ WIRE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 
 class MailError(LumoError):
-    """A message that could not be sent; `transient` says whether a later attempt may succeed."""
+    """A message that could not be sent; `transient` says whether a later attempt may succeed.
 
-    def __init__(self, message: str, *, transient: bool = False, attempts: int = 1) -> None:
+    `uncertain`: it was transmitted but not confirmed, so it may have been delivered: do not resend blindly.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, attempts: int = 1, uncertain: bool = False) -> None:
         super().__init__(message)
-        self.transient = transient
+        self.transient = transient and not uncertain
         self.attempts = attempts
+        self.uncertain = uncertain
+
+
+class Unconfirmed(Exception):
+    """The message went over the wire and the server's reply never came (timeout or dropped connection)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(describe(cause))
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,11 @@ def _redact(url: str) -> str:
     if parts.password is None:
         return url
     return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _failure(state: RetryCallState) -> str:
+    exc = state.outcome.exception() if state.outcome else None
+    return describe(exc) if exc else ""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -127,12 +151,31 @@ class Mailer:
         self.max_backoff = max_backoff
         self.sleep = sleep
 
-    def send(self, to: Sequence[str], subject: str, text: str, html: str | None = None, cc: Sequence[str] = ()) -> None:
-        """Send one email (multipart/alternative when `html` is given); raise MailError if it did not go."""
-        recipients = [*to, *cc]
+    def new_message_id(self) -> str:
+        return make_msgid(domain=self.envelope_from.rpartition("@")[2] or None)
+
+    def send(
+        self,
+        to: Sequence[str],
+        subject: str,
+        text: str,
+        html: str | None = None,
+        cc: Sequence[str] = (),
+        message_id: str | None = None,
+    ) -> None:
+        """Send one email (multipart/alternative when `html` is given); raise MailError if it did not go.
+
+        `message_id`: the Message-ID to use, so that every attempt at one email carries the same one.
+        """
         if not to:
             raise MailError("no recipient")
-        message = self.message(to, subject, text, html, cc)
+        try:
+            to, cc = [parse_address(a) for a in to], [parse_address(a) for a in cc]
+            message = self.message(to, header_text(subject), text, html, cc, message_id)
+        except (InvalidInput, ValueError) as exc:  # this message is bad, not the server: never retried
+            log.warning("mail.refused error=%s", exc)
+            raise MailError(f"not sent: {exc}") from None
+        recipients = [*to, *cc]
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential_jitter(initial=self.backoff, max=self.max_backoff, jitter=self.backoff),
@@ -142,19 +185,32 @@ class Mailer:
                 "mail.retry attempt=%d to=%s error=%s",
                 state.attempt_number,
                 ",".join(recipients),
-                describe(exc) if state.outcome and (exc := state.outcome.exception()) else "",
+                _failure(state),
             ),
             reraise=True,
         )
         try:
             retrying(self._deliver, message, recipients)
+        except Unconfirmed as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            log.warning("mail.uncertain to=%s attempts=%d error=%s", ",".join(recipients), attempts, exc)
+            reason = f"no confirmation after the message was transmitted ({exc}): it may have been delivered"
+            raise MailError(reason, uncertain=True, attempts=attempts) from exc
         except (smtplib.SMTPException, OSError) as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             log.warning("mail.failed to=%s attempts=%d error=%s", ",".join(recipients), attempts, describe(exc))
             raise MailError(describe(exc), transient=is_transient(exc), attempts=attempts) from exc
         log.info("mail.sent to=%s subject=%s", ",".join(recipients), subject)
 
-    def message(self, to: Sequence[str], subject: str, text: str, html: str | None, cc: Sequence[str]) -> EmailMessage:
+    def message(
+        self,
+        to: Sequence[str],
+        subject: str,
+        text: str,
+        html: str | None,
+        cc: Sequence[str],
+        message_id: str | None = None,
+    ) -> EmailMessage:
         msg = EmailMessage(policy=WIRE_POLICY)
         msg["From"] = self.mail_from
         msg["To"] = ", ".join(to)
@@ -162,7 +218,7 @@ class Mailer:
             msg["Cc"] = ", ".join(cc)
         msg["Subject"] = subject
         msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid(domain=self.envelope_from.rpartition("@")[2] or None)
+        msg["Message-ID"] = message_id or self.new_message_id()
         msg.set_content(text)
         if html is not None:
             msg.add_alternative(html, subtype="html")
@@ -202,11 +258,26 @@ class Mailer:
                 with suppress(smtplib.SMTPException, OSError):
                     smtp.rset()
                 raise smtplib.SMTPRecipientsRefused(refused)
-            code, reply = smtp.data(message.as_bytes(policy=WIRE_POLICY))
+            code, reply = smtp.docmd("DATA")
+            if code != 354:
+                raise smtplib.SMTPDataError(code, reply)
+            try:  # from here on the server may hold the message: a missing answer is not a failure
+                smtp.send(_data_block(message.as_bytes(policy=WIRE_POLICY)))
+                code, reply = smtp.getreply()
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                raise Unconfirmed(exc) from exc
             if code != 250:
                 raise smtplib.SMTPDataError(code, reply)
         finally:
             _quit(smtp)
+
+
+def _data_block(payload: bytes) -> bytes:
+    """The DATA payload as smtplib sends it: leading dots doubled, ended by CRLF.CRLF."""
+    stuffed = re.sub(rb"(?m)^\.", b"..", payload)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

@@ -1,9 +1,13 @@
 """Sending: the digest run per (user, day), the outbox of approved emails, and the morning scheduler.
 
-Exactly-once is enforced by the database, not by the process: each send holds a conditional
-UPDATE on its row (digest_runs or outbox) in a transaction that stays open until the row is
-marked sent or failed. A concurrent run blocks on that row and then finds it sent; a crash rolls
-the claim back so the next run retries. Nothing is ever marked sent before the SMTP server took it.
+Exactly-once is enforced by the database, not by the process. A digest send holds a conditional
+UPDATE on its digest_runs row in a transaction that stays open until the row is marked sent or
+failed: a concurrent run blocks on that row and then finds it sent; a crash rolls the claim back.
+An outbox email is claimed by a committed conditional UPDATE (queued -> sending) before it is sent:
+a customer email that may have left is never sent again by a machine. When the server's answer is
+lost after the message was transmitted, or a claim was interrupted, the email becomes `uncertain`
+and waits for an operator (`lumo outbox retry ID` or `lumo outbox mark-sent ID`).
+Nothing is ever marked sent before the SMTP server took it (or an operator said it arrived).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.crm.errors import LumoError
+from lumo.crm.errors import InvalidInput, LumoError, NotFound
 from lumo.crm.ledger import record_activity
 from lumo.crm.users import user_by_email
 from lumo.db.models import DigestRun, Invoice, OutboxEmail, User
@@ -32,10 +36,24 @@ log = logging.getLogger("lumo.digest")
 DIGEST_ROLES = ("rep", "manager")
 # An outbox email whose failures were all transient goes back to the queue until this many runs tried it.
 OUTBOX_MAX_ATTEMPTS = 3
+# A claim ('sending') older than this was interrupted (a crash): longer than any send with its retries takes.
+SENDING_STALE_AFTER = dt.timedelta(minutes=15)
+# Waiting for an operator: the email may or may not have arrived.
+OPERATOR_STATUSES = ("uncertain", "failed")
 
 
 class Sender(Protocol):
-    def send(self, to: list[str], subject: str, text: str, html: str | None = None, cc: list[str] = ...) -> None: ...
+    def send(
+        self,
+        to: list[str],
+        subject: str,
+        text: str,
+        html: str | None = None,
+        cc: list[str] = ...,
+        message_id: str | None = None,
+    ) -> None: ...
+
+    def new_message_id(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -57,12 +75,17 @@ class OutboxResult:
     id: int
     to: str
     subject: str
-    status: str  # sent | queued (transient failure, retried by the next run) | failed
+    status: str  # sent | queued (transient failure, retried by the next run) | failed | uncertain
     error: str | None = None
 
     def line(self) -> str:
         if self.status == "sent":
             return f"#{self.id} to {self.to}: sent"
+        if self.status == "uncertain":
+            return (
+                f"#{self.id} to {self.to}: uncertain, not retried: {self.error}; check with the recipient, then "
+                f"`lumo outbox retry {self.id}` (same Message-ID) or `lumo outbox mark-sent {self.id}`"
+            )
         retry = " (will retry)" if self.status == "queued" else ""
         return f"#{self.id} to {self.to}: failed{retry}: {self.error}"
 
@@ -182,40 +205,97 @@ def _ensure_run_row(session_factory: sessionmaker[Session], user_id: str, day: d
 
 
 def send_outbox(session_factory: sessionmaker[Session], mailer: Sender, now: dt.datetime) -> list[OutboxResult]:
-    """Send every queued approved email once, and log it as an email activity on each invoice it covers."""
+    """Send every queued approved email once, and log it as an email activity on each invoice it covers.
+
+    First, claims interrupted mid-send are reported as uncertain (they may have left); they are not resent.
+    """
+    results = _expire_claims(session_factory, now)
     with session_factory() as session:
         ids = list(session.scalars(select(OutboxEmail.id).where(OutboxEmail.status == "queued").order_by(OutboxEmail.id)))
-    results = [r for outbox_id in ids if (r := _send_one(session_factory, mailer, outbox_id, now)) is not None]
+    results += [r for outbox_id in ids if (r := _send_one(session_factory, mailer, outbox_id, now)) is not None]
     for r in results:
         log.info("outbox.%s id=%d to=%s error=%s", r.status, r.id, r.to, r.error)
     return results
 
 
-def _send_one(session_factory: sessionmaker[Session], mailer: Sender, outbox_id: int, now: dt.datetime) -> OutboxResult | None:
+def _expire_claims(session_factory: sessionmaker[Session], now: dt.datetime) -> list[OutboxResult]:
+    reason = "the send was interrupted (the sender stopped mid-send): it may have been delivered"
     with session_factory() as session:
-        this = OutboxEmail.id == outbox_id
+        stale = (OutboxEmail.status == "sending") & (OutboxEmail.claimed_at < now - SENDING_STALE_AFTER)
+        rows = session.execute(select(OutboxEmail.id, OutboxEmail.to, OutboxEmail.subject).where(stale)).all()
+        session.execute(update(OutboxEmail).where(stale).values(status="uncertain", last_error=reason))
+        session.commit()
+    return [OutboxResult(i, to, subject, "uncertain", reason) for i, to, subject in rows]
+
+
+def _send_one(session_factory: sessionmaker[Session], mailer: Sender, outbox_id: int, now: dt.datetime) -> OutboxResult | None:
+    this = OutboxEmail.id == outbox_id
+    with session_factory() as session:
         claimed = cast(
             CursorResult[Any],
             session.execute(
-                update(OutboxEmail).where(this, OutboxEmail.status == "queued").values(attempts=OutboxEmail.attempts + 1)
+                update(OutboxEmail)
+                .where(this, OutboxEmail.status == "queued")
+                .values(status="sending", claimed_at=now, attempts=OutboxEmail.attempts + 1)
             ),
         ).rowcount
-        if not claimed:  # another worker sent or failed it meanwhile
+        if not claimed:  # another worker took it meanwhile
             return None
         email = session.scalars(select(OutboxEmail).where(this)).one()
+        if email.message_id is None:
+            email.message_id = mailer.new_message_id()
+        session.commit()  # the claim and the Message-ID are durable before anything goes over the wire
         try:
-            mailer.send(_split(email.to), email.subject, email.body, cc=_split(email.cc))
+            mailer.send(_split(email.to), email.subject, email.body, cc=_split(email.cc), message_id=email.message_id)
         except MailError as exc:
-            status = "queued" if exc.transient and email.attempts < OUTBOX_MAX_ATTEMPTS else "failed"
+            if exc.uncertain:
+                status = "uncertain"
+            else:
+                status = "queued" if exc.transient and email.attempts < OUTBOX_MAX_ATTEMPTS else "failed"
             email.status, email.last_error = status, str(exc)
             session.commit()
             return OutboxResult(email.id, email.to, email.subject, status, str(exc))
-        email.status, email.sent_at, email.last_error = "sent", now, None
-        numbers = _split(email.invoice_numbers)
-        for invoice in session.scalars(select(Invoice).where(Invoice.number.in_(numbers)).order_by(Invoice.number)):
-            record_activity(session, invoice, kind="email", at=now, by_id=email.user_id, text=f"Sent: {email.subject}")
+        _mark_sent(session, email, now)
         session.commit()
         return OutboxResult(email.id, email.to, email.subject, "sent")
+
+
+def _mark_sent(session: Session, email: OutboxEmail, now: dt.datetime) -> None:
+    email.status, email.sent_at, email.last_error = "sent", now, None
+    numbers = _split(email.invoice_numbers)
+    for invoice in session.scalars(select(Invoice).where(Invoice.number.in_(numbers)).order_by(Invoice.number)):
+        record_activity(session, invoice, kind="email", at=now, by_id=email.user_id, text=f"Sent: {email.subject}")
+
+
+# --- the operator's decisions on emails a machine must not resend --------------------------------
+
+
+def outbox_waiting(session: Session) -> list[OutboxEmail]:
+    """Emails waiting for an operator: uncertain (may have arrived) and failed, oldest first."""
+    return list(session.scalars(select(OutboxEmail).where(OutboxEmail.status.in_(OPERATOR_STATUSES)).order_by(OutboxEmail.id)))
+
+
+def retry_outbox_email(session: Session, outbox_id: int) -> OutboxEmail:
+    """Queue an uncertain or failed email again (the operator checked it did not arrive); same Message-ID."""
+    email = _waiting_email(session, outbox_id)
+    email.status, email.attempts, email.claimed_at = "queued", 0, None
+    return email
+
+
+def mark_outbox_sent(session: Session, outbox_id: int, now: dt.datetime) -> OutboxEmail:
+    """Record an uncertain email as sent (the operator confirmed it arrived): logged on its invoices."""
+    email = _waiting_email(session, outbox_id, statuses=("uncertain",))
+    _mark_sent(session, email, now)
+    return email
+
+
+def _waiting_email(session: Session, outbox_id: int, statuses: tuple[str, ...] = OPERATOR_STATUSES) -> OutboxEmail:
+    email = session.get(OutboxEmail, outbox_id, with_for_update=True)
+    if email is None:
+        raise NotFound(f"no outbox email #{outbox_id}")
+    if email.status not in statuses:
+        raise InvalidInput(f"outbox email #{outbox_id} is {email.status}, not {' or '.join(statuses)}: nothing to do")
+    return email
 
 
 def _split(value: str) -> list[str]:

@@ -14,6 +14,9 @@ from openai.types.chat import ChatCompletion
 from tenacity import RetryCallState, RetryError
 
 from lumo.config import model_settings
+from lumo.llm import dialects
+from lumo.llm.health import ModelHealth
+from lumo.llm.problems import ModelProblem, diagnose_status, unavailable
 from lumo.llm.retry import Clock, Deadline, RetryPolicy, Sleep, make_retrying
 
 log = logging.getLogger("lumo.llm")
@@ -28,17 +31,22 @@ class ModelUnavailable(Exception):
         super().__init__(f"model unavailable after {attempts} attempt(s): {last_error!r}")
         self.last_error = last_error
         self.attempts = attempts
+        self.problem = unavailable(_status_of(last_error), attempts, type(last_error).__name__)
 
 
 class ModelError(Exception):
     """The API rejected the request (non-retryable 4xx, or a malformed reply)."""
 
-    def __init__(self, status: int | None, message: str, request_id: str | None = None) -> None:
+    def __init__(
+        self, status: int | None, message: str, request_id: str | None = None, problem: ModelProblem | None = None
+    ) -> None:
         prefix = "model error" if status is None else f"model error {status}"
         super().__init__(f"{prefix}: {message}")
         self.status = status
         self.message = message
         self.request_id = request_id
+        # What it means for the set-up; the client fills it in (it knows the model and the server).
+        self.problem = problem or diagnose_status(status, message, model="the configured model", base_url=None)
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,12 @@ class LLMSettings:
         found = model_settings(env)
         if not found.api_key:
             raise ValueError("OPENAI_API_KEY is not set")
-        return cls(api_key=found.api_key, base_url=found.base_url, model=found.model or DEFAULT_MODEL)
+        tuning: dict[str, Any] = {}
+        if found.max_attempts is not None:
+            tuning["max_attempts"] = found.max_attempts
+        if found.request_timeout_s is not None:
+            tuning["request_timeout_s"] = found.request_timeout_s
+        return cls(api_key=found.api_key, base_url=found.base_url, model=found.model or DEFAULT_MODEL, **tuning)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -127,6 +140,9 @@ class ModelReply:
     model: str
     attempts: int
     finish_reason: str | None = None
+    reasoning: str | None = None  # <think> blocks, kept out of the answer
+    unreadable_tool_call: bool = False  # the model wrote a tool call as text that could not be used
+    text_tool_calls: bool = False  # the tool calls were read from the text (the server has no tool parser)
 
 
 class ModelClient:
@@ -152,6 +168,7 @@ class ModelClient:
         self._clock = clock
         self._policy = settings.retry_policy()
         self._totals = UsageTotals()
+        self.health = ModelHealth(settings.model, settings.base_url)
 
     @property
     def usage_totals(self) -> UsageTotals:
@@ -180,8 +197,24 @@ class ModelClient:
         tool_choice: Any = None,
     ) -> ModelReply:
         request = build_request(self.settings.model, messages, tools, tool_choice)
-        completion, attempts = await self._create_with_retries(request)
-        reply = to_reply(completion, attempts)
+        try:
+            completion, attempts = await self._create_with_retries(request)
+            reply = to_reply(completion, attempts, offered=tool_names(tools))
+        except ModelError as exc:
+            exc.problem = diagnose_status(exc.status, exc.message, model=self.settings.model, base_url=self.settings.base_url)
+            self.health.record(exc.problem)
+            log.error(
+                "llm.misconfigured kind=%s status=%s problem=%s",
+                exc.problem.kind,
+                exc.status,
+                exc.problem.message,
+                extra={"kind": exc.problem.kind, "status": exc.status},
+            )
+            raise
+        except ModelUnavailable as exc:
+            self.health.record(exc.problem)
+            raise
+        self.health.record_ok()
         self._totals = self._totals.add(reply.usage)
         log.info(
             "llm.call model=%s attempts=%d prompt_tokens=%d completion_tokens=%d",
@@ -214,6 +247,9 @@ class ModelClient:
         except openai.APIStatusError as exc:  # tenacity re-raises non-retryable errors as-is
             log.warning("llm.error status=%d", exc.status_code, extra={"status": exc.status_code})
             raise ModelError(exc.status_code, exc.message, exc.request_id) from exc
+        except ValueError as exc:  # a 200 labelled JSON whose body is not (the SDK's json.loads)
+            log.warning("llm.error status=None error=%s", type(exc).__name__)
+            raise ModelError(None, f"the body is not valid JSON ({exc})") from exc
         except openai.OpenAIError as exc:  # e.g. a 200 whose body doesn't validate
             log.warning("llm.error status=None error=%s", type(exc).__name__)
             raise ModelError(getattr(exc, "status_code", None), str(exc)) from exc
@@ -232,26 +268,45 @@ def build_request(
     return request
 
 
-def to_reply(completion: Any, attempts: int) -> ModelReply:
+def tool_names(tools: list[dict[str, Any]] | None) -> set[str]:
+    return {t.get("function", {}).get("name", "") for t in tools or []}
+
+
+def to_reply(completion: Any, attempts: int, offered: set[str] | frozenset[str] = frozenset()) -> ModelReply:
+    # The SDK builds the model without validating: a 200 whose body is HTML or plain text arrives as a str.
+    if not isinstance(completion, ChatCompletion):
+        raise ModelError(None, f"the body is {type(completion).__name__} {str(completion)[:80]!r}, not a chat completion")
     if not completion.choices:
         raise ModelError(None, "completion has no choices")
     choice = completion.choices[0]
     message = choice.message
+    if message is None:
+        raise ModelError(None, "completion has no message")
+    calls = [_to_tool_call(tc) for tc in message.tool_calls or []]
+    cleaned = dialects.clean(message.content if isinstance(message.content, str) else None, set(offered))
+    if not calls:
+        calls = [ToolCall(id="", name=c.name, arguments=c.arguments) for c in cleaned.calls]
     return ModelReply(
-        content=message.content,
-        tool_calls=[_to_tool_call(tc) for tc in message.tool_calls or []],
+        content=cleaned.text,
+        tool_calls=calls,
         usage=Usage.from_api(completion.usage),
-        model=completion.model,
+        model=completion.model or "",
         attempts=attempts,
         finish_reason=choice.finish_reason,
+        reasoning=cleaned.reasoning,
+        unreadable_tool_call=cleaned.unreadable_call and not calls,
+        text_tool_calls=bool(cleaned.calls) and not message.tool_calls,
     )
 
 
 def _to_tool_call(tool_call: Any) -> ToolCall:
     # openai 3.x has both function tool calls and "custom" (free-text input) tool calls.
+    call_id = tool_call.id if isinstance(tool_call.id, str) else ""  # the agent replaces missing ids
     if getattr(tool_call, "type", "function") == "custom":
-        return ToolCall(id=tool_call.id, name=tool_call.custom.name, arguments=tool_call.custom.input)
-    return ToolCall(id=tool_call.id, name=tool_call.function.name, arguments=tool_call.function.arguments)
+        return ToolCall(id=call_id, name=tool_call.custom.name or "", arguments=dialects.arguments_text(tool_call.custom.input))
+    return ToolCall(
+        id=call_id, name=tool_call.function.name or "", arguments=dialects.arguments_text(tool_call.function.arguments)
+    )
 
 
 def _status_of(exc: BaseException | None) -> int | None:

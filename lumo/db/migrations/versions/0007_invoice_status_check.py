@@ -1,7 +1,7 @@
 """invoice status check
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-02 18:40:00.000000
 
 The statuses are written out here, not imported: a migration records the schema as it was on the day
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0007'
-down_revision = '0003'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
