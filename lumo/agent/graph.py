@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -281,6 +281,7 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     tools = None if final_step else schemas(without, strict=ctx.strict_tools)
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
+        reply: ModelReply
         if model is ctx.offline:  # it follows the understanding of prepare (book names, thread focus)
             reply = await model.complete(msgs, tools=tool_specs, plan=state.get("plan"))
         else:  # the real model answers within what is left of the turn's deadline
@@ -449,7 +450,7 @@ def _held(action: dict[str, Any], args: Any, mismatch: str) -> dict[str, Any]:
 
 
 def after_agent(state: AgentState) -> Literal["tools", "__end__"]:
-    return "tools" if state["messages"][-1].get("tool_calls") else END
+    return "tools" if state["messages"][-1].get("tool_calls") else "__end__"  # END, spelled as its Literal
 
 
 def after_tools(state: AgentState) -> Literal["review", "agent"]:
@@ -467,7 +468,7 @@ def after_execute(state: AgentState) -> Literal["review", "agent"]:
 
 def after_prepare(state: AgentState) -> Literal["review", "agent", "__end__"]:
     if state.get("proposed") and not state.get("pending"):
-        return END  # every proposed action was refused: the caller reports why, no model needed
+        return "__end__"  # every proposed action was refused: the caller reports why, no model needed
     return after_tools(state)
 
 
