@@ -7,7 +7,6 @@ from typing import Any
 
 from tools import actions, book, read, record  # noqa: F401  (registration)
 from tools.base import REGISTRY, Args, Tool, ToolContext
-from tools.record import RECORD_TOOLS
 
 
 @cache
@@ -22,4 +21,4 @@ def schemas(without: frozenset[str] = frozenset(), *, strict: bool = False) -> l
     return list(_schemas(strict, without))
 
 
-__all__ = ["RECORD_TOOLS", "REGISTRY", "Args", "Tool", "ToolContext", "schemas"]
+__all__ = ["REGISTRY", "Args", "Tool", "ToolContext", "schemas"]

@@ -35,11 +35,16 @@ from lumo.crm.grounding import check_grounding, facts_in_text
 from lumo.crm.lifecycle import AsOf
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
 from lumo.templates import render
-from tools import RECORD_TOOLS, REGISTRY, ToolContext, schemas
+from tools import REGISTRY, ToolContext, schemas
 
 log = logging.getLogger("lumo.agent")
 
 PREPARED_INTENTS = frozenset({"priorities", "invoice"})
+# A prepared "what should I do today" turn is worded, and may act on its items: only those tools are offered,
+# so the daily question's prompt stays under 3,000 tokens (ARCHITECTURE.md section 7); any other turn gets all.
+DAY_PLAN_TOOLS = frozenset(
+    {"get_invoice", "draft_followup_email", "send_email", "create_follow_up_task", "log_note", "update_invoice_status"}
+)
 OFFLINE_NOTE = answers.OFFLINE_NOTE
 RETRY_NOTE = "I could not do it just now ({reason}); nothing was changed and it is still waiting: approve again to retry."
 GUARD_NOTE = "Your answer states facts that are not in the tool results: {problems}. Rewrite it using only the tool results."
@@ -275,9 +280,7 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     usage = dict(state.get("usage", {}))
     window = callids.repaired(_window(state["messages"], state.get("turn_start", 0), ctx.history_messages))
     messages = [_system(ctx), *window]
-    # A turn whose priorities were prepared is worded, not acted on: the record tools stay out of its prompt
-    # (the "what should I do today" prompt has a token budget); any other turn is offered every tool.
-    without = RECORD_TOOLS if _prepared_priorities(state) else frozenset()
+    without = frozenset(REGISTRY) - DAY_PLAN_TOOLS if _prepared_priorities(state) else frozenset()
     tools = None if final_step else schemas(without, strict=ctx.strict_tools)
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
