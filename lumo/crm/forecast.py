@@ -3,13 +3,16 @@
 An open invoice's expected pay date is its due date plus its account's amount-weighted average delay over
 its paid invoices (delay = the day the balance cleared minus the due date); an account with fewer than
 `MIN_PAID` paid invoices takes its segment's (tier's) average, then the book's, then no delay. A promise to
-pay still ahead replaces it. An invoice already later than expected is expected this week; one more than
+pay still ahead replaces it. An invoice already later than expected is expected when its account's paid
+invoices that were as late were paid on average (the book's when the account has little history); later than
+its account ever paid, it is doubtful and not counted on. One more than
 `AT_RISK_DAYS` past due is not counted on at all: it is the share at risk. Beside it: cash collected per past
 week, the simple DSO and the countback DSO. Everything is computed from the rows and `today` handed in.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -67,6 +70,10 @@ class Behaviour:
     accounts: dict[str, _Weighted] = field(default_factory=lambda: defaultdict(_Weighted))
     tiers: dict[str, _Weighted] = field(default_factory=lambda: defaultdict(_Weighted))
     book: _Weighted = field(default_factory=_Weighted)
+    # Every paid invoice's delay with its amount, by delay: what "still open this late" has meant before.
+    delays: list[tuple[int, Decimal]] = field(default_factory=list)
+    by_account: dict[str, list[tuple[int, Decimal]]] = field(default_factory=lambda: defaultdict(list))
+    _tail: list[tuple[Decimal, Decimal]] = field(default_factory=list)  # suffix sums (amount, amount x delay)
 
     @classmethod
     def learn(cls, rows: Iterable[InvoiceRow], paid_on: Mapping[str, dt.date], before: dt.date) -> Behaviour:
@@ -80,7 +87,37 @@ class Behaviour:
             b.accounts[r.account_id].add(r.amount, delay)
             b.tiers[r.account_tier].add(r.amount, delay)
             b.book.add(r.amount, delay)
+            b.delays.append((delay, r.amount))
+            b.by_account[r.account_id].append((delay, r.amount))
+        b.delays.sort()
+        weight, total = ZERO, ZERO
+        b._tail = [(ZERO, ZERO)] * (len(b.delays) + 1)
+        for i in range(len(b.delays) - 1, -1, -1):
+            weight += b.delays[i][1]
+            total += b.delays[i][1] * b.delays[i][0]
+            b._tail[i] = (weight, total)
         return b
+
+    def still_late(self, inv: InvoiceRow, late: int) -> Delay | None:
+        """For an invoice `late` days past due and later than expected: the amount-weighted average delay of the
+        paid invoices that were later than that, its account's (the book's when the account has fewer than
+        MIN_PAID). None: its account, with a history, never paid one this late (not counted on)."""
+        own = self.by_account.get(inv.account_id, [])
+        if len(own) >= MIN_PAID:
+            later = [(d, a) for d, a in own if d > late]
+            weight = sum((a for _, a in later), ZERO)
+            if not later or weight <= 0:
+                return None
+            days = int((sum((a * d for d, a in later), ZERO) / weight).quantize(Decimal("1"), rounding=ROUND_HALF_EVEN))
+            n = len(later)
+            return Delay(days, f"{inv.account_name}'s {n} paid invoices as late were paid at {_signed(days)} on average")
+        i = bisect.bisect_right(self.delays, (late, Decimal("Infinity")))
+        weight, total = self._tail[i]
+        count = len(self.delays) - i
+        if count < MIN_PAID or weight <= 0:
+            return Delay(late, "no paid invoice was as late: this week")
+        days = int((total / weight).quantize(Decimal("1"), rounding=ROUND_HALF_EVEN))
+        return Delay(days, f"the book's {count} paid invoices as late were paid at {_signed(days)} on average")
 
     def delay_for(self, inv: InvoiceRow) -> Delay:
         own = self.accounts.get(inv.account_id)
@@ -107,8 +144,9 @@ def _signed(days: int) -> str:
 @dataclass(frozen=True)
 class Expected:
     inv: InvoiceRow
-    day: dt.date | None  # None: at risk, not expected
+    day: dt.date | None  # None: not expected (at risk, or doubtful)
     reason: str
+    doubtful: bool = False  # later than its account ever paid, but not yet AT_RISK_DAYS past due
 
 
 def expect(inv: InvoiceRow, today: dt.date, behaviour: Behaviour) -> Expected:
@@ -122,7 +160,12 @@ def expect(inv: InvoiceRow, today: dt.date, behaviour: Behaviour) -> Expected:
     day = inv.due_date + dt.timedelta(days=delay.days)
     reason = f"due {inv.due_date.isoformat()} + {delay.reason}"
     if day < today:
-        return Expected(inv, today, f"{reason} = {day.isoformat()}; still open, so expected this week")
+        again = behaviour.still_late(inv, max(late, 0))
+        if again is None:
+            why = f"{reason} = {day.isoformat()}, passed; {inv.account_name} never paid an invoice this late"
+            return Expected(inv, None, f"{why}: doubtful, not counted on", doubtful=True)
+        later = max(inv.due_date + dt.timedelta(days=again.days), today)
+        return Expected(inv, later, f"{reason} = {day.isoformat()}, passed; {again.reason}: {later.isoformat()}")
     return Expected(inv, day, f"{reason} = {day.isoformat()}")
 
 
@@ -207,7 +250,11 @@ def cash_forecast(
     for e in expected:
         if e.day is not None and e.day > horizon_end:
             later[e.inv.currency] += e.inv.balance
-    risk = [e for e in expected if e.day is None]
+    risk = [e for e in expected if e.day is None and not e.doubtful]
+    doubtful = [e for e in expected if e.doubtful]
+    doubtful_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for e in doubtful:
+        doubtful_by[e.inv.currency] += e.inv.balance
     risk_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for e in risk:
         risk_by[e.inv.currency] += e.inv.balance
@@ -235,6 +282,11 @@ def cash_forecast(
             "invoices": len(risk),
             "reasons": [f"{_in_words(risk_by)} over {AT_RISK_DAYS} days past due: {share}% of the open balance in {fx.base}"]
             + [f"{e.inv.number} ({e.inv.account_name}): {e.reason}" for e in risk[:detail]],
+        },
+        "doubtful": {
+            "totals": _totals(doubtful_by),
+            "invoices": len(doubtful),
+            "reasons": [f"{e.inv.number} ({e.inv.account_name}): {e.reason}" for e in doubtful[:detail]],
         },
         "collected": collected_by_week(session, scope, as_of, weeks),
         "dso": {
