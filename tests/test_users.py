@@ -30,7 +30,7 @@ def test_the_cli_scope_finds_a_rep_whatever_the_case_and_spaces(session: Session
 def test_a_token_can_be_created_for_an_email_stored_with_capitals(session: Session) -> None:
     _dana(session)
     token = create_token(session, "dana.reyes@acme.test", f.NOON)
-    user = user_for_token(session, token)
+    user = user_for_token(session, token, f.NOON)
     assert user is not None and user.id == "u1"
 
 

@@ -207,7 +207,7 @@ def _apply(session: Session, inv: Invoice, event: ProviderEvent, row: PaymentEve
     said = [f"Stripe {event.type} ({event.event_id})"]
     if diff != 0:
         ledger.add_payment(session, inv, amount=diff, paid_at=event.created, source=source)
-        what = "payment" if diff > 0 else "refund"
+        what = "payment" if diff > 0 else "refund" if is_charge else "reversal"
         said.append(f"{what} of {format_code(abs(diff), inv.currency)}")
     ledger.record_activity(session, inv, kind="note", at=now, by_id=None, text=": ".join(said), source=source)
     to = _status_for(session, inv, now)
