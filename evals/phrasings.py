@@ -46,6 +46,7 @@ SLOT_KEYS = (
     "since",
     "kind",
     "due_date",
+    "line_id",
 )
 HELP_TEXT = frozenset({"help", "unknown"})
 

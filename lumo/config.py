@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     slack_signing_secret: str = ""
     slack_bot_token: str = ""
     slack_api_url: str = "https://slack.com/api/"
+    # Stripe: the webhook endpoint's signing secret (whsec_...); unset, POST /webhooks/stripe answers 503.
+    stripe_webhook_secret: str = ""
     # HTTP API limits.
     max_request_bytes: int = 64_000
     # The model: one time budget per chat turn (every call and retry of the turn), then the offline model;

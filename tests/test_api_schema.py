@@ -51,6 +51,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
         slack_signing_secret="schemathesis-secret",
         slack_bot_token="xoxb-test",
         slack_api_url="http://127.0.0.1:9/api/",
+        stripe_webhook_secret="whsec_schemathesis",
     )
     yield Served(create_app(config, env={"LUMO_LLM": "offline"}), {"Authorization": f"Bearer {token}"})
 

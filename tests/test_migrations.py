@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,7 +57,22 @@ def test_adding_the_status_check_to_a_sqlite_database_keeps_its_rows(tmp_path: P
     engine = make_engine(url)
     with make_sessionmaker(engine)() as session:
         _book(session)
-        f.invoice(session, "a1", contacts=("c1",), status="overdue")
+        # Core, with the columns of that revision: the ORM model has columns added since (0009's external_id).
+        session.execute(
+            insert(Invoice.__table__).values(
+                id="old1",
+                number="INV-OLD-1",
+                account_id="a1",
+                issue_date=dt.date(2026, 10, 1),
+                due_date=dt.date(2026, 10, 31),
+                amount=Decimal("100.00"),
+                currency="USD",
+                amount_paid=Decimal("0"),
+                status="overdue",
+                status_updated_at=dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+            )
+        )
+        session.add(InvoiceContact(invoice_id="old1", contact_id="c1", position=0))
         session.commit()
     upgrade(url)
     with make_sessionmaker(engine)() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from tools import actions, book, read, record  # noqa: F401  (registration)
+from tools import actions, book, payments, read, record  # noqa: F401  (registration)
 from tools.base import REGISTRY, Args, Tool, ToolContext
 
 

@@ -41,6 +41,8 @@ READ_TEMPLATES = {
     "open_tasks": "offline/tasks.md.j2",
     "account_contacts": "offline/contacts.md.j2",
     "recent_changes": "offline/changes.md.j2",
+    "payments_to_match": "offline/payments_to_match.md.j2",
+    "cash_forecast": "offline/forecast.md.j2",
 }
 SIDE_EFFECTS = frozenset(
     {
@@ -53,6 +55,7 @@ SIDE_EFFECTS = frozenset(
         "open_dispute",
         "resolve_dispute",
         "log_call",
+        "apply_bank_line",
     }
 )
 EMAIL_FIELDS = ("to", "cc", "subject", "body", "invoice_numbers")

@@ -586,4 +586,5 @@ def plan_intent(plan: dict[str, Any]) -> Intent:
     return Intent(str(plan.get("name") or "unknown"), calls, plan.get("question"), list(plan.get("notes") or []))
 
 
-from lumo.agent import record_intents  # noqa: E402, F401  (registers its recognizer; it builds on this module)
+# Each registers its recognizer; they build on this module.
+from lumo.agent import payment_intents, record_intents  # noqa: E402, F401

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from lumo import __version__
 from lumo.agent.runtime import open_lumo
-from lumo.api import docs, errors, routes_chat, routes_reads, routes_record
+from lumo.api import docs, errors, routes_chat, routes_payments, routes_reads, routes_record
 from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     app.include_router(routes_chat.router, dependencies=v1_guards)
     app.include_router(routes_reads.router, dependencies=v1_guards)
     app.include_router(routes_record.router, dependencies=v1_guards)
+    app.include_router(routes_payments.router, dependencies=v1_guards)
+    app.include_router(routes_payments.webhooks)
     app.include_router(slack_routes.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")

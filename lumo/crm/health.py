@@ -70,7 +70,7 @@ class AccountHealth:
         }
 
 
-def _last_payment_dates(session: Session, invoice_ids: list[str], as_of: AsOf) -> dict[str, dt.date]:
+def last_payment_dates(session: Session, invoice_ids: list[str], as_of: AsOf) -> dict[str, dt.date]:
     out: dict[str, dt.date] = {}
     for start in range(0, len(invoice_ids), 1000):
         chunk = invoice_ids[start : start + 1000]
@@ -136,7 +136,7 @@ def account_health(
     by_account: dict[str, list[InvoiceRow]] = defaultdict(list)
     for row in rows:
         by_account[row.account_id].append(row)
-    paid_dates = _last_payment_dates(session, [r.id for r in rows if r.status == "paid"], as_of)
+    paid_dates = last_payment_dates(session, [r.id for r in rows if r.status == "paid"], as_of)
     out = [_account(invs, as_of, fx, paid_dates) for invs in by_account.values()]
     out.sort(key=lambda h: (h.score, -h.open_base, h.name, h.account_id))
     return out

@@ -242,7 +242,9 @@ def invoice_history(session: Session, scope: Scope, number: str, as_of: AsOf) ->
         select(Payment.amount, Payment.paid_at).where(Payment.invoice_id == row.id).order_by(Payment.paid_at)
     ).all()
     events = session.execute(
-        select(Activity.kind, Activity.at, Activity.by_id, Activity.text, Activity.from_status, Activity.to_status)
+        select(
+            Activity.kind, Activity.at, Activity.by_id, Activity.text, Activity.from_status, Activity.to_status, Activity.source
+        )
         .where(Activity.invoice_id == row.id)
         .order_by(Activity.at, Activity.id)
     ).all()
@@ -252,7 +254,9 @@ def invoice_history(session: Session, scope: Scope, number: str, as_of: AsOf) ->
         "contacts": [{"name": n, "email": e, "do_not_contact": d} for n, e, d in contacts],
         "payments": [{"amount": amount_str(a), "paid_at": p.isoformat()} for a, p in payments],
         "history": [
-            {"kind": k, "at": at.isoformat(), "by": by, "text": text, "from": f, "to": t} for k, at, by, text, f, t in events
+            # A provider's event says who in its source ("stripe:evt_..."): by = stripe.
+            {"kind": k, "at": at.isoformat(), "by": by or (src.split(":")[0] if src else None), "text": text, "from": f, "to": t}
+            for k, at, by, text, f, t, src in events
         ],
         "stale": [f.as_json() for f in stale.findings_for(row, as_of)],
     }

@@ -79,6 +79,7 @@ def record_activity(
     text: str = "",
     from_status: str | None = None,
     to_status: str | None = None,
+    source: str | None = None,
 ) -> Activity:
     activity = Activity(
         invoice_id=invoice.id,
@@ -88,6 +89,7 @@ def record_activity(
         text=text,
         from_status=from_status,
         to_status=to_status,
+        source=source,
     )
     session.add(activity)
     if invoice.last_activity_at is None or at > invoice.last_activity_at:
@@ -98,7 +100,14 @@ def record_activity(
 
 
 def change_status(
-    session: Session, invoice: Invoice, *, to_status: str, at: dt.datetime, by_id: str | None, reason: str
+    session: Session,
+    invoice: Invoice,
+    *,
+    to_status: str,
+    at: dt.datetime,
+    by_id: str | None,
+    reason: str,
+    source: str | None = None,
 ) -> Activity:
     """Change an invoice's status, keeping the old one in an event row (who, when, from, to, why)."""
     from_status = invoice.status
@@ -113,11 +122,15 @@ def change_status(
         text=reason,
         from_status=from_status,
         to_status=to_status,
+        source=source,
     )
 
 
-def add_payment(session: Session, invoice: Invoice, *, amount: Decimal, paid_at: dt.datetime) -> Payment:
-    payment = Payment(invoice_id=invoice.id, amount=amount, paid_at=paid_at)
+def add_payment(
+    session: Session, invoice: Invoice, *, amount: Decimal, paid_at: dt.datetime, source: str | None = None
+) -> Payment:
+    """A payment row (negative: a refund), kept in `amount_paid`; `source` when a provider, not a person, said so."""
+    payment = Payment(invoice_id=invoice.id, amount=amount, paid_at=paid_at, source=source)
     session.add(payment)
     invoice.amount_paid = (invoice.amount_paid or Decimal("0")) + amount
     return payment

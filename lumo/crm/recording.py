@@ -144,16 +144,25 @@ def check_payment(inv: Invoice, p: PaymentIn, as_of: AsOf) -> str:
     )
 
 
-def record_payment(session: Session, inv: Invoice, p: PaymentIn, *, as_of: AsOf, now: dt.datetime, by_id: str) -> dict[str, Any]:
+def record_payment(
+    session: Session,
+    inv: Invoice,
+    p: PaymentIn,
+    *,
+    as_of: AsOf,
+    now: dt.datetime,
+    by_id: str,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """`source`: the bank line ("bank:<hash>") the payment was matched from, kept on its rows."""
     text = check_payment(inv, p, as_of).removeprefix("Record a ")
     to = status_after_payment(inv, p.amount)
-    ledger.add_payment(session, inv, amount=p.amount, paid_at=_moment(p.date, as_of, now))
+    ledger.add_payment(session, inv, amount=p.amount, paid_at=_moment(p.date, as_of, now), source=source)
     event = EVENT_PREFIXES["record_payment"] + text + (f" (ref {p.reference})" if p.reference else "")
-    ledger.record_activity(session, inv, kind="note", at=now, by_id=by_id, text=event)
+    ledger.record_activity(session, inv, kind="note", at=now, by_id=by_id, text=event, source=source)
     if to != inv.status:
-        ledger.change_status(
-            session, inv, to_status=to, at=now, by_id=by_id, reason=f"Payment of {format_code(p.amount, inv.currency)} received"
-        )
+        reason = f"Payment of {format_code(p.amount, inv.currency)} received"
+        ledger.change_status(session, inv, to_status=to, at=now, by_id=by_id, reason=reason, source=source)
     return {
         "invoice_number": inv.number,
         "amount": amount_str(p.amount),

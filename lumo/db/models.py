@@ -158,6 +158,8 @@ class Invoice(Base):
     # Latest activity of any kind, and latest email/call: staleness and cooldown read these.
     last_activity_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_contacted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The payment provider's id of this invoice (Stripe's `in_...`): how its webhook events find it.
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
 
     contacts: Mapped[list[Contact]] = relationship(
         secondary="invoice_contacts", order_by="InvoiceContact.position", viewonly=True
@@ -182,6 +184,8 @@ class Payment(Base):
     invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money)
     paid_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Where it came from when not a person: "stripe:<event id>" or "bank:<row hash>" (negative amounts: refunds).
+    source: Mapped[str | None] = mapped_column(String(120), index=True)
 
 
 class Activity(Base):
@@ -196,6 +200,8 @@ class Activity(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
+    # Set when no person did it: "stripe:<event id>", "bank:<row hash>"; the history's `by` says the provider.
+    source: Mapped[str | None] = mapped_column(String(120))
 
     __table_args__ = (Index("ix_activities_invoice_at", "invoice_id", "at"),)
 
@@ -231,6 +237,7 @@ __all__ = [
     "Activity",
     "AgentAction",
     "ApiToken",
+    "BankLine",
     "Base",
     "Contact",
     "Deal",
@@ -240,6 +247,7 @@ __all__ = [
     "InvoiceContact",
     "OutboxEmail",
     "Payment",
+    "PaymentEvent",
     "ROLES",
     "SlackEvent",
     "Task",
@@ -320,3 +328,45 @@ class ThreadLock(Base):
     thread_key: Mapped[str] = mapped_column(String(300), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentEvent(Base):
+    """A payment provider's event (a Stripe webhook), stored once whatever the retries, with what it did."""
+
+    __tablename__ = "payment_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # the provider's moment: orders the events
+    object_id: Mapped[str] = mapped_column(String(100), default="")  # the provider's invoice (or charge) id
+    invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    # applied | unmatched (no Lumo invoice: finance decides) | superseded (older than one applied) | ignored
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[str] = mapped_column(Text)  # the object as received (JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_payment_events_provider_event"),)
+
+
+class BankLine(Base):
+    """One line of an imported bank statement, kept once by its hash, with what it matched or suggests."""
+
+    __tablename__ = "bank_lines"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    source_file: Mapped[str] = mapped_column(String(300), default="")
+    booked_on: Mapped[dt.date] = mapped_column(SQLiteDate())
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str] = mapped_column(Text, default="")
+    counterparty: Mapped[str] = mapped_column(String(300), default="")
+    # matched (applied on import) | suggested (waits for approval) | applied (approved) | unmatched
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="")  # exact | partial | multi | ambiguous | foreign | none
+    invoice_ids: Mapped[str] = mapped_column(Text, default="")  # candidates, comma-separated, in order
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)  # whose book it is in
+    reason: Mapped[str] = mapped_column(Text, default="")
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    imported_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))

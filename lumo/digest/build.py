@@ -14,12 +14,13 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
-from lumo.crm import stale
+from lumo.crm import forecast, reconcile, stale
 from lumo.crm.drafts import draft_for_invoice
 from lumo.crm.invoices import actionable_rows
 from lumo.crm.lifecycle import BUCKETS, AsOf, InvoiceRow, aging_bucket, days_overdue, is_overdue, promise_broken
 from lumo.crm.money import amount_str, load_fx, totals_by_currency
 from lumo.crm.priorities import Item, compute_priorities
+from lumo.crm.provider_events import unmatched_events
 from lumo.crm.scope import Scope, scope_for_user
 from lumo.crm.tasks import task_rows
 from lumo.db.models import Task, User
@@ -79,6 +80,7 @@ def build_digest(session: Session, user: User, day: dt.date, *, top: int = 5) ->
         "promises_broken": _promises_broken(rows, day),
         "tasks_due": _tasks_due(session, scope, day),
         "drafts": _ready_drafts(session, scope, items, as_of),
+        "cash": _cash(session, scope, as_of) if scope.role == "manager" else None,
     }
     counts = {
         "priorities": len(items),
@@ -186,6 +188,24 @@ def _tasks_due(session: Session, scope: Scope, day: dt.date) -> dict[str, Any]:
             if due is not None  # never: "due_date <= day" leaves out tasks without a date
         ],
         "more": max(len(tasks) - LIST_LIMIT, 0),
+    }
+
+
+CASH_WEEKS = 4  # the manager's digest looks a month ahead
+
+
+def _cash(session: Session, scope: Scope, as_of: AsOf) -> dict[str, Any]:
+    """Expected vs collected for the team, and what waits for finance: the forecast's figures, as they are."""
+    result = forecast.cash_forecast(session, scope, as_of, weeks=CASH_WEEKS, detail=1)
+    last = result["collected"][-1]
+    lines = reconcile.lines_to_match(session, scope)
+    return {
+        "weeks": [{"week_start": w["week_start"], "totals": w["totals"]} for w in result["expected"]],
+        "collected_last_week": last["totals"],
+        "at_risk": result["at_risk"]["reasons"][0],
+        "dso": result["dso"],
+        "to_match": len(lines["suggested"]),
+        "unmatched": len(lines["unmatched"]) + len(unmatched_events(session)),
     }
 
 
