@@ -1,0 +1,46 @@
+"""Routes the web app needs beyond the CLI's reads: sign-in by link, who am I (and my team), my threads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from lumo.api.deps import CurrentScope, Now, SessionDep
+from lumo.db.models import User
+from lumo.web.signin import exchange_link
+from lumo.web.threads import recent_threads
+
+router = APIRouter(prefix="/v1", tags=["web"])
+
+
+class LinkExchange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    link: str = Field(min_length=1, max_length=200, description="The token of a `lumo web-link` URL.")
+
+
+def _person(user: User) -> dict[str, str]:
+    return {"email": user.email, "name": user.name, "role": user.role}
+
+
+@router.post("/web-links/exchange", summary="Trade a one-time sign-in link for a session token")
+def exchange(body: LinkExchange, session: SessionDep, now: Now) -> dict[str, Any]:
+    user, token = exchange_link(session, body.link, now)
+    session.commit()
+    return {"token": token, **_person(user)}
+
+
+@router.get("/me", summary="The caller, and the reps whose books they see")
+def me(session: SessionDep, scope: CurrentScope) -> dict[str, Any]:
+    query = select(User).order_by(User.name, User.email)
+    if scope.owner_ids is not None:
+        query = query.where(User.id.in_(sorted(scope.owner_ids)))
+    team = [_person(u) for u in session.scalars(query).all() if u.id != scope.user_id]
+    return {"email": scope.email, "name": scope.name, "role": scope.role, "timezone": scope.timezone, "team": team}
+
+
+@router.get("/threads", summary="The caller's recent chat threads, newest first")
+def threads(session: SessionDep, scope: CurrentScope, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    return {"threads": recent_threads(session, scope.user_id, limit)}
