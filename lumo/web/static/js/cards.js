@@ -49,6 +49,8 @@ export function approvalCard(action, onDecide) {
     try {
       const result = await onDecide(decision);
       card.classList.add("decided");
+      if (decision.type === "edit") card.querySelector(".facts").replaceWith(facts({ ...action, args: { ...action.args, ...decision.args } }));
+      extra.replaceChildren();
       status.textContent = outcome(decision, action, result);
     } catch (err) {
       card.classList.add("decided"); // a refused decision is not retried from this card

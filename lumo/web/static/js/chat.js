@@ -110,7 +110,7 @@ function stepText(step) {
 }
 
 // One answer: the reply, its ranked items, drafts (when nothing waits) and an approval card per pending action.
-export function renderResult(log, state, result) {
+export function renderResult(log, state, result, { decided = false } = {}) {
   const block = h("div", { class: "msg lumo" }, h("span", { class: "who" }, "Lumo", result.model === "lumo-offline" ? h("span", { class: "badge" }, "offline model") : null));
   const pending = result.pending_actions || [];
   if (result.reply && !pending.length) block.append(markdown(result.reply));
@@ -120,7 +120,8 @@ export function renderResult(log, state, result) {
     block.append(h("details", { class: "items-box", open: !result.reply }, h("summary", {}, `Work on these (${result.items.length} items)`),
       itemsList(result.items, (number) => ask(log, state, `send the reminder for ${number}`))));
   }
-  if (!pending.length) for (const d of result.drafts || []) if (!d.skipped_reason) block.append(draftCard(d, (number) => ask(log, state, `send the reminder for ${number}`)));
+  // After a decision the turn's drafts are history (the card shows what was approved), so they are not offered again.
+  if (!pending.length && !decided) for (const d of result.drafts || []) if (!d.skipped_reason) block.append(draftCard(d, (number) => ask(log, state, `send the reminder for ${number}`)));
   if (pending.length) {
     block.append(h("p", {}, pending.length === 1 ? "This waits for your decision; nothing happens until you approve it:" : `These ${pending.length} actions wait for your decision; nothing happens until you approve:`));
     for (const action of pending) block.append(approvalCard(action, (decision) => decide(log, state, action, decision)));
@@ -160,6 +161,6 @@ async function decide(log, state, action, decision) {
   const result = await post(`/v1/threads/${encodeURIComponent(state.threadId)}/decision`, body);
   // The answer lists what still waits: those cards are shown again with it, so the old ones go.
   for (const card of log.querySelectorAll(".approval:not(.decided)")) if (card.dataset.action !== action.id) card.remove();
-  renderResult(log, state, result);
+  renderResult(log, state, result, { decided: true });
   return result;
 }
