@@ -1,7 +1,7 @@
 // The shell: sign-in, the header (who, whose book), and the hash router (#/today, #/chat/ID, #/invoice/N...).
 import { ApiError, get, post, session, whenSignedOut } from "/static/js/api.js";
 import { chatView } from "/static/js/chat.js";
-import { h, clear, errorBox } from "/static/js/dom.js";
+import { h, clear, errorBox, markNav } from "/static/js/dom.js";
 import { accountPage, accountsPage, invoicePage, overduePage, stalePage, todayPage } from "/static/js/pages.js";
 
 const main = document.getElementById("main");
@@ -81,10 +81,7 @@ async function route() {
   if (!me) return;
   say("");
   const hash = location.hash || "#/today";
-  for (const a of document.querySelectorAll("nav a")) {
-    if (hash.startsWith(a.getAttribute("href"))) a.setAttribute("aria-current", "page");
-    else a.removeAttribute("aria-current");
-  }
+  markNav(hash);
   for (const [pattern, view] of routes) {
     const match = hash.match(pattern);
     if (match) {

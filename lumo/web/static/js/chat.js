@@ -83,7 +83,7 @@ async function turn(state, log, message, { input, sendButton, threads }) {
         steps.append(h("li", {}, stepText(data)));
       } else if (name === "message") {
         working.remove();
-        renderResult(log, state, data);
+        renderResult(log, state, data, { steps });
       } else if (name === "error") {
         failed = data.error;
       }
@@ -110,11 +110,12 @@ function stepText(step) {
 }
 
 // One answer: the reply, its ranked items, drafts (when nothing waits) and an approval card per pending action.
-export function renderResult(log, state, result, { decided = false } = {}) {
+export function renderResult(log, state, result, { decided = false, steps = null } = {}) {
   const block = h("div", { class: "msg lumo" }, h("span", { class: "who" }, "Lumo", result.model === "lumo-offline" ? h("span", { class: "badge" }, "offline model") : null));
   const pending = result.pending_actions || [];
   if (result.reply && !pending.length) block.append(markdown(result.reply));
   for (const note of result.notes || []) block.append(h("p", { class: "note" }, note));
+  if (steps?.children.length) block.append(h("details", { class: "steps-box" }, h("summary", {}, `Steps (${steps.children.length})`), steps));
   if (result.items?.length) {
     // The reply already words the list; the items themselves come folded, with a "Draft it" each.
     block.append(h("details", { class: "items-box", open: !result.reply }, h("summary", {}, `Work on these (${result.items.length} items)`),

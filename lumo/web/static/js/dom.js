@@ -88,3 +88,11 @@ export function loading(what = "Loading") {
 export function errorBox(message) {
   return h("p", { class: "error", role: "alert" }, message);
 }
+
+// The main menu marks the page shown (also when a view changes the address without a hashchange).
+export function markNav(hash = location.hash) {
+  for (const a of document.querySelectorAll("nav a")) {
+    if (hash.startsWith(a.getAttribute("href"))) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}

@@ -1,7 +1,7 @@
 // Today's list, overdue and stale lists with filters, the invoice page and the account pages.
 import { get, session } from "/static/js/api.js";
 import { chatView, itemsList } from "/static/js/chat.js";
-import { accountHref, clear, errorBox, h, invoiceLink, loading, money, when } from "/static/js/dom.js";
+import { accountHref, clear, errorBox, h, invoiceLink, loading, markNav, money, when } from "/static/js/dom.js";
 
 const BUCKETS = ["1-30", "31-60", "61-90", "90+"];
 
@@ -24,6 +24,7 @@ async function show(main, title, load) {
 
 export function draftInChat(main, number) {
   history.pushState(null, "", "#/chat");
+  markNav();
   return chatView(main, null, { ask: `send the reminder for ${number}` });
 }
 
