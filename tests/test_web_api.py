@@ -216,3 +216,18 @@ def test_the_page_is_served_at_the_root(client: TestClient) -> None:
         assert response.status_code == 200 and "javascript" in response.headers["content-type"], asset
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
     assert client.get("/static/nope.js").status_code == 404
+
+
+def test_the_demo_set_up_of_make_run_prints_a_sign_in_link(
+    db_url: str, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lumo.cli.serve import _demo_setup
+
+    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
+    _demo_setup("127.0.0.1", 8000)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Web app: open "))
+    url = line.split()[3]
+    assert url.startswith("http://127.0.0.1:8000/#signin=lumolink_")
+    with session_factory() as s:
+        user, _ = exchange_link(s, url.split("#signin=")[1], dt.datetime.now(dt.UTC))
+    assert user.email == "demo@lumenbase.test"

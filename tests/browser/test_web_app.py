@@ -86,7 +86,10 @@ def test_what_should_i_do_today_shows_the_ranked_items(page: Any, server: Server
     assert shown == expected and shown[0] == "INV-1001"
     link = answer.locator(".md a", has_text="INV-1001").first  # invoice numbers in the answer link to their page
     assert link.get_attribute("href") == "#/invoice/INV-1001"
-    assert page.get_by_role("link", name="what should I do today?").count() >= 1  # listed among the threads
+    page.get_by_role("link", name="New chat").click()
+    page.get_by_role("complementary", name="Threads").get_by_role("link", name="what should I do today?").first.click()
+    page.locator(".msg.lumo .md").wait_for()  # the thread reopens with its latest answer
+    assert "INV-1001" in page.locator(".msg.lumo .md").inner_text()
 
 
 def test_draft_edit_and_approve_queues_the_edited_email_once(page: Any, server: Server) -> None:
@@ -126,6 +129,22 @@ def test_reject_with_a_reason_sends_nothing(page: Any, server: Server) -> None:
     card.get_by_text("Rejected: Gavin paid by wire this morning. Nothing was done.").wait_for()
     assert page.locator(".msg.lumo").last.inner_text().count("Gavin paid by wire this morning") >= 1
     assert not [e for e in outbox(server) if "INV-1003" in e.invoice_numbers]
+
+
+def test_an_approved_note_is_logged_and_shows_on_the_invoice_page(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    page.get_by_role("link", name="Chat").click()
+    page.get_by_label("Message to Lumo").fill("add a note to INV-1003: Gavin says the check is in the mail")
+    page.get_by_label("Message to Lumo").press("Enter")
+    card = page.locator("article.approval")
+    card.wait_for()
+    assert card.get_by_role("heading").inner_text() == "Log note"
+    assert "INV-1003" in card.locator(".facts").inner_text() and "Gavin says the check is in the mail" in card.inner_text()
+    card.get_by_role("button", name="Approve").click()
+    card.get_by_text("Approved. The result is below.").wait_for()
+    card.locator(".facts a", has_text="INV-1003").click()
+    page.get_by_role("heading", name="Invoice INV-1003").wait_for()
+    assert "Gavin says the check is in the mail" in page.get_by_role("region", name="History").inner_text()
 
 
 def test_the_invoice_page_shows_facts_payments_and_history(page: Any, server: Server) -> None:
