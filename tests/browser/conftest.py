@@ -74,7 +74,7 @@ class Server:
             return json.load(response)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("web")
     db_url = f"sqlite:///{folder / 'lumo.db'}"
@@ -111,7 +111,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             process.kill()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while it is open, which the
+# asyncio tests that run after these would trip over.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         reason = f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` (.ci/run does)"

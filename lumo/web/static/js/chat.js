@@ -15,8 +15,8 @@ export async function chatView(main, threadId, { ask = null } = {}) {
     "aside",
     { class: "side", "aria-label": "Threads" },
     h("a", { class: "button", href: "#/chat", onclick: () => { if (!threadId) chatView(main, null); } }, "New chat"),
-    h("h2", {}, "Recent threads"),
-    threads,
+    // Folded on a phone, so the conversation comes first.
+    h("details", { open: matchMedia("(min-width: 800px)").matches }, h("summary", {}, h("h2", {}, "Recent threads")), threads),
   );
   clear(main, h("div", { class: "chat" }, side, h("section", { class: "talk", "aria-label": "Chat" }, h("h1", {}, "Chat with Lumo"), log, form)));
 
