@@ -68,6 +68,10 @@ def test_sign_in_by_pasting_a_token_and_a_bad_token_is_said_in_words(page: Any, 
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Today").wait_for()
     page.locator("ol.items > li").first.wait_for()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("You are signed out.").wait_for()
+    page.reload()  # the token left the browser session with the sign-out
+    page.get_by_label("API token").wait_for()
 
 
 def test_what_should_i_do_today_shows_the_ranked_items(page: Any, server: Server) -> None:

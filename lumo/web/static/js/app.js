@@ -14,11 +14,11 @@ export function say(message) {
   notice.hidden = !message;
 }
 
-function signInView(message) {
+function signInView(message, { calm = false } = {}) {
   header.hidden = true;
   me = null;
   const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true, spellcheck: "false" });
-  const problem = message ? errorBox(message) : null;
+  const problem = !message ? null : calm ? h("p", { class: "notice", role: "status" }, message) : errorBox(message);
   const form = h(
     "form",
     { class: "card signin", "aria-labelledby": "signin-title" },
@@ -122,7 +122,7 @@ document.getElementById("signout").addEventListener("click", () => {
   session.token = null;
   session.rep = "";
   history.replaceState(null, "", location.pathname);
-  signInView("You are signed out.");
+  signInView("You are signed out.", { calm: true });
 });
 window.addEventListener("hashchange", () => (location.hash.startsWith("#signin=") ? start() : route()));
 start();
