@@ -211,6 +211,8 @@ def test_the_page_is_served_at_the_root(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="/static/js/app.js">' in page.text
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self' covers scripts: no inline
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
     for asset in ("/static/js/app.js", "/static/vendor/marked.esm.js", "/static/vendor/purify.es.js"):
         response = client.get(asset)
         assert response.status_code == 200 and "javascript" in response.headers["content-type"], asset

@@ -1,6 +1,7 @@
 """The hand-written book the browser tests serve: dates are relative to the day the tests run.
 
-Rep Dana (Globex: INV-1001, INV-1002; Hooli: INV-1003), rep Rob (Initech: INV-2001), their manager Mia.
+Rep Dana (Globex: INV-1001, INV-1002; Hooli: INV-1003; Umbrella: INV-1004), rep Rob (Initech: INV-2001), their
+manager Mia. Each flow that sends or drafts works on invoices of its own, so the tests do not depend on their order.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def snapshot(today: dt.date) -> dict[str, Any]:
             **more,
         }
 
+    def contact(cid: str, account: str, name: str, email: str) -> dict[str, Any]:
+        return {"id": cid, "account_id": account, "name": name, "email": email, "role": "billing", "do_not_contact": False}
+
     return {
         "workspace": {"name": "Acme Corp", "base_currency": "USD", "fx_rates": {"EUR": "1.08"}},
         "users": [
@@ -47,32 +51,13 @@ def snapshot(today: dt.date) -> dict[str, Any]:
             {"id": "a1", "name": "Globex", "owner_id": "u1", "tier": "key"},
             {"id": "a2", "name": "Hooli", "owner_id": "u1", "tier": "standard"},
             {"id": "a3", "name": "Initech", "owner_id": "u2", "tier": "standard"},
+            {"id": "a4", "name": "Umbrella", "owner_id": "u1", "tier": "standard"},
         ],
         "contacts": [
-            {
-                "id": "c1",
-                "account_id": "a1",
-                "name": "Hank Scorpio",
-                "email": "hank@globex.test",
-                "role": "billing",
-                "do_not_contact": False,
-            },
-            {
-                "id": "c2",
-                "account_id": "a2",
-                "name": "Gavin Belson",
-                "email": "gavin@hooli.test",
-                "role": "billing",
-                "do_not_contact": False,
-            },
-            {
-                "id": "c3",
-                "account_id": "a3",
-                "name": "Bill Lumbergh",
-                "email": "bill@initech.test",
-                "role": "billing",
-                "do_not_contact": False,
-            },
+            contact("c1", "a1", "Hank Scorpio", "hank@globex.test"),
+            contact("c2", "a2", "Gavin Belson", "gavin@hooli.test"),
+            contact("c3", "a3", "Bill Lumbergh", "bill@initech.test"),
+            contact("c4", "a4", "Alice Wesker", "alice@umbrella.test"),
         ],
         "deals": [],
         "invoices": [
@@ -80,6 +65,7 @@ def snapshot(today: dt.date) -> dict[str, Any]:
             invoice("i2", "INV-1002", "a1", "c1", -20, "5000.00", "USD", "partially_paid", promise_to_pay_date=day(-5)),
             invoice("i3", "INV-1003", "a2", "c2", -8, "900.00", "USD", "overdue"),
             invoice("i4", "INV-2001", "a3", "c3", -15, "7777.00", "USD", "sent"),
+            invoice("i5", "INV-1004", "a4", "c4", -3, "2500.00", "USD", "sent"),
         ],
         "payments": [{"invoice_id": "i2", "amount": "1000.00", "paid_at": moment(-12)}],
         "activities": [

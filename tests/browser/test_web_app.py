@@ -1,7 +1,7 @@
 """The web app in a real Chromium against a real `lumo serve`: the flows a rep and a manager go through.
 
-Book (tests/browser/book.py): rep Dana (Globex: INV-1001, INV-1002; Hooli: INV-1003), rep Rob (Initech:
-INV-2001), manager Mia over both.
+Book (tests/browser/book.py): rep Dana (Globex: INV-1001, INV-1002; Hooli: INV-1003; Umbrella: INV-1004), rep Rob
+(Initech: INV-2001), manager Mia over both.
 """
 
 from __future__ import annotations
@@ -135,6 +135,43 @@ def test_reject_with_a_reason_sends_nothing(page: Any, server: Server) -> None:
     assert not [e for e in outbox(server) if "INV-1003" in e.invoice_numbers]
 
 
+def ask(page: Any, message: str) -> Any:
+    page.get_by_label("Message to Lumo").fill(message)
+    page.get_by_label("Message to Lumo").press("Enter")
+    card = page.locator("article.approval:not(.decided)").last
+    card.wait_for()
+    return card
+
+
+def test_an_approval_refused_by_the_checks_says_why_in_the_thread(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    page.get_by_role("link", name="Chat").click()
+    ask(page, "send the reminder for INV-1004")
+    first_thread = page.url
+    page.get_by_role("link", name="New chat").click()
+    ask(page, "send the reminder for INV-1004").get_by_role("button", name="Approve").click()
+    page.get_by_text("queued in the outbox").wait_for()
+    page.goto(first_thread)  # the older draft of the same reminder, reopened: it still waits
+    card = page.locator("article.approval")
+    card.wait_for()
+    card.get_by_role("button", name="Approve").click()
+    card.get_by_text("Approved. The result is below.").wait_for()
+    assert "cooldown" in page.locator(".msg.lumo").last.inner_text()  # refused at approval time, and why
+    assert len([e for e in outbox(server) if "INV-1004" in e.invoice_numbers]) == 1
+
+
+def test_the_account_page_shows_health_and_overdue_by_bucket(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    page.get_by_role("link", name="Accounts").click()
+    page.get_by_role("link", name="Globex").click()
+    page.get_by_role("heading", name="Globex").wait_for()
+    health = page.get_by_role("region", name="Health").inner_text()
+    assert "score" in health and "Open balance" in health
+    buckets = page.get_by_role("region", name="Overdue by bucket").inner_text()
+    assert "31-60" in buckets and "1-30" in buckets
+    assert page.get_by_role("region", name="Open invoices").locator("tbody a").all_inner_texts() == ["INV-1001", "INV-1002"]
+
+
 def test_an_approved_note_is_logged_and_shows_on_the_invoice_page(page: Any, server: Server) -> None:
     sign_in(page, server)
     page.get_by_role("link", name="Chat").click()
@@ -183,7 +220,7 @@ def test_a_manager_opens_a_team_invoice_and_switches_rep(page: Any, server: Serv
 def test_the_overdue_list_filters_by_account_bucket_and_currency(page: Any, server: Server) -> None:
     sign_in(page, server)
     page.get_by_role("link", name="Overdue").click()
-    page.get_by_text("3 overdue invoices").wait_for()
+    page.get_by_text("4 overdue invoices").wait_for()
     page.get_by_label("Currency").fill("eur")
     page.get_by_role("button", name="Filter").click()
     page.get_by_text("1 overdue invoice", exact=True).wait_for()
