@@ -14,7 +14,7 @@ export async function chatView(main, threadId, { ask = null } = {}) {
   const side = h(
     "aside",
     { class: "side", "aria-label": "Threads" },
-    h("a", { class: "button", href: "#/chat", onclick: () => { if (!threadId) chatView(main, null); } }, "New chat"),
+    h("a", { class: "button", href: "#/chat", onclick: () => { if (location.hash === "#/chat") chatView(main, null); } }, "New chat"), // same address: no hashchange
     // Folded on a phone, so the conversation comes first.
     h("details", { open: matchMedia("(min-width: 800px)").matches }, h("summary", {}, h("h2", {}, "Recent threads")), threads),
   );
