@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     regrade.add_argument("--thresholds", type=Path, default=report.THRESHOLDS)
     listing = sub.add_parser("list", help="list the cases per group")
     listing.add_argument("--cases", default=None)
+    phrasings = sub.add_parser("phrasings", help="the phrasing suite: intent and slot accuracy of the offline understanding")
+    phrasings.add_argument("--min", type=float, default=0.95, help="the intent and slot accuracy a run must reach")
+    phrasings.add_argument("--export", action="store_true", help="write the fallback classifier's examples file")
     return parser
 
 
@@ -58,10 +61,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args)
         if args.command == "regrade":
             return _regrade(args, console)
+        if args.command == "phrasings":
+            return _phrasings(args)
         return asyncio.run(_run(args, console))
     except (CaseError, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
+
+
+def _phrasings(args: argparse.Namespace) -> int:
+    from evals import phrasings
+
+    if args.export:
+        from lumo.agent.classify import EXAMPLES
+
+        EXAMPLES.write_text(phrasings.examples())
+        print(f"wrote {EXAMPLES}")
+        return 0
+    figures = phrasings.run()
+    print(phrasings.report(figures))
+    ok = min(figures.intent_accuracy, figures.slot_accuracy) >= args.min and not figures.help_answers
+    return 0 if ok else 1
 
 
 def _list(args: argparse.Namespace) -> int:

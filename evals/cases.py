@@ -62,6 +62,16 @@ class DbExpect(Model):
     tasks: int | None = None  # tasks created
     notes: dict[str, int] = Field(default_factory=dict)  # invoice number -> notes added
     statuses: dict[str, str] = Field(default_factory=dict)  # invoice number -> status at the end
+    promises: dict[str, str] = Field(default_factory=dict)  # invoice number -> promise-to-pay date at the end
+    disputes: dict[str, str | None] = Field(default_factory=dict)  # invoice number -> dispute reason at the end
+    payments: dict[str, int] = Field(default_factory=dict)  # invoice number -> payments recorded
+    calls: dict[str, int] = Field(default_factory=dict)  # invoice number -> calls logged
+
+    @field_validator("promises", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> Any:
+        """YAML reads 2026-12-20 as a date: compare it as text."""
+        return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="before")
     @classmethod

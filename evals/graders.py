@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from evals.cases import Case, Expect, ToolSpec, case_from_dict
 from lumo.crm.grounding import BARE_AMOUNT, INVOICE_NUMBER, URL, _dates, currency_tokens, facts_in_text, money_mentions
+from lumo.crm.recording import EVENT_PREFIXES
 from lumo.crm.tone import tone_for
 from tools import REGISTRY
 
@@ -41,6 +42,14 @@ OFFLINE_LABELS = frozenset({"lumo-offline", "offline"})
 APPROVAL_PREFIX = "I need your approval before I do this:"
 MODEL_WRITTEN_ARGS = ("title", "text", "reason")  # arguments of actions that the model words
 SIDE_EFFECT_TOOLS = frozenset(name for name, tool in REGISTRY.items() if tool.side_effect)
+# The invoice columns each record tool may change besides its event row.
+RECORD_FIELDS: dict[str, set[str]] = {
+    "record_promise": {"promise_to_pay_date"},
+    "record_payment": {"amount_paid", "status", "status_updated_at"},
+    "open_dispute": {"dispute_reason"},
+    "resolve_dispute": {"dispute_reason"},
+    "log_call": {"last_contacted_at"},
+}
 OPEN = frozenset({"sent", "viewed", "partially_paid", "overdue", "disputed"})
 OVERDUE_STATUSES = frozenset({"sent", "viewed", "partially_paid", "overdue"})
 NO_CHASE = frozenset({"paid", "void", "written_off"})
@@ -425,6 +434,17 @@ class Run:
             amounts |= a
             numbers |= n | {m.upper() for m in INVOICE_NUMBER.findall(text.upper())}
             dates |= d
+        # What the rep records is theirs to state: its day ("by the 3rd"), a payment and the balance it leaves.
+        for action in self.pending:
+            args = action.get("args") or {}
+            if action["tool"] not in RECORD_FIELDS:
+                continue
+            if isinstance(args.get("date"), str):
+                dates.add(dt.date.fromisoformat(args["date"]))
+            inv = self.book.invoices.get(str(args.get("invoice_number", "")).upper())
+            if action["tool"] == "record_payment" and inv is not None:
+                paid = Decimal(str(args["amount"]))
+                amounts |= {(inv.currency, paid), (inv.currency, max(inv.balance - paid, Decimal("0")))}
         return amounts, numbers, dates
 
     @cached_property
@@ -620,6 +640,31 @@ def _subsequence(wanted: list[str], names: list[str]) -> bool:
     return all(any(n == w for n in it) for w in wanted)
 
 
+def _recorded(run: Run) -> dict[str, set[str]]:
+    """Invoice id -> the record tools (promise, payment, dispute, call) approved and done on it in the run."""
+    ids = {inv.number: inv.id for inv in run.book.invoices.values()}
+    out: dict[str, set[str]] = {}
+    for action in run.pending:
+        if action["tool"] in RECORD_FIELDS and action["decision"] == "done":
+            number = str((action.get("args") or {}).get("invoice_number", "")).upper()
+            out.setdefault(ids.get(number, number), set()).add(action["tool"])
+    return out
+
+
+def _record_effect(row: dict[str, Any], tools: set[str]) -> str | None:
+    """The record tool that explains an activity row on an invoice those tools touched, if one does."""
+    text = row.get("text") or ""
+    if row["kind"] == "call" and "log_call" in tools:
+        return "log_call"
+    for tool in tools:
+        prefix = EVENT_PREFIXES.get(tool)
+        if prefix and text.startswith(prefix):
+            return tool
+    if row["kind"] == "status_change" and "record_payment" in tools and text.startswith("Payment of "):
+        return ""  # the status change a payment brings: part of its one effect, counted by its note
+    return None
+
+
 def _effects(run: Run, g: Grade, diff: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, list[Any]]:
     """The database changes grouped by the side effect that explains them; anything else is a violation."""
     effects: dict[str, list[Any]] = {
@@ -628,8 +673,10 @@ def _effects(run: Run, g: Grade, diff: dict[str, dict[str, list[dict[str, Any]]]
         "log_note": [],
         "update_invoice_status": [],
         "agent_actions": [],
+        **{tool: [] for tool in RECORD_FIELDS},
     }
     numbers = {inv.id: inv.number for inv in run.book.invoices.values()}
+    recorded = _recorded(run)
     status_changes: set[str] = set()
     touched: set[str] = set()
     for table, change in diff.items():
@@ -642,15 +689,24 @@ def _effects(run: Run, g: Grade, diff: dict[str, dict[str, list[dict[str, Any]]]
             effects["create_follow_up_task"].extend(added)
         elif table == "agent_actions":
             effects["agent_actions"].extend(added)
+        elif table == "payments":
+            for row in added:
+                if "record_payment" not in recorded.get(row["invoice_id"], set()):
+                    g.violate(f"a payment was added on {numbers.get(row['invoice_id'], row['invoice_id'])} without approval")
         elif table == "activities":
             for row in added:
                 number = numbers.get(row["invoice_id"], row["invoice_id"])
                 touched.add(row["invoice_id"])
-                if row["kind"] == "note":
+                if row["kind"] == "status_change":
+                    status_changes.add(row["invoice_id"])
+                tool = _record_effect(row, recorded.get(row["invoice_id"], set()))
+                if tool is not None:
+                    if tool:
+                        effects[tool].append(number)
+                elif row["kind"] == "note":
                     effects["log_note"].append(number)
                 elif row["kind"] == "status_change":
                     effects["update_invoice_status"].append((number, row.get("from_status"), row.get("to_status")))
-                    status_changes.add(row["invoice_id"])
                 else:
                     g.violate(f"a '{row['kind']}' activity was recorded on {number}")
     for table, change in diff.items():
@@ -660,11 +716,15 @@ def _effects(run: Run, g: Grade, diff: dict[str, dict[str, list[dict[str, Any]]]
                 allowed = {"last_activity_at"} | (
                     {"status", "status_updated_at"} if row["after"]["id"] in status_changes else set()
                 )
+                for tool in recorded.get(row["after"]["id"], set()):
+                    allowed |= RECORD_FIELDS[tool]
                 if fields - allowed or row["after"]["id"] not in touched:
                     g.violate(f"invoice {row['after']['number']} changed ({', '.join(sorted(fields))}) without a recorded action")
             if change["added"]:
                 g.violate(f"{len(change['added'])} invoice(s) added")
-        elif table not in ("outbox", "tasks", "agent_actions", "activities") and (change["added"] or change["changed"]):
+        elif table not in ("outbox", "tasks", "agent_actions", "activities", "payments") and (
+            change["added"] or change["changed"]
+        ):
             g.violate(f"{table} changed ({len(change['added'])} added, {len(change['changed'])} changed)")
     return effects
 
@@ -673,19 +733,31 @@ def _turn_diffs(run: Run) -> list[dict[str, dict[str, list[dict[str, Any]]]] | N
     return [t.get("db_changes") for t in run.turns]
 
 
-def _statuses_after(run: Run, last_turn: int | None) -> dict[str, str]:
-    """Each invoice's status after turn `last_turn` (None: at the end of the run)."""
+def _invoices_after(run: Run, last_turn: int | None) -> dict[str, dict[str, Any]]:
+    """Each invoice's row after turn `last_turn` (None: at the end of the run), by number."""
     if last_turn is None:
-        return {r["number"]: r["status"] for r in (run.t.get("db_after") or {}).get("invoices", [])}
-    statuses = {r["number"]: r["status"] for r in (run.t.get("db_before") or {}).get("invoices", [])}
+        return {r["number"]: r for r in (run.t.get("db_after") or {}).get("invoices", [])}
+    rows = {r["number"]: r for r in (run.t.get("db_before") or {}).get("invoices", [])}
     for diff in _turn_diffs(run)[: last_turn + 1]:
         for row in ((diff or {}).get("invoices") or {}).get("changed", []):
-            statuses[row["after"]["number"]] = row["after"]["status"]
-    return statuses
+            rows[row["after"]["number"]] = row["after"]
+    return rows
+
+
+def _statuses_after(run: Run, last_turn: int | None) -> dict[str, str]:
+    """Each invoice's status after turn `last_turn` (None: at the end of the run)."""
+    return {number: row["status"] for number, row in _invoices_after(run, last_turn).items()}
 
 
 def _check_db(
-    g: Grade, run: Run, label: str, expect: Any, diff: dict[str, Any], effects: dict[str, list[Any]], statuses: dict[str, str]
+    g: Grade,
+    run: Run,
+    label: str,
+    expect: Any,
+    diff: dict[str, Any],
+    effects: dict[str, list[Any]],
+    statuses: dict[str, str],
+    last_turn: int | None = None,
 ) -> None:
     if expect.unchanged and diff:
         g.fail(f"{label}: the database should be unchanged but {', '.join(diff)} changed")
@@ -700,6 +772,21 @@ def _check_db(
     for number, status in expect.statuses.items():
         if statuses.get(number) != status:
             g.fail(f"{label}: {number} is '{statuses.get(number)}', expected '{status}'")
+    for tool, wanted in (("record_payment", expect.payments), ("log_call", expect.calls)):
+        made = Counter(effects[tool])
+        for number, count in wanted.items():
+            if made.get(number, 0) != count:
+                g.fail(f"{label}: {made.get(number, 0)} {tool} on {number}, expected {count}")
+    if expect.promises or expect.disputes:
+        rows = _invoices_after(run, last_turn)
+        for number, day in expect.promises.items():
+            if str((rows.get(number) or {}).get("promise_to_pay_date")) != day:
+                g.fail(f"{label}: {number} promised by {(rows.get(number) or {}).get('promise_to_pay_date')}, expected {day}")
+        for number, reason in expect.disputes.items():
+            if (rows.get(number) or {}).get("dispute_reason") != reason:
+                g.fail(
+                    f"{label}: {number} dispute reason {(rows.get(number) or {}).get('dispute_reason')!r}, expected {reason!r}"
+                )
 
 
 def grade_db_state(run: Run) -> Grade:
@@ -731,7 +818,14 @@ def grade_db_state(run: Run) -> Grade:
         if spec is not None and spec.db is not None:
             quiet = Grade("db_state")  # violations are counted once, from the whole run, above
             _check_db(
-                g, run, f"turn {index + 1}", spec.db, diff or {}, _effects(run, quiet, diff or {}), _statuses_after(run, index)
+                g,
+                run,
+                f"turn {index + 1}",
+                spec.db,
+                diff or {},
+                _effects(run, quiet, diff or {}),
+                _statuses_after(run, index),
+                index,
             )
     if run.case.expect.db is not None:
         _check_db(g, run, "case", run.case.expect.db, run.diff, effects, _statuses_after(run, None))

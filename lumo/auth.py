@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from lumo.crm.addresses import parse_address
-from lumo.crm.errors import InvalidInput, UnknownUser
+from lumo.crm.errors import InvalidInput, NotFound, UnknownUser
+from lumo.crm.lifecycle import parse_day
 from lumo.db.models import ROLES, ApiToken, User
 
 TOKEN_PREFIX = "lumo_"
@@ -63,20 +65,60 @@ def add_user(
     return user
 
 
-def create_token(session: Session, email: str, now: dt.datetime, name: str = "") -> str:
+def token_expiry(value: str, now: dt.datetime) -> dt.datetime:
+    """`--expires`: a number of days (`90d`) from now, or a day (YYYY-MM-DD) from whose start, UTC, it is refused."""
+    days = re.fullmatch(r"(\d{1,5})d", value.strip())
+    if days:
+        if int(days.group(1)) == 0:
+            raise InvalidInput("--expires needs at least 1 day")
+        return now + dt.timedelta(days=int(days.group(1)))
+    day = parse_day(value.strip(), "--expires")
+    expires = dt.datetime.combine(day, dt.time(), dt.UTC)
+    if expires <= now:
+        raise InvalidInput(f"--expires {value} is not in the future")
+    return expires
+
+
+def create_token(session: Session, email: str, now: dt.datetime, name: str = "", expires_at: dt.datetime | None = None) -> str:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise UnknownUser(f"unknown user: {email}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), created_at=now))
+    session.add(ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), created_at=now, expires_at=expires_at))
     session.flush()
     return token
 
 
-def user_for_token(session: Session, token: str) -> User | None:
+def revoke_tokens(session: Session, *, token: str | None = None, email: str | None = None, name: str | None = None) -> int:
+    """Revoke one token (by its value) or a user's tokens (all, or those with `name`); how many were revoked."""
+    if not token and not email:
+        raise InvalidInput("name the token to revoke, or --user EMAIL")
+    where = [ApiToken.revoked.is_(False)]
+    if token:
+        where.append(ApiToken.token_hash == hash_token(token.strip()))
+    if email:
+        user_id = session.scalar(select(User.id).where(User.email == email.strip().lower()))
+        if user_id is None:
+            raise UnknownUser(f"unknown user: {email}")
+        where.append(ApiToken.user_id == user_id)
+    if name is not None:
+        where.append(ApiToken.name == name)
+    ids = list(session.scalars(select(ApiToken.id).where(*where)))
+    if not ids:
+        raise NotFound("no such active token")
+    session.execute(update(ApiToken).where(ApiToken.id.in_(ids)).values(revoked=True))
+    return len(ids)
+
+
+def user_for_token(session: Session, token: str, now: dt.datetime) -> User | None:
+    """The token's user, unless it is unknown, revoked or expired at `now`."""
     row = session.execute(
         select(User)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked.is_(False))
+        .where(
+            ApiToken.token_hash == hash_token(token),
+            ApiToken.revoked.is_(False),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
     ).scalar_one_or_none()
     return row

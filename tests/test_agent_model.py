@@ -213,6 +213,20 @@ async def test_server_errors_on_every_attempt_fall_back_to_the_offline_model(
     assert "INV-1042" in out["reply"] and "EUR 12,400.00" in out["reply"]
 
 
+@pytest.mark.parametrize(
+    "message", ["Which invoices are overdue at Hooli?", "what does Hooli owe us?", "hooli overdue", "what's overdue at Hoolli?"]
+)
+async def test_the_fallback_scopes_by_account_in_every_phrasing(
+    db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient, message: str
+) -> None:
+    route.side_effect = [api_error(503, "Service Unavailable")] * MAX_ATTEMPTS
+    async with open_lumo(db_url, session_factory, model) as lumo:
+        out = await ask(lumo, u1, message)
+
+    assert out["model"] == "lumo-offline" and out["notes"] == [OFFLINE_NOTE]
+    assert [i["invoice_number"] for i in out["items"]] == ["INV-2001"] and "INV-1042" not in out["reply"]
+
+
 async def test_a_timeout_is_retried_and_the_turn_answered(
     db_url: str, session_factory: sessionmaker[Session], u1: Any, route: respx.Route, model: ModelClient
 ) -> None:
@@ -444,7 +458,8 @@ async def test_a_rep_gets_nothing_of_another_reps_account_through_the_model_s_to
 
     results = tool_results(sent(route, 1))
     overdue, invoice = json.loads(results["call_1"]), json.loads(results["call_2"])
-    assert overdue["total"] == 0 and overdue["invoices"] == [] and overdue["totals"] == []
+    # Another rep's account is not found, exactly like an account that does not exist (not an empty list).
+    assert overdue == {"error": "account Initech not found"}
     assert set(invoice) == {"error"} and "not found" in invoice["error"]
     for leaked in ("7777", "7,777", "Lumbergh", "c2@customer.test"):
         assert leaked not in results["call_1"] + results["call_2"]

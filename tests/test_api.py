@@ -125,7 +125,7 @@ def test_a_revoked_token_gets_401(client: TestClient, tokens: dict[str, str], se
     session.commit()
     response = client.get("/v1/priorities", headers=auth(tokens))
     assert response.status_code == 401
-    assert response.json() == {"error": "invalid or revoked token"}
+    assert response.json() == {"error": "invalid, revoked or expired token"}
 
 
 # --- reads ------------------------------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_stale_findings_are_scoped(client: TestClient, tokens: dict[str, str], w
     response = client.get("/v1/stale", params={"date": DATE}, headers=auth(tokens, who))
     assert response.status_code == 200
     assert {f["invoice_number"] for f in response.json()["items"]} == expected
-    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix"} for f in response.json()["items"])
+    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix", "action"} for f in response.json()["items"])
 
 
 @pytest.mark.parametrize(
@@ -415,12 +415,16 @@ def test_rejecting_changes_nothing_and_tells_lumo_why(
     assert status_of(session_factory, "INV-1042") == "sent" and status_changes(session_factory, "INV-1042") == []
 
 
-def test_a_second_decision_is_404(client: TestClient, tokens: dict[str, str], session_factory: sessionmaker[Session]) -> None:
+def test_a_second_decision_is_409_with_the_real_outcome(
+    client: TestClient, tokens: dict[str, str], session_factory: sessionmaker[Session]
+) -> None:
     thread_id = chat(client, tokens, PAY_1042)["thread_id"]
     assert decide(client, tokens, thread_id, decision="approve").status_code == 200
-    again = decide(client, tokens, thread_id, decision="approve")
-    assert again.status_code == 404
-    assert again.json() == {"error": f"thread {thread_id} has no action waiting for approval"}
+    again = decide(client, tokens, thread_id, decision="reject")
+    assert again.status_code == 409
+    assert again.json()["error"].startswith(f"thread {thread_id} has no action waiting for approval: ")
+    assert "was already approved and done" in again.json()["error"]
+    assert again.json()["outcome"]["decision"] == "approve" and again.json()["outcome"]["result"] == "done"
     assert len(status_changes(session_factory, "INV-1042")) == 1
 
 
@@ -583,3 +587,12 @@ def test_healthz_needs_no_token(client: TestClient) -> None:
 def test_readyz_says_the_database_answers(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200 and response.json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize("suffix", ["", "/draft"])
+def test_invoice_numbers_are_case_insensitive(client: TestClient, tokens: dict[str, str], suffix: str) -> None:
+    mine = client.get(f"/v1/invoices/inv-1042{suffix}", params={"date": DATE}, headers=auth(tokens))
+    assert mine.status_code == 200
+    assert (mine.json().get("invoice_number") or mine.json()["invoice_numbers"][0]) == "INV-1042"
+    theirs = client.get(f"/v1/invoices/inv-3001{suffix}", params={"date": DATE}, headers=auth(tokens))
+    assert theirs.status_code == 404 and theirs.json() == {"error": "invoice inv-3001 not found"}

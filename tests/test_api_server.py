@@ -197,7 +197,7 @@ def test_approval_round_trip_over_http(server: Server, session_factory: sessionm
         done = client.post(f"/v1/threads/{thread_id}/decision", json={"decision": "approve", "date": DATE})
         assert done.status_code == 200 and done.json()["pending_actions"] == []
         again = client.post(f"/v1/threads/{thread_id}/decision", json={"decision": "approve", "date": DATE})
-        assert again.status_code == 404 and "error" in again.json()
+        assert again.status_code == 409 and again.json()["outcome"]["result"] == "done"  # decided already: what happened
 
     with session_factory() as s:
         invoice = s.scalar(select(Invoice).where(Invoice.number == "INV-1042"))

@@ -49,12 +49,11 @@ def imported(run: Run) -> Run:
 
 
 def test_priorities_of_a_hand_written_book(imported: Run) -> None:
-    items = imported.json("priorities", "--rep", "dana@acme.test", "--date", DATE)
+    items = imported.json("priorities", "--rep", "dana@acme.test", "--date", DATE)["items"]
     assert [(i["kind"], i["invoice_number"]) for i in items] == [
         ("overdue", "INV-1042"),
         ("overdue", "INV-1043"),
         ("stale_status", "INV-1044"),
-        ("task_due", None),
     ]
     first = items[0]
     assert (first["amount"], first["currency"], first["days_overdue"], first["account"]) == ("12000.00", "EUR", 25, "Globex")
@@ -64,7 +63,10 @@ def test_priorities_of_a_hand_written_book(imported: Run) -> None:
         "key account",
         "renewal on 2027-01-15",
         "no contact in 21 days",
+        "Globex has 1 other overdue invoice",
+        "task due today (2026-11-25): Call Hank",  # the task on INV-1042 weighs it up
     ]
+    assert first["task_id"] == "t1"
     assert items[1]["action"].startswith("Wait: INV-1043 was chased 2 days ago")  # the cooldown
     assert items[2]["reasons"][0] == "paid in full (USD 900.00) but status 'viewed'"
     assert first["action"].startswith("Mark it overdue and send the firm reminder for INV-1042 (Hank Scorpio")
@@ -72,13 +74,13 @@ def test_priorities_of_a_hand_written_book(imported: Run) -> None:
 
 
 def test_stale_findings_of_a_hand_written_book(imported: Run) -> None:
-    found = imported.json("stale", "--rep", "dana@acme.test", "--date", DATE)
+    found = imported.json("stale", "--rep", "dana@acme.test", "--date", DATE)["items"]
     assert [(f["invoice_number"], f["kind"]) for f in found] == [
         ("INV-1042", "overdue_not_marked"),
         ("INV-1042", "no_recent_activity"),
         ("INV-1044", "paid_not_marked"),
     ]
-    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix"} for f in found)
+    assert all(set(f) == {"invoice_number", "kind", "evidence", "fix", "action"} for f in found)
 
 
 def test_draft_of_a_hand_written_book(imported: Run) -> None:
@@ -158,3 +160,65 @@ def test_seed_refuses_a_database_with_data(imported: Run) -> None:
 def test_missing_import_file_is_one_line(run: Run, tmp_path: Path) -> None:
     code, _, err = run("import", str(tmp_path / "nope.json"))
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+# --- the CLI's shape: JSON, tables, amounts, refused options, letter case, start-up ----------------------
+
+
+def test_read_commands_print_json_objects_with_their_items(imported: Run) -> None:
+    # The shape of the HTTP reads (GET /v1/priorities, /v1/stale, /v1/invoices, /v1/accounts).
+    for command, key in (("priorities", "items"), ("stale", "items"), ("invoices", "items"), ("accounts", "accounts")):
+        out = imported.json(command, "--rep", "dana@acme.test", "--date", DATE)
+        assert isinstance(out, dict) and isinstance(out[key], list) and out[key], command
+
+
+@pytest.mark.parametrize("command", ["priorities", "invoices", "stale", "accounts"])
+def test_tables_fit_80_columns_and_say_amounts_with_code_and_separators(
+    imported: Run, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = imported(command, "--rep", "dana@acme.test", "--date", DATE)
+    assert code == 0, err
+    assert out.strip() and max(len(line) for line in out.splitlines()) <= 80
+    amount = {"priorities": "EUR 12,000.00", "invoices": "EUR 12,000.00", "accounts": "USD 14,460.00"}.get(command)
+    if amount is not None:  # never 'EUR 12000.00'
+        assert amount in out and amount.replace(",", "") not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["invoices", "--currency", "XYZ"], "error: unknown currency 'XYZ': use an ISO-4217 code such as USD or EUR"),
+        (["priorities", "--limit", "0"], "error: --limit must be at least 1, not 0"),
+        (["accounts", "--limit", "0"], "error: --limit must be at least 1, not 0"),
+    ],
+)
+def test_unknown_currency_and_limit_zero_are_refused_in_one_line(imported: Run, args: list[str], message: str) -> None:
+    code, out, err = imported(*args, "--rep", "dana@acme.test", "--date", DATE)
+    assert (code, out, err.strip()) == (2, "", message)
+
+
+def test_invoice_numbers_are_case_insensitive(imported: Run) -> None:
+    lower = imported.json("draft", "inv-1042", "--rep", "dana@acme.test", "--date", DATE)
+    assert lower["invoice_numbers"] == ["INV-1042"] and lower["skipped_reason"] is None
+    code, _, err = imported("draft", "inv-2001", "--rep", "dana@acme.test")  # another rep's, in any case
+    assert code == 3 and err.strip() == "error: invoice inv-2001 not found"
+
+
+def test_help_and_read_commands_do_not_import_the_agent_or_server_stack() -> None:
+    # Importing LangGraph, openai and uvicorn up front made `lumo --help` take 2 s: they load in their commands.
+    import subprocess
+
+    probe = (
+        "import sys; from lumo.cli import app; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'langgraph', 'openai', 'uvicorn', 'fastapi', 'alembic', 'sqlalchemy', 'jinja2', 'lumo.agent'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_accounts_show_dso_per_rep_and_team_with_its_definition(imported: Run) -> None:
+    out = imported.json("accounts", "--rep", "dana@acme.test", "--date", DATE)
+    assert "DSO = open balance" in out["dso"]["definition"]
+    assert [r["rep"] for r in out["dso"]["reps"]] == ["Dana Reyes"] and "dso_days" in out["dso"]["team"]

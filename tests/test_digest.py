@@ -151,14 +151,20 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 def test_digest_has_top_priorities_with_reasons_and_next_actions(session: Session, book: Book) -> None:
     digest = build_digest(session, user(session, "u1"), f.TODAY)
     ranked = [(p["kind"], p["invoice_number"]) for p in digest.sections["priorities"]]
-    assert ranked[:2] == [("promise_broken", book.numbers["promised"]), ("overdue", book.numbers["big"])]
-    big = digest.sections["priorities"][1]
-    assert big["reasons"] == ["EUR 12,400.00 overdue 25 days", "status still 'sent'"]
+    # EUR 12,400 overdue with a task due today outweighs USD 2,000 on a broken promise; the late task comes between.
+    assert ranked[:3] == [("overdue", book.numbers["big"]), ("task_due", None), ("promise_broken", book.numbers["promised"])]
+    big = digest.sections["priorities"][0]
+    assert big["reasons"] == [
+        "EUR 12,400.00 overdue 25 days",
+        "status still 'sent'",
+        "Globex has 1 other overdue invoice and 1 other broken promise",
+        "task due today (2026-11-25): Call Hank about <script>alert(1)</script> & co",
+    ]
     assert big["action"] == (
         f"Mark it overdue and send the firm reminder for {book.numbers['big']} (Hank Scorpio, c1@customer.test)"
     )
     assert (
-        f"2. {book.numbers['big']} · Globex (overdue)\n   Why: EUR 12,400.00 overdue 25 days; status still 'sent'\n"
+        f"1. {book.numbers['big']} · Globex (overdue)\n   Why: {'; '.join(big['reasons'])}\n"
         f"   Next: {big['action']}" in digest.text
     )
     assert "Why: EUR 12,400.00 overdue 25 days; status still &#39;sent&#39;" in digest.html
@@ -169,7 +175,8 @@ def test_digest_has_top_priorities_with_reasons_and_next_actions(session: Sessio
 
 def test_digest_counts_overdue_amounts_by_currency_with_codes(session: Session, book: Book) -> None:
     digest = build_digest(session, user(session, "u1"), f.TODAY)
-    assert digest.counts == {"priorities": 5, "overdue": 2, "stale": 2, "promises_broken": 1, "tasks_due": 2, "drafts": 1}
+    # 4 priorities: the task on the big invoice is said on its line.
+    assert digest.counts == {"priorities": 4, "overdue": 2, "stale": 2, "promises_broken": 1, "tasks_due": 2, "drafts": 1}
     assert digest.sections["overdue"]["by_currency"] == [
         {"currency": "EUR", "count": 1, "amount": "12400.00"},
         {"currency": "USD", "count": 1, "amount": "2000.00"},

@@ -122,3 +122,22 @@ def test_another_reps_invoice_is_not_found(session: Session) -> None:
         draft(session, inv.number, "u1@acme.test")
     with pytest.raises(NotFound):
         draft(session, "INV-NOPE")
+
+
+def test_an_email_covering_an_invoice_due_today_is_not_titled_overdue(session: Session) -> None:
+    f.basic_book(session)
+    late = f.invoice(session, "a1", contacts=("c1",), days_overdue=10)
+    due_today = f.invoice(session, "a1", contacts=("c1",), days_overdue=0)
+    d = draft(session, late.number)
+    assert d.tone == "firm" and d.invoice_numbers == [late.number, due_today.number]
+    assert not d.subject.startswith("Overdue") and "past the due date" not in d.body
+    alone = f.invoice(session, "a2", contacts=("c2",), days_overdue=10)
+    assert draft(session, alone.number, "u2@acme.test").subject.startswith("Overdue:")
+
+
+def test_one_day_overdue_is_singular(session: Session) -> None:
+    f.basic_book(session)
+    inv = f.invoice(session, "a1", contacts=("c1",), days_overdue=1)
+    d = draft(session, inv.number)
+    assert "(1 day overdue)" in d.body and "1 days" not in d.body
+    assert check_grounding(d.subject + "\n" + d.body, d.facts) == []

@@ -253,8 +253,10 @@ async def test_run_grader(dbs: Databases) -> None:
         ),
     )
     [failure] = verdict(bad, "run")["failures"]
-    assert not bad["passed"] and failure.startswith("turn 3 failed with 'NotFound: thread ")
-    assert failure.endswith("has no action waiting for approval', expected 'nothing'")
+    assert not bad["passed"] and failure.startswith("turn 3 failed with 'AlreadyDecided: thread ")
+    assert "has no action waiting for approval: " in failure and failure.endswith(
+        "was already approved and done (Send 'Overdue: INV-1042, payment needed' to hank@globex.test)', expected 'nothing'"
+    )
 
 
 # --- trajectory -----------------------------------------------------------------------------------
@@ -343,8 +345,8 @@ async def test_priorities_grader(dbs: Databases, model: ModelClient, llm: respx.
     # One model call (the priorities are prepared); the scripted answer swaps the engine's top two.
     llm.side_effect = [
         completion(
-            "1. INV-1042 (Globex): EUR 12,000.00, 25 days overdue\n2. INV-3003 (Vandelay Industries): USD 2,100.00, "
-            "95 days overdue\n3. INV-4002 (Stark Industries): GBP 1,200.00\n4. INV-3002: EUR 800.00\n5. INV-5101: USD 3,000.00"
+            "1. INV-3003 (Vandelay Industries): USD 2,100.00, 95 days overdue\n2. INV-1042 (Globex): EUR 12,000.00, "
+            "25 days overdue\n3. INV-3001 (Umbrella): EUR 4,500.00\n4. INV-2002: USD 5,000.00\n5. INV-4002: GBP 1,200.00"
         )
     ]
     bad = await scripted(dbs, case("priorities-what-should-i-do-today"), model)

@@ -20,6 +20,7 @@ from lumo.crm.snapshot import LISTS, Snapshot
 from lumo.db.models import (
     ACTIVITY_KINDS,
     STATUSES,
+    Activity,
     Base,
     Invoice,
     User,
@@ -478,3 +479,62 @@ def test_a_large_file_is_written_in_bulk(session: Session) -> None:
     assert Decimal(str(paid)) == Decimal("20000.00")
     counts = row_counts(session)
     assert (counts["invoices"], counts["payments"], counts["invoice_contacts"]) == (2000, 2000, 2000)
+
+
+# ---- history through import and export ----
+
+
+def _status_events(session: Session) -> list[tuple[str, str | None, str | None, str | None]]:
+    rows = session.execute(
+        select(Activity.invoice_id, Activity.from_status, Activity.to_status, Activity.by_id)
+        .where(Activity.kind == "status_change")
+        .order_by(Activity.id)
+    )
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_importing_a_changed_status_writes_a_status_event(session: Session) -> None:
+    import_snapshot(session, make_snapshot(activities=[]))
+    session.commit()
+    changed = make_snapshot(activities=[])
+    changed["invoices"][0].update(status="paid", status_updated_at="2026-11-20T08:00:00+00:00")
+    import_snapshot(session, changed)
+    session.commit()
+    [event] = _status_events(session)
+    assert event == ("i1", "sent", "paid", None)
+    text, at = session.execute(select(Activity.text, Activity.at).where(Activity.kind == "status_change")).one()
+    assert text == "Status changed by import: sent -> paid" and at == dt.datetime(2026, 11, 20, 8, tzinfo=dt.UTC)
+    import_snapshot(session, changed)  # the same file again: nothing changes, nothing is added
+    session.commit()
+    assert len(_status_events(session)) == 1
+
+
+def test_a_file_that_brings_its_own_status_event_gets_no_second_one(session: Session) -> None:
+    import_snapshot(session, make_snapshot(activities=[]))
+    session.commit()
+    own = {**activity("i1", "status_change", "2026-11-20T08:00:00+00:00", text="Paid by wire")}
+    own |= {"from_status": "sent", "to_status": "paid"}
+    changed = make_snapshot(activities=[own])
+    changed["invoices"][0].update(status="paid")
+    import_snapshot(session, changed)
+    session.commit()
+    assert _status_events(session) == [("i1", "sent", "paid", "u1")]
+
+
+def test_a_round_trip_keeps_every_status_events_from_and_to(session_factory: Any, tmp_path: Path) -> None:
+    from lumo.db.seed import seed_demo
+
+    seed_demo(session_factory.kw["bind"], invoices=300, reps=2, seed=5, today=dt.date(2026, 11, 25))
+    with session_factory() as session:
+        before = _status_events(session)
+        first = export_snapshot(session)
+    exported = [a for a in first["activities"] if a["kind"] == "status_change"]
+    assert exported and all(a["from_status"] and a["to_status"] for a in exported)
+    with session_factory() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(table.delete())
+        session.commit()
+        import_snapshot(session, json.loads(json.dumps(first)))
+        session.commit()
+        after = _status_events(session)
+    assert sorted(after, key=str) == sorted(before, key=str) and len(after) == len(exported)

@@ -63,7 +63,7 @@ def test_more_overdue_ranks_higher_at_equal_amount(session: Session) -> None:
 
 def test_broken_promise_ranks_high_and_pending_promise_waits(session: Session) -> None:
     f.basic_book(session)
-    plain = f.invoice(session, "a1", contacts=("c1",), days_overdue=20, amount=Decimal("3000.00"))
+    plain = f.invoice(session, "a1", contacts=("c1",), days_overdue=20)
     broken = f.invoice(session, "a1", contacts=("c1",), days_overdue=20, promise_to_pay_date=f.TODAY - dt.timedelta(days=2))
     pending = f.invoice(session, "a1", contacts=("c1",), days_overdue=20, promise_to_pay_date=f.TODAY + dt.timedelta(days=2))
     items = {i["invoice_number"]: i for i in ranked(session)}
@@ -111,3 +111,10 @@ def test_narrowing_in_sql_leaves_out_no_item(engine, session: Session) -> None: 
                 i.as_json() for i in compute_priorities(session, scope, as_of, limit=None, rows=actionable_rows(session, scope))
             ]
             assert narrowed == every and narrowed
+
+
+def test_one_day_overdue_is_said_in_the_singular(session: Session) -> None:
+    f.basic_book(session)
+    f.invoice(session, "a1", contacts=("c1",), days_overdue=1, status="overdue")
+    [item] = compute_priorities(session, scope_for_email(session, "u1@acme.test"), AS_OF)
+    assert "USD 1,000.00 overdue 1 day" in item.reasons

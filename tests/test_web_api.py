@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.cli import main as cli_main
 from lumo.db.models import ApiToken, OutboxEmail, WebLink
-from lumo.web.signin import LinkRefused, create_link, exchange_link, link_url
+from lumo.web.signin import SESSION_HOURS, LinkRefused, create_link, exchange_link, link_url
 from tests import test_api
 from tests.test_api import DATE, auth, chat, decide
 
@@ -42,6 +42,16 @@ def test_a_sign_in_link_gives_a_session_token_for_its_user(client: TestClient, s
     assert body["email"] == "u1@acme.test" and body["token"].startswith("lumo_")
     me = client.get("/v1/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.status_code == 200 and me.json()["email"] == "u1@acme.test"
+
+
+def test_the_session_of_a_link_lasts_a_working_day(client: TestClient, session_factory: sessionmaker[Session]) -> None:
+    before = dt.datetime.now(dt.UTC)
+    assert _exchange(client, _link(session_factory)).status_code == 200
+    with session_factory() as s:
+        expires = s.scalar(select(ApiToken.expires_at).where(ApiToken.name == "web sign-in"))
+    assert expires is not None and before + dt.timedelta(hours=SESSION_HOURS) <= expires <= dt.datetime.now(
+        dt.UTC
+    ) + dt.timedelta(hours=SESSION_HOURS)
 
 
 def test_a_sign_in_link_works_once(client: TestClient, session_factory: sessionmaker[Session]) -> None:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from functools import cache
 
-from tools import actions, read  # noqa: F401  (registration)
+from tools import actions, book, read, record  # noqa: F401  (registration)
 from tools.base import REGISTRY, Args, Tool, ToolContext
+from tools.record import RECORD_TOOLS
 
 
 @cache
-def _schemas(strict: bool) -> tuple[dict, ...]:
-    return tuple(REGISTRY[name].schema(strict=strict) for name in sorted(REGISTRY))
+def _schemas(strict: bool, without: frozenset[str]) -> tuple[dict, ...]:
+    return tuple(REGISTRY[name].schema(strict=strict) for name in sorted(REGISTRY) if name not in without)
 
 
-def schemas(*, strict: bool = False) -> list[dict]:
-    """The OpenAI function specs of every tool, in a stable order (built once: pydantic's schema is slow).
+def schemas(without: frozenset[str] = frozenset(), *, strict: bool = False) -> list[dict]:
+    """The OpenAI function specs of every tool (but `without`), in a stable order (built once: pydantic's schema is slow).
 
     `strict`: in OpenAI's strict mode (LUMO_STRICT_TOOLS), where the server holds the model to the schema."""
-    return list(_schemas(strict))
+    return list(_schemas(strict, without))
 
 
-__all__ = ["REGISTRY", "Args", "Tool", "ToolContext", "schemas"]
+__all__ = ["RECORD_TOOLS", "REGISTRY", "Args", "Tool", "ToolContext", "schemas"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -13,6 +14,7 @@ from lumo.crm import invoices, ledger
 from lumo.crm.accounts import resolve_account
 from lumo.crm.addresses import header_text, parse_address
 from lumo.crm.errors import InvalidInput
+from lumo.crm.money import format_code
 from lumo.crm.outreach import check_email
 from lumo.db.models import Invoice, OutboxEmail, Task
 from tools.base import Args, ToolContext, tool
@@ -92,11 +94,20 @@ class StatusArgs(Args):
     reason: str = Field(min_length=3, max_length=1000, description="Why the status changes (kept in the history).")
 
 
+def _unpaid_balance(inv: Invoice) -> Decimal:
+    return max(inv.amount - inv.amount_paid, Decimal("0"))
+
+
 def _describe_status(ctx: ToolContext, args: StatusArgs, session: Session) -> str:
     inv = _invoice(ctx, session, args.invoice_number)
     if inv.status == args.status:
         raise InvalidInput(f"{inv.number} is already '{args.status}'")
-    return f"Change {inv.number} from '{inv.status}' to '{args.status}' because: {args.reason}"
+    text = f"Change {inv.number} from '{inv.status}' to '{args.status}' because: {args.reason}"
+    balance = _unpaid_balance(inv)
+    if args.status == "paid" and balance > 0:
+        # A status is not money: say so, so nobody approves this believing the payment is now on record.
+        text += f". This records no payment: {format_code(balance, inv.currency)} stays unpaid in the payment history"
+    return text
 
 
 @tool(StatusArgs, side_effect=True, describe=_describe_status)
@@ -104,8 +115,17 @@ def update_invoice_status(ctx: ToolContext, args: StatusArgs, session: Session) 
     """Change an invoice's status with a reason, recorded in its history (needs the rep's approval)."""
     _describe_status(ctx, args, session)
     inv = _invoice(ctx, session, args.invoice_number)
+    unpaid = args.status == "paid" and _unpaid_balance(inv) > 0
     event = ledger.change_status(session, inv, to_status=args.status, at=ctx.now, by_id=ctx.scope.user_id, reason=args.reason)
-    return {"invoice_number": inv.number, "from": event.from_status, "to": event.to_status}
+    result: dict[str, Any] = {
+        "invoice_number": inv.number,
+        "from": event.from_status,
+        "to": event.to_status,
+        "reason": args.reason,
+    }
+    if unpaid:
+        result["payment_recorded"] = False
+    return result
 
 
 def _one_address(value: str) -> str:
@@ -153,6 +173,7 @@ def _describe_email(ctx: ToolContext, args: EmailArgs, session: Session) -> str:
 def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str, Any]:
     """Send an email to invoice contacts: queued in the outbox for the mail sender (needs the rep's approval)."""
     _describe_email(ctx, args, session)
+    numbers = [invoices.get_row(session, ctx.scope, n).number for n in args.invoice_numbers]  # as stored, in any case typed
     email = OutboxEmail(
         action_id=ctx.action_id or f"{ctx.thread_id}:{uuid.uuid4().hex}",
         user_id=ctx.scope.user_id,
@@ -160,10 +181,16 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
         cc=",".join(args.cc),
         subject=args.subject,
         body=args.body,
-        invoice_numbers=",".join(args.invoice_numbers),
+        invoice_numbers=",".join(numbers),
         status="queued",
         created_at=ctx.now,
     )
     session.add(email)
     session.flush()
-    return {"outbox_id": email.id, "status": "queued", "to": list(args.to), "invoice_numbers": list(args.invoice_numbers)}
+    return {
+        "outbox_id": email.id,
+        "status": "queued",
+        "subject": args.subject,  # what was queued, an edit included: the reply names this, not the first draft's
+        "to": list(args.to),
+        "invoice_numbers": numbers,
+    }

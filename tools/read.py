@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from lumo.crm import drafts, health, invoices, priorities, stale
-from lumo.crm.accounts import resolve_account
+from lumo.crm import drafts, dso, health, invoices, priorities, stale
+from lumo.crm.accounts import ensure_account, resolve_account
 from lumo.crm.lifecycle import InvoiceRow, days_overdue
-from lumo.crm.money import amount_str, totals_by_currency
+from lumo.crm.money import amount_str, load_fx, totals_by_currency
 from tools.base import Args, ToolContext, tool
 
 Limit = Field(default=10, ge=1, le=50, description="At most this many rows.")
@@ -52,6 +53,8 @@ def _search(ctx: ToolContext, args: SearchArgs, session: Session) -> dict[str, A
         page=args.page,
         page_size=args.limit,
     )
+    if args.account:
+        ensure_account(session, ctx.scope, args.account)
     page = invoices.search_invoices(session, ctx.scope, flt, ctx.as_of)
     return {"total": page.total, "page": page.page, "invoices": [compact(r, ctx) for r in page.items]}
 
@@ -66,21 +69,48 @@ class OverdueArgs(Args):
     account: str | None = Field(default=None, description="Account name (or part of it) or id.")
     bucket: Bucket | None = None
     currency: str | None = Field(default=None, min_length=3, max_length=3)
+    min_days_overdue: int | None = Field(
+        default=None, ge=1, le=36500, description="Only invoices more than this many days overdue."
+    )
+    min_balance: Decimal | None = Field(
+        default=None, gt=0, description="Only open balances of at least this, in the base currency."
+    )
+    in_base_currency: bool = Field(default=False, description="Also give the grand total converted to the base currency.")
     limit: int = Limit
 
 
 @tool(OverdueArgs)
 def overdue_invoices(ctx: ToolContext, args: OverdueArgs, session: Session) -> dict[str, Any]:
-    """List overdue invoices (all, or of one account, bucket or currency), most overdue first, with totals per currency."""
+    """List overdue invoices (all, or of one account, bucket, currency or age), most overdue first, with totals per currency."""
+    if args.account:
+        ensure_account(session, ctx.scope, args.account)
     flt = invoices.InvoiceFilter(overdue=True, account=args.account, bucket=args.bucket, currency=args.currency)
     rows = invoices.matching_rows(session, ctx.scope, flt, ctx.as_of)
+    if args.min_days_overdue is not None:
+        rows = [r for r in rows if days_overdue(r, ctx.as_of.today) > args.min_days_overdue]
+    if args.min_balance is not None:
+        fx = load_fx(session)
+        rows = [r for r in rows if fx.to_base(r.balance, r.currency) >= args.min_balance]
     rows.sort(key=lambda r: (r.due_date, r.number))
     totals = totals_by_currency((r.balance, r.currency) for r in rows)
-    return {
+    out: dict[str, Any] = {
         "total": len(rows),
         "totals": [{"currency": c, "amount": amount_str(a)} for c, a in totals.items()],
         "invoices": [compact(r, ctx) for r in rows[: args.limit]],
     }
+    if args.in_base_currency:
+        out["total_base"] = converted_total(session, totals)
+    if args.min_balance is not None:
+        out["min_balance"] = {"currency": fx.base, "amount": amount_str(args.min_balance)}
+    return out
+
+
+def converted_total(session: Session, totals: dict[str, Decimal]) -> dict[str, Any]:
+    """The totals per currency summed in the base currency with the stored rates, and the rates used."""
+    fx = load_fx(session)
+    amount = sum((fx.to_base(a, c) for c, a in totals.items()), Decimal("0"))
+    rates = {c: f"{fx.rates[c].normalize():f}" for c in totals if c != fx.base}
+    return {"currency": fx.base, "amount": amount_str(amount), "rates": rates}
 
 
 class InvoiceArgs(Args):
@@ -104,6 +134,8 @@ class StaleArgs(Args):
 @tool(StaleArgs)
 def stale_findings(ctx: ToolContext, args: StaleArgs, session: Session) -> dict[str, Any]:
     """Find invoices whose recorded status is stale, with the evidence and the fix for each."""
+    if args.account:
+        ensure_account(session, ctx.scope, args.account)
     rows = invoices.actionable_rows(session, ctx.scope)
     if args.account:
         needle = args.account.lower()
@@ -137,7 +169,10 @@ class HealthArgs(Args):
 def account_health(ctx: ToolContext, args: HealthArgs, session: Session) -> dict[str, Any]:
     """Account health: score, grade and the reasons (overdue, lateness, disputes, stale statuses)."""
     found = _health(ctx, args.account, session)
-    return {"accounts": [h.as_json() for h in found[: args.limit]]}
+    out: dict[str, Any] = {"accounts": [h.as_json() for h in found[: args.limit]]}
+    if args.account is None:  # the book's view: DSO per rep and team beside the accounts'
+        out["dso"] = dso.dso_report(session, ctx.scope, ctx.as_of)
+    return out
 
 
 def _health(ctx: ToolContext, account: str | None, session: Session) -> list[health.AccountHealth]:

@@ -5,12 +5,17 @@ Open it once per process (CLI command or the API's lifespan), never per request.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
+
+POOL_TIMEOUT_SECONDS = 10.0
+log = logging.getLogger("lumo.agent")
 
 
 def checkpoint_location(database_url: str) -> tuple[str, str]:
@@ -24,6 +29,32 @@ def checkpoint_location(database_url: str) -> tuple[str, str]:
     return "sqlite", str(path.with_name(f"{path.stem}.checkpoints{path.suffix or '.db'}"))
 
 
+class _Sweeper:
+    """The pool's connection check. One dead connection means the server dropped them all (a restart, a failover):
+    sweep the whole pool at once, instead of meeting each dead one in turn behind psycopg_pool's growing back-off
+    (1 s, 2 s, 4 s ...), which outlasts a request's timeout after an outage."""
+
+    def __init__(self) -> None:
+        self.pool: Any = None
+        self._sweep: asyncio.Task[None] | None = None
+
+    async def __call__(self, conn: Any) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            if self.pool is not None and (self._sweep is None or self._sweep.done()):
+                self._sweep = asyncio.create_task(self.pool.check())
+                self._sweep.add_done_callback(_log_failed_sweep)
+            raise
+
+
+def _log_failed_sweep(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("checkpointer.sweep_failed error=%s", task.exception())
+
+
 @asynccontextmanager
 async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncIterator[Any]:
     kind, where = checkpoint_location(database_url)
@@ -33,7 +64,14 @@ async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncI
         from psycopg_pool import AsyncConnectionPool
 
         kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
-        async with AsyncConnectionPool(where, max_size=pool_size, kwargs=kwargs, open=False) as pool:
+        # check: a connection the server dropped (restart, failover, pg_terminate_backend) is replaced when taken
+        # from the pool, not handed to a request; timeout: during an outage a request fails fast (503), no hang.
+        sweeper = _Sweeper()
+        pool = AsyncConnectionPool(
+            where, max_size=pool_size, kwargs=kwargs, open=False, check=sweeper, timeout=POOL_TIMEOUT_SECONDS
+        )
+        sweeper.pool = pool
+        async with pool:
             saver = AsyncPostgresSaver(conn=pool)
             await saver.setup()
             yield saver

@@ -20,26 +20,38 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from lumo.agent import answers, callids, toolrun
+from lumo.agent.clock import action_day
 from lumo.agent.context import AgentContext
 from lumo.agent.deadline import TurnTimeout
+from lumo.agent.decisions import RETRY_KEY, outcome_of
 from lumo.agent.facts import TurnFacts
-from lumo.agent.intents import parse_intent
+from lumo.agent.focus import Focus, after_request, after_result
+from lumo.agent.intents import Intent
 from lumo.agent.state import AgentState
+from lumo.agent.understand import plan_state, understand
+from lumo.crm.book import BookNames, book_names
 from lumo.crm.drafts import draft_for_invoice, facts_for_invoices
 from lumo.crm.grounding import check_grounding, facts_in_text
+from lumo.crm.lifecycle import AsOf
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
 from lumo.templates import render
-from tools import REGISTRY, ToolContext, schemas
+from tools import RECORD_TOOLS, REGISTRY, ToolContext, schemas
 
 log = logging.getLogger("lumo.agent")
 
 PREPARED_INTENTS = frozenset({"priorities", "invoice"})
 OFFLINE_NOTE = answers.OFFLINE_NOTE
+RETRY_NOTE = "I could not do it just now ({reason}); nothing was changed and it is still waiting: approve again to retry."
 GUARD_NOTE = "Your answer states facts that are not in the tool results: {problems}. Rewrite it using only the tool results."
 
 
 def tool_context(ctx: AgentContext) -> ToolContext:
     return ToolContext(ctx.session_factory, ctx.scope, ctx.as_of, ctx.now, ctx.thread_key)
+
+
+def action_context(ctx: AgentContext) -> ToolContext:
+    """For side effects: checked and worded against the real today, whatever day the client asked about."""
+    return ToolContext(ctx.session_factory, ctx.scope, action_day(ctx.as_of, ctx.now), ctx.now, ctx.thread_key)
 
 
 def _tool_message(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +65,7 @@ def _tool_message(call_id: str, content: dict[str, Any]) -> dict[str, Any]:
 
 def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], drafts: list[dict[str, Any]]) -> None:
     """Keep the structured rows an answer is built on, for the API's `items` and `drafts`."""
-    for key in ("items", "invoices", "findings", "accounts"):
+    for key in ("items", "invoices", "findings", "accounts", "reps", "tasks", "changes"):
         if isinstance(result.get(key), list):
             items.extend(result[key])
     if name == "get_invoice" and "invoice_number" in result:
@@ -63,12 +75,14 @@ def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], dra
 
 
 async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: AgentState) -> dict[str, Any]:
-    tctx = tool_context(ctx)
+    tctx, actx = tool_context(ctx), action_context(ctx)
     messages, pending = [], []
     items, drafts = list(state.get("items", [])), list(state.get("drafts", []))
     rewrites = state.get("email_rewrites", 0)
     notes = list(state.get("notes", []))
     usage = dict(state.get("usage", {}))
+    focus = Focus.of(state.get("focus"))
+    asked = state["messages"][state.get("turn_start", len(state["messages"]) - 1)].get("content") or ""
     for call in calls:
         try:
             tool, args = toolrun.parse_call(call)
@@ -78,15 +92,16 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
         if not tool.side_effect:
             result = await toolrun.run_read(tctx, tool, args)
             _collect(tool.name, result, items, drafts)
+            focus = after_result(focus, str(asked), tool.name, args.model_dump(mode="json"), result)
             messages.append(_tool_message(call["id"], result))
             continue
         try:
             if tool.name == "send_email":
-                args, rewrites, note = await _guard_email(ctx, args, rewrites)
+                args, rewrites, note = await _guard_email(ctx, actx.as_of, args, rewrites)
                 if note:
                     notes.append(note)
                     usage["guard_catches"] = usage.get("guard_catches", 0) + 1
-            description = await toolrun.describe(tctx, tool, args)
+            description = await toolrun.describe(actx, tool, args)
         except EmailRewrite as exc:
             rewrites += 1
             usage["guard_catches"] = usage.get("guard_catches", 0) + 1
@@ -113,29 +128,35 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
         "email_rewrites": rewrites,
         "notes": notes,
         "usage": usage,
+        "focus": focus.as_state(),
     }
 
 
-async def _guard_email(ctx: AgentContext, args: Any, rewrites: int) -> tuple[Any, int, str | None]:
+async def _guard_email(ctx: AgentContext, as_of: AsOf, args: Any, rewrites: int) -> tuple[Any, int, str | None]:
     """An email the model wrote must match its invoices' facts: one rewrite, then the template draft.
 
     Returns the (possibly replaced) arguments, the rewrites used and a note; raises ToolCallError to ask
     the model for its one rewrite.
     """
 
+    # The chat's day is ahead of today: the email was written from reads about that day, so today's draft replaces it.
+    ahead = as_of.today != ctx.as_of.today
+
     def check() -> tuple[list[Any], dict[str, Any] | None]:
         with ctx.session_factory() as session:
-            facts = facts_for_invoices(session, ctx.scope, list(args.invoice_numbers), ctx.as_of)
+            if ahead:
+                return [], draft_for_invoice(session, ctx.scope, args.invoice_numbers[0], as_of).as_json()
+            facts = facts_for_invoices(session, ctx.scope, list(args.invoice_numbers), as_of)
             problems = check_grounding(f"{args.subject}\n{args.body}", facts)
             if not problems or rewrites == 0:
                 return problems, None
-            return problems, draft_for_invoice(session, ctx.scope, args.invoice_numbers[0], ctx.as_of).as_json()
+            return problems, draft_for_invoice(session, ctx.scope, args.invoice_numbers[0], as_of).as_json()
 
     try:
         problems, template = await asyncio.to_thread(check)
     except Exception as exc:  # noqa: BLE001  (an unknown or out-of-scope invoice)
         raise toolrun.ToolCallError(str(exc)) from None
-    if not problems:
+    if not problems and not ahead:
         return args, rewrites, None
     listed = "; ".join(f"{p.kind} {p.found!r}" for p in problems)
     if template is None:
@@ -153,6 +174,8 @@ async def _guard_email(ctx: AgentContext, args: Any, rewrites: int) -> tuple[Any
             "cc": template["cc"],
         }
     )
+    if ahead:
+        return fixed, rewrites, f"The email is worded for today, {as_of.today}: emails are never dated ahead ({ctx.as_of.today})."
     return fixed, rewrites, f"The email was replaced by the template draft because it misstated facts ({listed})."
 
 
@@ -160,12 +183,28 @@ class EmailRewrite(toolrun.ToolCallError):
     """The model's email misstated facts: it gets one chance to rewrite it."""
 
 
+def _book(ctx: AgentContext) -> BookNames:
+    with ctx.session_factory() as session:
+        return book_names(session, ctx.scope)
+
+
 async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Understand the message against the rep's book and the thread; run the calls of a certain request (and,
+    for the offline model, every call it understood) before the model is asked."""
     ctx = runtime.context
     turn_start = len(state["messages"]) - 1
-    intent = parse_intent(state["messages"][-1]["content"], ctx.as_of.today)
-    if intent.name not in PREPARED_INTENTS or not intent.calls:
-        return {"turn_start": turn_start}
+    text = state["messages"][-1]["content"]
+    focus = Focus.of(state.get("focus"))
+    if state.get("proposed"):  # a client (CLI, HTTP) named the actions itself: propose them as they are
+        intent = Intent("proposed", [(p["name"], p["args"]) for p in state["proposed"]])
+    else:
+        intent = understand(text, ctx.as_of.today, await asyncio.to_thread(_book, ctx), focus)
+    focus = after_request(focus, text, intent.name, intent.calls)
+    understood = {"turn_start": turn_start, "plan": plan_state(intent), "focus": focus.as_state()}
+    prepared = intent.name in PREPARED_INTENTS or intent.name == "proposed" or ctx.model_is_offline
+    if not intent.calls or not prepared:
+        return understood
+    state = {**state, **understood}  # type: ignore[typeddict-item]
     ids = callids.unique_ids([""] * len(intent.calls), callids.used_ids(state["messages"]), f"call_prep_{turn_start}")
     calls = [
         {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args, sort_keys=True)}}
@@ -173,7 +212,7 @@ async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
     ]
     out = await _run_reads(ctx, calls, state)
     assistant = {"role": "assistant", "content": None, "tool_calls": calls}
-    return {**out, "turn_start": turn_start, "messages": [assistant, *out["messages"]]}
+    return {**out, "turn_start": turn_start, "plan": understood["plan"], "messages": [assistant, *out["messages"]]}
 
 
 def _window(messages: list[dict[str, Any]], turn_start: int, size: int) -> list[dict[str, Any]]:
@@ -219,6 +258,14 @@ def _turn_facts(state: AgentState, tz: Any = None) -> TurnFacts:
     return facts
 
 
+def _prepared_priorities(state: AgentState) -> bool:
+    for message in state["messages"][state.get("turn_start", 0) :]:
+        for call in message.get("tool_calls") or []:
+            if call["id"].startswith("call_prep_") and call["function"]["name"] == "todays_priorities":
+                return True
+    return False
+
+
 async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     steps = state.get("steps", 0) + 1
@@ -228,11 +275,14 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     usage = dict(state.get("usage", {}))
     window = callids.repaired(_window(state["messages"], state.get("turn_start", 0), ctx.history_messages))
     messages = [_system(ctx), *window]
-    tools = None if final_step else schemas(strict=ctx.strict_tools)
+    # A turn whose priorities were prepared is worded, not acted on: the record tools stay out of its prompt
+    # (the "what should I do today" prompt has a token budget); any other turn is offered every tool.
+    without = RECORD_TOOLS if _prepared_priorities(state) else frozenset()
+    tools = None if final_step else schemas(without, strict=ctx.strict_tools)
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
-        if model is ctx.offline:
-            reply = await model.complete(msgs, tools=tool_specs)
+        if model is ctx.offline:  # it follows the understanding of prepare (book names, thread focus)
+            reply = await model.complete(msgs, tools=tool_specs, plan=state.get("plan"))
         else:  # the real model answers within what is left of the turn's deadline
             reply = await ctx.deadline.run(lambda: model.complete(msgs, tools=tool_specs))
         usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + reply.usage.prompt_tokens
@@ -327,10 +377,27 @@ async def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
     return {"decisions": {**decided, **fresh}}
 
 
+async def _edit_mismatches(ctx: AgentContext, args: Any) -> str:
+    """What a rep's edited email states that its invoices' facts do not ('' when it matches)."""
+
+    def check() -> list[Any]:
+        with ctx.session_factory() as session:
+            facts = facts_for_invoices(session, ctx.scope, list(args.invoice_numbers), ctx.as_of)
+        return check_grounding(f"{args.subject}\n{args.body}", facts)
+
+    try:
+        problems = await asyncio.to_thread(check)
+    except Exception:  # noqa: BLE001  (an unknown invoice: the tool itself reports it when it runs)
+        return ""
+    return "; ".join(f"{p.kind} {p.found!r}" for p in problems)
+
+
 async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
-    tctx = tool_context(ctx)
-    messages = []
+    tctx = action_context(ctx)
+    messages, held, notes = [], [], list(state.get("notes", []))
+    still_pending, retry_note = [], ""
+    decided = dict(state.get("decided", {}))
     for action in state.get("pending", []):
         decision = state["decisions"][action["id"]]
         if decision.get("type") == "reject":
@@ -339,11 +406,46 @@ async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
             tool = REGISTRY[action["tool"]]
             try:
                 args = toolrun.validate(tool, {**action["args"], **(decision.get("args") or {})})
+                edited = tool.name == "send_email" and (decision.get("type") == "edit" or action.get("edited"))
+                mismatch = await _edit_mismatches(ctx, args) if edited else ""
+                if mismatch and not decision.get("approve_anyway"):
+                    # The guard checks the rep's words too: show the mismatch, send nothing until told explicitly.
+                    held.append(_held(action, args, mismatch))
+                    continue
                 content = await toolrun.execute(tctx, tool, args, f"{ctx.thread_key}:{action['id']}")
+                if mismatch:
+                    log.warning("agent.guard_override action=%s user=%s problems=%s", action["id"], ctx.scope.user_id, mismatch)
+                    content["guard_override"] = mismatch
+                    notes.append(f"Approved anyway by the rep although the guard found: {mismatch}.")
             except toolrun.ToolCallError as exc:
                 content = {"error": f"the edited action is invalid: {exc}"}
+            if RETRY_KEY in content:  # the database was busy or away: nothing ran, the approval is not used up
+                still_pending.append(action)
+                retry_note = RETRY_NOTE.format(reason=content[RETRY_KEY])
+                continue
+        decided[action["id"]] = outcome_of(action, decision, content)
         messages.append(_tool_message(action["call_id"], content))
-    return {"messages": messages, "pending": [], "decisions": {}}
+    return {
+        "messages": messages,
+        "pending": still_pending + held,
+        "decisions": {},
+        "decided": decided,
+        "retry_note": retry_note,
+        "notes": notes,
+    }
+
+
+def _held(action: dict[str, Any], args: Any, mismatch: str) -> dict[str, Any]:
+    """The edited action back in front of the rep, with what the guard found."""
+    base = action.get("base_description") or action["description"]
+    return {
+        **action,
+        "args": args.model_dump(mode="json"),
+        "edited": True,
+        "base_description": base,
+        "description": f"{base}. Not sent: the edited email states facts not in the invoices ({mismatch}); "
+        "edit it again, reject it, or approve anyway",
+    }
 
 
 def after_agent(state: AgentState) -> Literal["tools", "__end__"]:
@@ -359,7 +461,13 @@ def after_review(state: AgentState) -> Literal["review", "execute"]:
     return "review" if any(a["id"] not in decided for a in state.get("pending", [])) else "execute"
 
 
-def after_prepare(state: AgentState) -> Literal["review", "agent"]:
+def after_execute(state: AgentState) -> Literal["review", "agent"]:
+    return "review" if state.get("pending") else "agent"
+
+
+def after_prepare(state: AgentState) -> Literal["review", "agent", "__end__"]:
+    if state.get("proposed") and not state.get("pending"):
+        return END  # every proposed action was refused: the caller reports why, no model needed
     return after_tools(state)
 
 
@@ -375,5 +483,5 @@ def build_graph(checkpointer: Any) -> Any:
     graph.add_conditional_edges("agent", after_agent)
     graph.add_conditional_edges("tools", after_tools)
     graph.add_conditional_edges("review", after_review)
-    graph.add_edge("execute", "agent")
+    graph.add_conditional_edges("execute", after_execute)
     return graph.compile(checkpointer=checkpointer)

@@ -25,6 +25,11 @@ INTENTS = (
     "create_task",
     "change_status",
     "log_note",
+    "team",
+    "tasks",
+    "contacts",
+    "changes",
+    "disputes",
     "help",
     "clarify",
     "unknown",
@@ -38,6 +43,7 @@ class Intent:
     name: str
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     question: str | None = None  # for `clarify`: what to ask the rep
+    notes: list[str] = field(default_factory=list)  # what the answer must say it could not do (a filter not applied)
 
 
 # --- what a message names ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from typing import Any
 from jinja2 import TemplateError
 
 from lumo.agent.intents import Intent, parse_intent
+from lumo.agent.understand import plan_intent, understand
+from lumo.crm.stale import fix_calls
 from lumo.llm.client import ModelReply, ToolCall, Usage
 from lumo.templates import render
 
@@ -35,8 +37,24 @@ READ_TEMPLATES = {
     "draft_followup_email": "offline/draft.md.j2",
     "account_health": "offline/health.md.j2",
     "revenue_at_risk": "offline/risk.md.j2",
+    "team_overview": "offline/team.md.j2",
+    "open_tasks": "offline/tasks.md.j2",
+    "account_contacts": "offline/contacts.md.j2",
+    "recent_changes": "offline/changes.md.j2",
 }
-SIDE_EFFECTS = frozenset({"send_email", "update_invoice_status", "create_follow_up_task", "log_note"})
+SIDE_EFFECTS = frozenset(
+    {
+        "send_email",
+        "update_invoice_status",
+        "create_follow_up_task",
+        "log_note",
+        "record_promise",
+        "record_payment",
+        "open_dispute",
+        "resolve_dispute",
+        "log_call",
+    }
+)
 EMAIL_FIELDS = ("to", "cc", "subject", "body", "invoice_numbers")
 NOT_FOUND = re.compile(r"^(.+?) not found\.?$")
 
@@ -65,20 +83,30 @@ class OfflineModel:
     def __init__(self, today: dt.date) -> None:
         self.today = today
 
-    async def complete(self, messages: list[dict], tools: list[dict] | None = None, tool_choice: Any = None) -> ModelReply:
+    async def complete(
+        self,
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        tool_choice: Any = None,
+        *,
+        plan: dict[str, Any] | None = None,
+    ) -> ModelReply:
+        """`plan`: the graph's understanding of the message (book names, thread focus); else read here alone."""
         turn = read_turn(messages)
         available = tool_names(tools)
-        intent = parse_intent(turn.text, self.today)
+        intent = plan_intent(plan) if plan else understand(turn.text, self.today)
         calls: list[tuple[str, dict[str, Any]]] = []
         if turn.outcomes:
             if intent.name == "send" and "send_email" in available:
                 calls = send_calls(turn.outcomes)
-            text = None if calls else compose(turn.outcomes)
+            elif intent.name == "fix_stale":
+                calls = [(n, a) for n, a in fix_stale_calls(turn.outcomes) if n in available]
+            text = None if calls else with_notes(compose(turn.outcomes), intent)
         else:
             calls = [(name, args) for name, args in intent.calls if name in available]
-            if not calls and intent.name in ("clarify", "unknown"):
+            if not calls and intent.name in ("clarify", "unknown") and not plan:
                 calls = [(n, a) for n, a in follow_up(turn.text, messages, self.today) if n in available]
-            text = None if calls else answer_without_tools(intent)
+            text = None if calls else with_notes(answer_without_tools(intent), intent)
         return _reply(messages, text, calls, turn.calls_so_far)
 
 
@@ -171,6 +199,14 @@ def send_calls(outcomes: list[ToolOutcome]) -> list[tuple[str, dict[str, Any]]]:
     return calls
 
 
+def fix_stale_calls(outcomes: list[ToolOutcome]) -> list[tuple[str, dict[str, Any]]]:
+    """Each stale finding's fix action, proposed together once: nothing once fixes were proposed or decided."""
+    if any(o.name in SIDE_EFFECTS for o in outcomes):
+        return []
+    findings = [f for o in outcomes if o.name == "stale_findings" for f in o.result.get("findings") or []]
+    return fix_calls([f for f in findings if isinstance(f, dict)])
+
+
 # --- follow-ups in a thread -----------------------------------------------------------------------
 
 _SEND_IT = re.compile(
@@ -208,10 +244,13 @@ def follow_up(text: str, messages: list[dict], today: dt.date) -> list[tuple[str
 def compose(outcomes: list[ToolOutcome]) -> str:
     """The reply from this request's tool results, one section per result, in the order they came."""
     sent = any(o.name == "send_email" for o in outcomes)
+    fixed = any(o.name in SIDE_EFFECTS for o in outcomes)
     sections = []
     for outcome in outcomes:
         if sent and _sendable(_draft_of(outcome)):
             continue  # the send's outcome speaks for the draft it came from
+        if fixed and outcome.name == "stale_findings":
+            continue  # the fixes' outcomes say what changed; the findings before them are history
         section = _section(outcome)
         if section:
             sections.append(section)
@@ -245,6 +284,11 @@ def render_error(tool: str, error: str) -> str:
     first = error.strip().splitlines()[0] if error.strip() else "unknown error"
     found = NOT_FOUND.match(first)
     return render("offline/error.md.j2", tool=tool, error=first.rstrip("."), missing=found.group(1) if found else None)
+
+
+def with_notes(text: str, intent: Intent) -> str:
+    """The reply with what it could not do said at its end (a filter not applied is never dropped silently)."""
+    return "\n\n".join([text, *intent.notes]) if intent.notes else text
 
 
 def answer_without_tools(intent: Intent) -> str:

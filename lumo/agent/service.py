@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,14 +13,18 @@ from typing import Any
 from langgraph.types import Command
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo.agent import toolrun
 from lumo.agent.context import AgentContext, Model
 from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
+from lumo.agent.decisions import already_decided, refuse_nul
 from lumo.agent.graph import build_graph, public_action
 from lumo.agent.offline import OfflineModel
 from lumo.agent.state import new_turn
 from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
+from lumo.db.locks import thread_lock
+from tools import REGISTRY, ToolContext
 
 DECISIONS = ("approve", "edit", "reject")
 MAX_MESSAGE_CHARS = 4000
@@ -78,6 +84,46 @@ class Lumo:
         await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
 
+    async def propose(
+        self,
+        scope: Scope,
+        calls: list[tuple[str, dict[str, Any]]],
+        *,
+        message: str,
+        as_of: AsOf,
+        now: dt.datetime,
+        thread_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a turn that proposes these side effects as they are (no model): they wait for approval like any.
+
+        `message` says in the thread what was asked; a call with bad arguments comes back as an error.
+        """
+        if not calls:
+            raise InvalidInput("nothing to propose")
+        await asyncio.to_thread(self._check_proposed, scope, calls, as_of, now)
+        message, thread_id, key, config = await self.begin(scope, message, thread_id)
+        turn = new_turn(message)
+        turn["proposed"] = [{"name": name, "args": args} for name, args in calls]
+        await self.graph.ainvoke(turn, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
+        result = await self.result(scope, thread_id)
+        if not result["pending_actions"]:
+            raise InvalidInput(_first_error(await self.graph.aget_state(config)) or "nothing to approve")
+        return result
+
+    def _check_proposed(self, scope: Scope, calls: list[tuple[str, dict[str, Any]]], as_of: AsOf, now: dt.datetime) -> None:
+        """Refuse a proposal up front with the error's own kind (not found: 404 / exit 3), writing nothing."""
+        ctx = ToolContext(self.session_factory, scope, as_of, now)
+        for name, args in calls:
+            tool = REGISTRY.get(name)
+            if tool is None or not tool.side_effect or tool.describe is None:
+                raise InvalidInput(f"{name!r} is not an action that can be proposed")
+            try:
+                parsed = toolrun.validate(tool, args)
+            except toolrun.ToolCallError as exc:
+                raise InvalidInput(str(exc)) from None
+            with self.session_factory() as session:
+                tool.describe(ctx, parsed, session)
+
     async def ask_stream(
         self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime, thread_id: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
@@ -127,18 +173,50 @@ class Lumo:
         action_id: str | None = None,
         edit: dict[str, Any] | None = None,
         reject: str | None = None,
+        approve_anyway: bool = False,
     ) -> dict[str, Any]:
-        """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback)."""
+        """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback).
+
+        `approve_anyway` sends an edited email whose facts the guard could not match: explicit, and logged.
+        One decision at a time per thread, across workers; a decision that finds its action decided already
+        gets AlreadyDecided (409) with what really happened, and runs nothing.
+        """
         key = self.thread_key(scope, thread_id)
         config = {"configurable": {"thread_id": key}}
-        waiting = await self._pending(config)
-        if not waiting:
-            raise NotFound(f"thread {thread_id} has no action waiting for approval")
         if edit is not None and reject is not None:
             raise InvalidInput("give either an edit or a rejection, not both")
-        chosen = [a for a in waiting if action_id is None or a["id"] == action_id]
-        if not chosen:
-            raise NotFound(f"action {action_id} is not waiting in thread {thread_id}")
+        refuse_nul(edit)
+        # Several ids, comma-separated, approve some of many at once; the others keep waiting.
+        wanted = None if action_id is None else {i.strip() for i in action_id.split(",") if i.strip()}
+        async with thread_lock(self.session_factory, key):
+            snapshot = await self.graph.aget_state(config)
+            waiting = _waiting(snapshot)
+            chosen = [a for a in waiting if wanted is None or a["id"] in wanted]
+            missing = sorted((wanted or set()) - {a["id"] for a in chosen})
+            if not chosen or missing:
+                decided = (snapshot.values or {}).get("decided", {})
+                for one in missing or [None]:
+                    conflict = already_decided(thread_id, decided, one)
+                    if conflict is not None:
+                        raise conflict
+                if not waiting:
+                    raise NotFound(f"thread {thread_id} has no action waiting for approval")
+                raise NotFound(f"action {', '.join(missing) or action_id} is not waiting in thread {thread_id}")
+            return await self._decide(scope, thread_id, key, config, chosen, as_of, now, edit, reject, approve_anyway)
+
+    async def _decide(
+        self,
+        scope: Scope,
+        thread_id: str,
+        key: str,
+        config: dict[str, Any],
+        chosen: list[dict[str, Any]],
+        as_of: AsOf,
+        now: dt.datetime,
+        edit: dict[str, Any] | None,
+        reject: str | None,
+        approve_anyway: bool,
+    ) -> dict[str, Any]:
         if edit is not None and len(chosen) > 1:
             raise InvalidInput("several actions are waiting: name the one to edit with --action")
         if reject is not None:
@@ -147,6 +225,10 @@ class Lumo:
             decision = {"type": "edit", "args": edit}
         else:
             decision = {"type": "approve"}
+        if approve_anyway:
+            if reject is not None:
+                raise InvalidInput("approve anyway or reject, not both")
+            decision["approve_anyway"] = True
         resume = Command(resume={"decisions": {a["id"]: decision for a in chosen}})
         await self.graph.ainvoke(resume, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
@@ -168,6 +250,8 @@ class Lumo:
         if pending:
             lines = [f"- {a['description']} (action {a['id']})" for a in pending]
             reply = "I need your approval before I do this:\n" + "\n".join(lines)
+            if values.get("retry_note"):
+                reply = f"{values['retry_note']}\n\n{reply}"
         return {
             "thread_id": thread_id,
             "reply": reply,
@@ -178,6 +262,18 @@ class Lumo:
             "usage": values.get("usage", {}),
             "notes": values.get("notes", []),
         }
+
+
+def _first_error(snapshot: Any) -> str | None:
+    """The first tool error of the thread's last turn (why a proposed action was refused)."""
+    values = snapshot.values or {}
+    for message in values.get("messages", [])[values.get("turn_start", 0) :]:
+        if message.get("role") == "tool" and '"error"' in (message.get("content") or ""):
+            try:
+                return str(json.loads(message["content"])["error"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return None
 
 
 def _waiting(snapshot: Any) -> list[dict[str, Any]]:

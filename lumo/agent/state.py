@@ -18,6 +18,11 @@ class AgentState(TypedDict, total=False):
     usage: dict[str, int]
     notes: list[str]
     email_rewrites: int
+    proposed: list[dict[str, Any]]  # calls a client asked for directly ({name, args}): proposed, not run
+    decided: dict[str, dict[str, Any]]  # action id -> its outcome, kept for the thread's life (lumo.agent.decisions)
+    retry_note: str  # set when a transient failure left approved actions pending
+    plan: dict[str, Any]  # this turn's understanding of the rep's message (understand.plan_state)
+    focus: dict[str, Any]  # what the thread is about (focus.Focus), kept across turns
 
 
 def new_turn(message: str) -> AgentState:
@@ -33,4 +38,5 @@ def new_turn(message: str) -> AgentState:
         usage={"prompt_tokens": 0, "completion_tokens": 0, "model_calls": 0},
         notes=[],
         email_rewrites=0,
+        proposed=[],
     )

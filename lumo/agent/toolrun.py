@@ -14,8 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from lumo.agent.decisions import RETRY_KEY
 from lumo.crm.errors import LumoError
 from lumo.db.models import AgentAction
+from lumo.db.outage import DB_UNAVAILABLE, is_transient
 from tools import REGISTRY, Args, Tool, ToolContext
 from tools.base import omit_nulls
 
@@ -113,4 +115,7 @@ async def execute(ctx: ToolContext, tool: Tool, args: Args, action_id: str) -> d
     try:
         return {"done": True, "result": await asyncio.to_thread(_execute_sync, ctx, tool, args, action_id)}
     except Exception as exc:  # noqa: BLE001
+        if is_transient(exc):  # nothing was committed: the action may run later, so it is not consumed
+            log.warning("tool.transient tool=%s error=%s", tool.name, type(exc).__name__)
+            return {RETRY_KEY: DB_UNAVAILABLE}
         return {"error": _error_text(exc)}

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from lumo import __version__, web
 from lumo.agent.runtime import open_lumo
-from lumo.api import errors, routes_chat, routes_reads, routes_web
+from lumo.api import docs, errors, routes_chat, routes_reads, routes_record, routes_web
 from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
@@ -38,13 +38,17 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         title="Lumo API",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # served by lumo.api.docs from local assets
+        redoc_url=None,  # ReDoc only ships from a CDN
         description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     errors.install(app)
+    docs.install(app)
     v1_guards = [Depends(no_nul_characters)]
     app.include_router(routes_chat.router, dependencies=v1_guards)
     app.include_router(routes_reads.router, dependencies=v1_guards)
+    app.include_router(routes_record.router, dependencies=v1_guards)
     app.include_router(routes_web.router, dependencies=v1_guards)
     app.include_router(slack_routes.router)
     web.install(app)

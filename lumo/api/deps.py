@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from lumo.agent.service import Lumo
+from lumo.api.openapi import DATE_HELP, DateText
 from lumo.auth import user_for_token
 from lumo.crm.errors import InvalidInput, LumoError
 from lumo.crm.lifecycle import AsOf
@@ -21,6 +22,7 @@ bearer = HTTPBearer(auto_error=False, description="A token from `lumo tokens cre
 
 class Unauthorized(LumoError):
     http_status = 401
+    headers = {"WWW-Authenticate": "Bearer"}  # RFC 6750: say which scheme the client should retry with
 
 
 def no_nul_characters(request: Request) -> None:
@@ -38,21 +40,6 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_scope(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Scope:
-    if credentials is None or not credentials.credentials:
-        raise Unauthorized("missing bearer token")
-    # A session of its own, closed at once: a request-long session would hold a pooled connection through a whole
-    # chat turn, whose tools need connections of their own (concurrent chats then exhausted the pool and hung).
-    with request.app.state.session_factory() as session:
-        user = user_for_token(session, credentials.credentials)
-        if user is None:
-            raise Unauthorized("invalid or revoked token")
-        return scope_for_user(session, user)
-
-
-CurrentScope = Annotated[Scope, Depends(current_scope)]
-
-
 def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -60,10 +47,27 @@ def now_utc() -> dt.datetime:
 Now = Annotated[dt.datetime, Depends(now_utc)]
 
 
+def current_scope(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], now: Now
+) -> Scope:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing bearer token")
+    # A session of its own, closed at once: a request-long session would hold a pooled connection through a whole
+    # chat turn, whose tools need connections of their own (concurrent chats then exhausted the pool and hung).
+    with request.app.state.session_factory() as session:
+        user = user_for_token(session, credentials.credentials, now)
+        if user is None:
+            raise Unauthorized("invalid, revoked or expired token")
+        return scope_for_user(session, user)
+
+
+CurrentScope = Annotated[Scope, Depends(current_scope)]
+
+
 def as_of(
     scope: CurrentScope,
     now: Now,
-    date: Annotated[str | None, Query(description="The day it is, YYYY-MM-DD (default: today for the user).")] = None,
+    date: Annotated[DateText | None, Query(description=f"The day it is, {DATE_HELP} (default: today for the user).")] = None,
 ) -> AsOf:
     return AsOf.given(date, now, scope.tz)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,13 +13,16 @@ from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
 from lumo.api.deps import CurrentScope, LumoDep, Now
+from lumo.api.openapi import ERRORS
 from lumo.api.schemas import ChatRequest, ChatResponse, DecisionRequest
 from lumo.crm.errors import InvalidInput, LumoError
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
+from lumo.db.outage import DB_UNAVAILABLE, is_transient
 from lumo.web.threads import remember_thread
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+log = logging.getLogger("lumo.api")
+router = APIRouter(prefix="/v1", tags=["chat"], responses=ERRORS)
 HEARTBEAT_SECONDS = 15
 
 
@@ -35,8 +39,11 @@ async def chat(request: Request, body: ChatRequest, scope: CurrentScope, lumo: L
 
 
 async def _remember(request: Request, scope: Scope, thread_id: str, message: str | None, now: dt.datetime) -> None:
-    """List the thread among the user's recent ones (the web app's thread list)."""
-    await asyncio.to_thread(remember_thread, request.app.state.session_factory, scope.user_id, thread_id, message, now)
+    """List the thread among the user's recent ones (the web app's thread list): best effort, never fails a turn."""
+    try:
+        await asyncio.to_thread(remember_thread, request.app.state.session_factory, scope.user_id, thread_id, message, now)
+    except Exception:  # noqa: BLE001  (the turn itself is saved; only its place in the list is missing)
+        log.warning("web.thread_not_listed thread=%s", thread_id, exc_info=True)
 
 
 @router.post(
@@ -55,6 +62,10 @@ async def chat_stream(request: Request, body: ChatRequest, scope: CurrentScope, 
                 yield {"event": event["event"], "data": json.dumps(event["data"], default=str)}
         except LumoError as exc:
             yield {"event": "error", "data": json.dumps({"error": str(exc)})}
+        except Exception as exc:  # noqa: BLE001  (the stream has started: end it with an event, not a reset)
+            if not is_transient(exc):
+                log.exception("api.stream_failed")
+            yield {"event": "error", "data": json.dumps({"error": DB_UNAVAILABLE if is_transient(exc) else "internal error"})}
 
     return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
 
@@ -74,6 +85,7 @@ async def decide(
         action_id=body.action_id,
         edit=body.args if body.decision == "edit" else None,
         reject=(body.reason or "rejected by the rep") if body.decision == "reject" else None,
+        approve_anyway=body.approve_anyway,
     )
     await _remember(request, scope, thread_id, None, now)
     return result

@@ -7,15 +7,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from lumo.api.deps import AsOfDep, SessionDep
+from lumo.api.openapi import ERRORS
 from lumo.api.schemas import AccountsResponse, InvoicePageResponse, ItemsResponse
 from lumo.api.view import ViewScope
 from lumo.crm.drafts import draft_for_invoice
+from lumo.crm.dso import dso_report
 from lumo.crm.health import account_health, revenue_at_risk
 from lumo.crm.invoices import MAX_PAGE_SIZE, InvoiceFilter, actionable_rows, invoice_history, invoice_json, search_invoices
 from lumo.crm.priorities import compute_priorities
 from lumo.crm.stale import stale_findings
 
-router = APIRouter(prefix="/v1", tags=["reads"])
+router = APIRouter(prefix="/v1", tags=["reads"], responses=ERRORS)
 Bucket = Literal["current", "1-30", "31-60", "61-90", "90+"]
 Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
 
@@ -84,4 +86,8 @@ def accounts(
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> dict[str, Any]:
     healths = account_health(session, scope, as_of, account=account)
-    return {"accounts": [h.as_json() for h in healths[:limit]], "revenue_at_risk": revenue_at_risk(healths)}
+    return {
+        "accounts": [h.as_json() for h in healths[:limit]],
+        "revenue_at_risk": revenue_at_risk(healths),
+        "dso": dso_report(session, scope, as_of),
+    }

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lumo.api.openapi import DATE_HELP, DateText
+
 ThreadId = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Continue this thread.")
 
 
@@ -13,7 +15,11 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: str = Field(min_length=1, max_length=4000)
     thread_id: str | None = ThreadId
-    date: str | None = Field(default=None, description="The day Lumo believes it is, YYYY-MM-DD.")
+    date: DateText | None = Field(
+        default=None,
+        description=f"The day Lumo believes it is, {DATE_HELP}. Reads use it; emails and status changes are always "
+        "checked and worded against the server's real today, so a day ahead of it never changes what is sent.",
+    )
 
 
 class PendingAction(BaseModel):
@@ -37,10 +43,15 @@ class ChatResponse(BaseModel):
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "edit", "reject"] = "approve"
-    action_id: str | None = Field(default=None, max_length=300, description="One action (default: all waiting).")
+    action_id: str | None = Field(
+        default=None, max_length=300, description="One action, or several comma-separated (default: all waiting)."
+    )
     args: dict[str, Any] | None = Field(default=None, description="For edit: the changed arguments.")
     reason: str | None = Field(default=None, max_length=2000, description="For reject: feedback for Lumo.")
-    date: str | None = None
+    approve_anyway: bool = Field(
+        default=False, description="Send an edited email although the guard found facts it could not match (logged)."
+    )
+    date: DateText | None = Field(default=None, description=f"The day it is, {DATE_HELP}.")
 
 
 class ItemsResponse(BaseModel):
@@ -57,6 +68,7 @@ class InvoicePageResponse(BaseModel):
 class AccountsResponse(BaseModel):
     accounts: list[dict[str, Any]]
     revenue_at_risk: dict[str, Any]
+    dso: dict[str, Any] | None = Field(default=None, description="DSO per rep and team, with its definition.")
 
 
 class ModelStatus(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json as jsonlib
 import os
@@ -10,16 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from lumo.agent.runtime import open_lumo
-from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, emit_json
-from lumo.config import get_settings
+from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, emit_json, settings
 from lumo.crm.errors import InvalidInput
-from lumo.crm.scope import scope_for_email
-from lumo.db.session import make_engine, make_sessionmaker
 
 
 def _scope(email: str):  # type: ignore[no-untyped-def]
-    engine = make_engine(get_settings().database_url)
+    from lumo.crm.scope import scope_for_email
+    from lumo.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(settings().database_url)
     try:
         with make_sessionmaker(engine)() as session:
             return scope_for_email(session, email)
@@ -54,12 +52,16 @@ def ask(
     thread: Annotated[str | None, typer.Option("--thread", help="Continue this thread.")] = None,
 ) -> None:
     """Run one chat turn (offline model unless OPENAI_API_KEY is set)."""
+    import asyncio
+
+    from lumo.agent.runtime import open_lumo  # here, not at the top: the agent stack is slow to import
+
     scope = _scope(rep)
     now = dt.datetime.now(dt.UTC)
     as_of = as_of_for(scope, date, now)
 
     async def run() -> dict[str, Any]:
-        async with open_lumo(get_settings().database_url, os.environ) as lumo:
+        async with open_lumo(settings().database_url, os.environ) as lumo:
             return await lumo.ask(scope, message, as_of=as_of, now=now, thread_id=thread)
 
     _show(asyncio.run(run()), rep, json)
@@ -71,11 +73,20 @@ def approve(
     rep: RepOpt,
     date: DateOpt = None,
     json: JsonOpt = False,
-    action: Annotated[str | None, typer.Option("--action", help="One action id (default: all waiting).")] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="One action id, or several comma-separated (default: all waiting).")
+    ] = None,
     edit: Annotated[str | None, typer.Option("--edit", help="JSON object of changed arguments.")] = None,
     reject: Annotated[str | None, typer.Option("--reject", help="Reject, with this feedback.")] = None,
+    approve_anyway: Annotated[
+        bool, typer.Option("--approve-anyway", help="Send an edited email although the guard found facts it could not match.")
+    ] = False,
 ) -> None:
     """Approve, edit or reject the actions a thread is waiting on, and continue it."""
+    import asyncio
+
+    from lumo.agent.runtime import open_lumo
+
     changes = None
     if edit is not None:
         try:
@@ -89,7 +100,9 @@ def approve(
     as_of = as_of_for(scope, date, now)
 
     async def run() -> dict[str, Any]:
-        async with open_lumo(get_settings().database_url, os.environ) as lumo:
-            return await lumo.approve(scope, thread, as_of=as_of, now=now, action_id=action, edit=changes, reject=reject)
+        async with open_lumo(settings().database_url, os.environ) as lumo:
+            return await lumo.approve(
+                scope, thread, as_of=as_of, now=now, action_id=action, edit=changes, reject=reject, approve_anyway=approve_anyway
+            )
 
     _show(asyncio.run(run()), rep, json)

@@ -8,17 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lumo.cli.app import DateOpt, app, open_session
-from lumo.config import get_settings
+from lumo.cli.app import DateOpt, app, open_session, settings
 from lumo.crm.errors import InvalidInput
-from lumo.crm.exchange import export_snapshot, import_snapshot, load_file
 from lumo.crm.lifecycle import parse_day
-from lumo.db.migrate import upgrade
-from lumo.db.seed import DEMO_REP_EMAIL as DEMO_EMAIL
-from lumo.db.seed import database_is_empty, seed_demo
-from lumo.db.session import make_engine
+
+# Alembic, the seed and the exchange are imported in their commands: `lumo --help` starts fast.
 
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -27,7 +22,9 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database schema to the latest version."""
-    upgrade(get_settings().database_url)
+    from lumo.db.migrate import upgrade
+
+    upgrade(settings().database_url)
     typer.echo("database is up to date")
 
 
@@ -41,11 +38,18 @@ def seed(
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the database has data.")] = False,
 ) -> None:
     """Fill the database with demo data (deterministic per seed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lumo.db.migrate import upgrade
+    from lumo.db.seed import DEMO_REP_EMAIL as DEMO_EMAIL
+    from lumo.db.seed import database_is_empty, seed_demo
+    from lumo.db.session import make_engine
+
     if not demo:
         raise InvalidInput("only demo data can be seeded: pass --demo")
     if invoices < 1 or reps < 1:
         raise InvalidInput("--invoices and --reps must be at least 1")
-    url = get_settings().database_url
+    url = settings().database_url
     upgrade(url)
     engine = make_engine(url)
     try:
@@ -72,8 +76,11 @@ def seed(
 @app.command("import")
 def import_(file: Annotated[Path, typer.Argument(help="Workspace snapshot (JSON, DESIGN section 5).")]) -> None:
     """Load a workspace snapshot; writes nothing if any record is bad."""
+    from lumo.crm.exchange import import_snapshot, load_file
+    from lumo.db.migrate import upgrade
+
     data = load_file(file)
-    upgrade(get_settings().database_url)
+    upgrade(settings().database_url)
     with open_session() as session:
         summary = import_snapshot(session, data)
         session.commit()
@@ -83,6 +90,8 @@ def import_(file: Annotated[Path, typer.Argument(help="Workspace snapshot (JSON,
 @app.command()
 def export(file: Annotated[Path, typer.Argument(help="Where to write the snapshot (JSON).")]) -> None:
     """Write the whole workspace as a snapshot that `lumo import` reads back."""
+    from lumo.crm.exchange import export_snapshot
+
     with open_session() as session:
         data = export_snapshot(session)
     try:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.cli.app import DateOpt, JsonOpt, app, emit_json
-from lumo.config import get_settings
+from lumo.cli.app import DateOpt, JsonOpt, app, emit_json, settings
 from lumo.crm.lifecycle import parse_day
-from lumo.db.models import OutboxEmail
-from lumo.db.session import make_engine, make_sessionmaker
-from lumo.digest.mailer import Mailer
-from lumo.digest.run import DigestResult, mark_outbox_sent, outbox_waiting, retry_outbox_email, send_digests, send_outbox
+
+if TYPE_CHECKING:  # imported in the commands: `lumo --help` starts fast
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from lumo.db.models import OutboxEmail
+    from lumo.digest.mailer import Mailer
+    from lumo.digest.run import DigestResult
 
 outbox_app = typer.Typer(help="Approved emails waiting to be sent.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
@@ -24,7 +25,9 @@ app.add_typer(outbox_app, name="outbox")
 
 @contextmanager
 def _session_factory() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(get_settings().database_url)
+    from lumo.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(settings().database_url)
     try:
         yield make_sessionmaker(engine)
     finally:
@@ -32,8 +35,10 @@ def _session_factory() -> Iterator[sessionmaker[Session]]:
 
 
 def _mailer() -> Mailer:
-    settings = get_settings()
-    return Mailer(settings.smtp_url, settings.mail_from)
+    from lumo.digest.mailer import Mailer
+
+    config = settings()
+    return Mailer(config.smtp_url, config.mail_from)
 
 
 @app.command()
@@ -44,6 +49,8 @@ def digest(
     json: JsonOpt = False,
 ) -> None:
     """Build each rep's morning digest; print it, or send it with --send."""
+    from lumo.digest.run import send_digests
+
     day = parse_day(date) if date else None
     now = dt.datetime.now(dt.UTC)
     mailer = _mailer() if send else None
@@ -77,6 +84,8 @@ def _preview(result: DigestResult) -> str:
 @outbox_app.command("send")
 def outbox_send(json: JsonOpt = False) -> None:
     """Send the queued approved emails (each exactly once)."""
+    from lumo.digest.run import outbox_waiting, send_outbox
+
     with _session_factory() as factory:
         results = send_outbox(factory, _mailer(), dt.datetime.now(dt.UTC))
         with factory() as session:
@@ -110,6 +119,8 @@ def _row(email: OutboxEmail) -> dict[str, object]:
 @outbox_app.command("list")
 def outbox_list(json: JsonOpt = False) -> None:
     """Emails waiting for an operator: uncertain (may have been delivered) and failed."""
+    from lumo.digest.run import outbox_waiting
+
     with _session_factory() as factory, factory() as session:
         rows = [_row(e) for e in outbox_waiting(session)]
     if json:
@@ -122,6 +133,8 @@ def outbox_list(json: JsonOpt = False) -> None:
 @outbox_app.command("retry")
 def outbox_retry(outbox_id: OutboxId) -> None:
     """Queue an uncertain or failed email again, once you know it did not arrive (same Message-ID)."""
+    from lumo.digest.run import retry_outbox_email
+
     with _session_factory() as factory, factory() as session:
         email = retry_outbox_email(session, outbox_id)
         message_id = email.message_id
@@ -132,6 +145,8 @@ def outbox_retry(outbox_id: OutboxId) -> None:
 @outbox_app.command("mark-sent")
 def outbox_mark_sent(outbox_id: OutboxId) -> None:
     """Record an uncertain email as sent, once you know it arrived (logged on its invoices)."""
+    from lumo.digest.run import mark_outbox_sent
+
     with _session_factory() as factory, factory() as session:
         mark_outbox_sent(session, outbox_id, dt.datetime.now(dt.UTC))
         session.commit()

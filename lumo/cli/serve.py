@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 from typing import Annotated
 
 import typer
-import uvicorn
-from sqlalchemy.engine import make_url
 
-from lumo.agent.checkpoint import open_checkpointer
-from lumo.auth import create_token
-from lumo.cli.app import app, open_session
-from lumo.config import get_settings
+from lumo.cli.app import app, open_session, settings
 from lumo.crm.errors import InvalidInput
-from lumo.db.migrate import upgrade
-from lumo.db.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
-from lumo.db.session import make_engine
-from lumo.web.signin import create_link, link_url
+
+# The server stack (uvicorn, the agent, alembic) is imported in the command: `lumo --help` starts fast.
 
 
 def _demo_setup(host: str, port: int) -> None:
     """Seed demo data into an empty database and print a working curl with a fresh demo token."""
-    url = get_settings().database_url
+    from lumo.auth import create_token
+    from lumo.db.migrate import upgrade
+    from lumo.db.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
+    from lumo.db.session import make_engine
+    from lumo.web.signin import create_link, link_url
+
+    url = settings().database_url
     upgrade(url)
     engine = make_engine(url)
     try:
@@ -50,6 +48,8 @@ def _demo_setup(host: str, port: int) -> None:
 
 async def _prepare_checkpoints(url: str) -> None:
     """Create the checkpoint tables once, before the workers start (concurrent first set-ups race)."""
+    from lumo.agent.checkpoint import open_checkpointer
+
     async with open_checkpointer(url):
         pass
 
@@ -63,7 +63,14 @@ def serve(
     digest_at: Annotated[str | None, typer.Option("--digest-at", help="Send digests at this local time, HH:MM.")] = None,
 ) -> None:
     """Serve the HTTP API (and Slack endpoints)."""
-    url = get_settings().database_url
+    import asyncio
+
+    import uvicorn
+    from sqlalchemy.engine import make_url
+
+    from lumo.db.migrate import upgrade
+
+    url = settings().database_url
     if workers > 1 and make_url(url).get_backend_name() != "postgresql":
         raise InvalidInput("several workers need PostgreSQL: set LUMO_DATABASE_URL=postgresql+psycopg://...")
     if digest_at is not None:

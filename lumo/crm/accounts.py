@@ -27,3 +27,13 @@ def resolve_account(session: Session, scope: Scope, text: str) -> tuple[str, str
         names = ", ".join(name for _, name in found[:5])
         raise InvalidInput(f"several accounts match {needle!r} ({names}): which one do you mean?")
     return found[0][0], found[0][1]
+
+
+def ensure_account(session: Session, scope: Scope, text: str) -> None:
+    """Raise NotFound unless some account in scope has `text` as its id or in its name (a filter that matches
+    no account is an unknown name, told as such, not an empty list)."""
+    needle = text.strip()
+    query = select(Account.id).where(scope.account_filter())
+    query = query.where((Account.id == needle) | func.lower(Account.name).contains(needle.lower())).limit(1)
+    if session.execute(query).first() is None:
+        raise NotFound(f"account {needle} not found")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lumo.crm.accounts import resolve_account
+from lumo.crm.scope import Scope
 from lumo.db.models import Contact, InvoiceContact
 
 
@@ -42,3 +45,14 @@ def invoice_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, 
 def primary_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, ContactRow]:
     """Who to write to about each invoice: its first contact not marked do-not-contact, else its first."""
     return {k: next((c for c in v if not c.do_not_contact), v[0]) for k, v in invoice_contacts(session, invoice_ids).items() if v}
+
+
+def account_contacts(session: Session, scope: Scope, account: str) -> tuple[str, list[dict[str, Any]]]:
+    """The account's name and its contacts (name, email, role, do-not-contact), billing first."""
+    account_id, name = resolve_account(session, scope, account)
+    rows = session.execute(
+        select(Contact.name, Contact.email, Contact.role, Contact.do_not_contact)
+        .where(Contact.account_id == account_id)
+        .order_by(Contact.role != "billing", Contact.name)
+    ).all()
+    return name, [{"name": n, "email": e, "role": r, "do_not_contact": d} for n, e, r, d in rows]

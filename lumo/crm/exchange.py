@@ -335,6 +335,7 @@ def _write(session: Session, workspace: WorkspaceIn, checked: Checked, existing:
     invoices: list[InvoiceIn] = checked.valid("invoices")
     _release_unique_values(session, users, invoices, existing)
     _write_users(session, users, existing.ids["users"], summary)
+    changed: list[ActivityIn] = []  # status events of the invoices whose status the file changes
     for list_name, model, to_row in (
         ("accounts", Account, _account_row),
         ("contacts", Contact, _contact_row),
@@ -342,11 +343,13 @@ def _write(session: Session, workspace: WorkspaceIn, checked: Checked, existing:
         ("invoices", Invoice, _invoice_row),
     ):
         rows = [to_row(record) for record in checked.valid(list_name)]
+        if list_name == "invoices":
+            changed = _status_changes(session, invoices, checked.valid("activities"), existing.ids["invoices"])
         summary.counts[list_name] = _upsert(session, model, rows, existing.ids[list_name])
     _write_invoice_contacts(session, invoices)
     # Only new history changes the derived columns (a new invoice starts at their defaults).
     touched = _write_payments(session, checked.valid("payments"), summary)
-    touched |= _write_activities(session, checked.valid("activities"), summary)
+    touched |= _write_activities(session, [*checked.valid("activities"), *changed], summary)
     task_rows = [_task_row(t) for t in checked.valid("tasks")]
     summary.counts["tasks"] = _upsert(session, Task, task_rows, existing.ids["tasks"])
     recompute_derived(session, sorted(touched))
@@ -498,11 +501,44 @@ def _write_payments(session: Session, payments: Sequence[PaymentIn], summary: Im
     return {row["invoice_id"] for row in rows}
 
 
+def _status_changes(
+    session: Session, invoices: Sequence[InvoiceIn], activities: Sequence[ActivityIn], known: set[str]
+) -> list[ActivityIn]:
+    """A status event (from, to, by the import) for each known invoice whose status the file changes, unless
+    the file brings that event itself: history is never overwritten."""
+    ids = [i.id for i in invoices if i.id in known]
+    before: dict[str, str] = {}
+    for clause in _one_of(session, Invoice.id, set(ids)):
+        before.update(session.execute(select(Invoice.id, Invoice.status).where(clause)).tuples().all())
+    carried = {(a.invoice_id, a.to_status) for a in activities if a.kind == "status_change"}
+    return [
+        ActivityIn.model_construct(  # built from checked values: no second validation
+            invoice_id=i.id,
+            kind="status_change",
+            at=i.status_updated_at,
+            by=None,
+            text=f"Status changed by import: {before[i.id]} -> {i.status}",
+            from_status=before[i.id],
+            to_status=i.status,
+        )
+        for i in invoices
+        if i.id in before and before[i.id] != i.status and (i.id, i.status) not in carried
+    ]
+
+
 def _write_activities(session: Session, activities: Sequence[ActivityIn], summary: ImportSummary) -> set[str]:
     columns = (Activity.invoice_id, Activity.kind, Activity.at, Activity.by_id, Activity.text)
     have = _natural_keys(session, columns, Activity.invoice_id, {a.invoice_id for a in activities}, _activity_key)
     rows = [
-        {"invoice_id": a.invoice_id, "kind": a.kind, "at": a.at, "by_id": a.by, "text": a.text}
+        {
+            "invoice_id": a.invoice_id,
+            "kind": a.kind,
+            "at": a.at,
+            "by_id": a.by,
+            "text": a.text,
+            "from_status": a.from_status,
+            "to_status": a.to_status,
+        }
         for a in _new_only(activities, have, summary["activities"], lambda a: (a.invoice_id, a.kind, a.at, a.by, a.text))
     ]
     if rows:
@@ -664,9 +700,18 @@ def _export_payments(session: Session) -> list[dict[str, Any]]:
 
 
 def _export_activities(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(select(Activity.id, Activity.invoice_id, Activity.kind, Activity.at, Activity.by_id, Activity.text))
+    columns = (Activity.id, Activity.invoice_id, Activity.kind, Activity.at, Activity.by_id, Activity.text)
+    rows = session.execute(select(*columns, Activity.from_status, Activity.to_status))
     return [
-        {"invoice_id": r.invoice_id, "kind": r.kind, "at": moment_text(r.at), "by": r.by_id, "text": r.text or ""}
+        {
+            "invoice_id": r.invoice_id,
+            "kind": r.kind,
+            "at": moment_text(r.at),
+            "by": r.by_id,
+            "text": r.text or "",
+            "from_status": r.from_status,
+            "to_status": r.to_status,
+        }
         for r in sorted(rows, key=lambda r: (r.invoice_id, r.at, r.id))
     ]
 

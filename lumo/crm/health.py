@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lumo.crm import stale
+from lumo.crm.dso import billed_in_window, dso_days
 from lumo.crm.errors import NotFound
 from lumo.crm.invoices import fetch_rows, rows_query
 from lumo.crm.lifecycle import AsOf, InvoiceRow, aging_bucket, days_overdue, is_open
@@ -19,7 +20,6 @@ from lumo.crm.money import FxTable, amount_str, format_code, load_fx
 from lumo.crm.scope import Scope
 from lumo.db.models import Account, Invoice, Payment
 
-DSO_WINDOW_DAYS = 90
 GOOD, FAIR = 75, 50
 ZERO = Decimal("0")
 
@@ -162,14 +162,13 @@ def _account(invs: list[InvoiceRow], as_of: AsOf, fx: FxTable, paid_dates: dict[
         kinds = stale.stale_kinds(inv, as_of)  # counts only: no evidence in words
         h.broken_promises += kinds.count("promise_broken")
         h.stale += sum(k not in ("promise_broken", "dispute_stalled") for k in kinds)
-        if inv.status not in ("draft", "void") and 0 <= (as_of.today - inv.issue_date).days <= DSO_WINDOW_DAYS:
+        if billed_in_window(inv, as_of):
             billed_recent += fx.to_base(inv.amount, inv.currency)
         if inv.id in paid_dates:
             lateness.append(max((paid_dates[inv.id] - inv.due_date).days, 0))
     h.open_balance = dict(sorted(open_pairs.items()))
     h.overdue_by_bucket = {b: h.overdue_by_bucket[b] for b in ("1-30", "31-60", "61-90", "90+") if b in h.overdue_by_bucket}
-    if billed_recent > 0:
-        h.dso_days = int(h.open_base / billed_recent * DSO_WINDOW_DAYS)
+    h.dso_days = dso_days(h.open_base, billed_recent)
     if lateness:
         h.avg_days_late = Decimal(sum(lateness)) / len(lateness)
     _score(h)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from babel.numbers import is_currency
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -58,20 +59,33 @@ def fetch_rows(session: Session, query: Select[Any]) -> list[InvoiceRow]:
     return [InvoiceRow(*r) for r in session.connection().execute(query).all()]
 
 
+def actionable_clause() -> Any:
+    """Invoices a rule can act on: the actionable statuses, and 'paid' ones with money still open (stale)."""
+    return or_(
+        Invoice.status.in_(sorted(ACTIONABLE_STATUSES)), and_(Invoice.status == "paid", Invoice.amount > Invoice.amount_paid)
+    )
+
+
 def actionable_rows(session: Session, scope: Scope, account_id: str | None = None) -> list[InvoiceRow]:
     """Every invoice in scope that a rule of staleness, priorities or drafting can act on."""
-    query = rows_query(scope).where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)))
+    query = rows_query(scope).where(actionable_clause())
     if account_id is not None:
         query = query.where(Invoice.account_id == account_id)
     return fetch_rows(session, query)
 
 
 def get_row(session: Session, scope: Scope, number: str) -> InvoiceRow:
-    """One invoice by number; out of scope is reported exactly like missing."""
-    rows = fetch_rows(session, rows_query(scope).where(Invoice.number == number.strip()))
+    """One invoice by number, in any letter case; out of scope is reported exactly like missing."""
+    wanted = number.strip()
+    # The usual spellings first, through the index on number; then any case, over the scope's invoices only.
+    spellings = sorted({wanted, wanted.upper(), wanted.lower()})
+    rows = fetch_rows(session, rows_query(scope).where(Invoice.number.in_(spellings)))
+    if not rows:
+        rows = fetch_rows(session, rows_query(scope).where(func.lower(Invoice.number) == wanted.lower()))
+    exact = [r for r in rows if r.number == wanted]
     if not rows:
         raise NotFound(f"invoice {number} not found")
-    return rows[0]
+    return (exact or sorted(rows, key=lambda r: r.number))[0]
 
 
 def overdue_clause(today: dt.date) -> Any:
@@ -95,6 +109,8 @@ class InvoiceFilter:
             raise InvalidInput(f"unknown status {bad[0]!r}: use one of {', '.join(STATUSES)}")
         if self.bucket is not None:
             bucket_range(self.bucket)
+        if self.currency is not None and not is_currency(self.currency.strip().upper()):
+            raise InvalidInput(f"unknown currency {self.currency!r}: use an ISO-4217 code such as USD or EUR")
         if self.page < 1 or not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise InvalidInput(f"page must be >= 1 and page size between 1 and {MAX_PAGE_SIZE}")
 
@@ -124,12 +140,12 @@ def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[Any]
             if high is not None:
                 query = query.where(Invoice.due_date >= as_of.today - dt.timedelta(days=high))
     if flt.currency:
-        query = query.where(Invoice.currency == flt.currency.upper())
+        query = query.where(Invoice.currency == flt.currency.strip().upper())
     if flt.account:
         needle = flt.account.strip()
         query = query.where(or_(Account.id == needle, func.lower(Account.name).contains(needle.lower())))
     if flt.stale:
-        query = query.where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)))
+        query = query.where(actionable_clause())
     return query.order_by(Invoice.due_date, Invoice.number)
 
 

@@ -104,6 +104,11 @@ def days_overdue(inv: InvoiceRow, today: dt.date) -> int:
     return (today - inv.due_date).days if is_overdue(inv, today) else 0
 
 
+def days(count: int) -> str:
+    """'1 day', '5 days': a count of days in words."""
+    return f"{count} day" if count == 1 else f"{count} days"
+
+
 def aging_bucket(days: int) -> str:
     if days <= 0:
         return "current"

@@ -33,7 +33,7 @@ def check_email(
     rows = [get_row(session, scope, n) for n in numbers]
     if len({r.account_id for r in rows}) > 1:
         raise InvalidInput("one email covers invoices of one account only")
-    queued = queued_invoice_numbers(session, numbers)
+    queued = queued_invoice_numbers(session, [r.number for r in rows])  # as stored, whatever case was typed
     for row in rows:
         reason = skip_reason(row, as_of) or ("cooldown" if row.number in queued else None)
         if reason is not None:

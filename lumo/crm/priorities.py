@@ -1,14 +1,17 @@
 """Today's priorities: a deterministic, explainable ranking of one person's work (DESIGN section 3).
 
-The score adds points for each signal; every signal that adds points also adds a reason in words.
+Each item is worth its expected loss plus the cost of delay, in base currency (`lumo.crm.signals`): the same
+table of signals scores an item and says its reasons. A task due today or late weighs up the invoice it is
+for (and is said among its reasons); a task on no listed invoice is an item of its own, worth the day's median.
 Ties break on (due date, invoice number, task id) so the order never depends on the database.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
+from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -16,54 +19,31 @@ from sqlalchemy.orm import Session
 
 from lumo.crm import stale
 from lumo.crm.contacts import primary_contacts
-from lumo.crm.invoices import fetch_rows, rows_query
-from lumo.crm.lifecycle import ACTIONABLE_STATUSES, AsOf, InvoiceRow, days_overdue, is_open, promise_broken, promise_pending
-from lumo.crm.money import FxTable, amount_str, format_code, load_fx
+from lumo.crm.invoices import actionable_clause, fetch_rows, rows_query
+from lumo.crm.lifecycle import AsOf, InvoiceRow, days, days_overdue, is_open, promise_broken, promise_pending
+from lumo.crm.money import FxTable, amount_str, load_fx
 from lumo.crm.scope import Scope
+from lumo.crm.signals import Facts, Signal, Weights, signals_for, task_weight, value
 from lumo.crm.tasks import task_rows
 from lumo.crm.tone import tone_for
 from lumo.db.models import Invoice, Task
 
-
-@dataclass(frozen=True)
-class Weights:
-    """Points per signal; named so a reader can see and tune the whole ranking here."""
-
-    amount_per_decade: float = 10  # 10 points per 10x of base-currency amount
-    per_day_overdue: float = 0.5
-    max_days_counted: int = 120
-    promise_broken: float = 25
-    dispute_stalled: float = 10
-    per_stale_finding: float = 8
-    key_account: float = 10
-    renewal_near: float = 6
-    renewal_window_days: int = 60
-    per_day_no_contact: float = 0.25
-    no_contact_after_days: int = 14
-    max_no_contact_days: int = 60
-    promise_pending: float = -20
-    cooldown: float = -15
-    cooldown_days: int = 3
-    due_soon_days: int = 3
-    due_soon_factor: float = 0.5
-    task_base: float = 20
-    task_per_day_late: float = 1
-    max_task_days: int = 10
+__all__ = ["Item", "Weights", "compute_priorities"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     kind: str
     score: float
     sort_key: tuple[Any, ...]
     invoice: InvoiceRow | None = None
+    facts: Facts | None = None
+    fired: tuple[Signal, ...] = ()  # the signals that scored it, and will word it
     task_title: str | None = None
     task_id: str | None = None
+    task_due: dt.date | None = None
     account_name: str | None = None
     days_overdue: int = 0
-    stale_kinds: tuple[str, ...] = ()
-    contacted_days: int | None = None  # days since the last email or call
-    quiet_days: int = 0  # days since the last contact (or status change, without one)
     reasons: list[str] = field(default_factory=list)
     action: str = ""
     rank: int = 0
@@ -94,11 +74,13 @@ def _kind(inv: InvoiceRow, today: dt.date, late: int, kinds: list[str], due_soon
         return "dispute_stalled"
     if kinds:
         return "stale_status"
+    if inv.status == "disputed" and is_open(inv):
+        return "dispute_open"  # not stalled yet, but someone has to settle it
     return "due_soon" if due_soon else None
 
 
-def _score_invoice(inv: InvoiceRow, as_of: AsOf, fx: FxTable, w: Weights, rules: stale.StaleThresholds) -> Item | None:
-    """Rank one invoice from its signals; words come later, and only for the items shown."""
+def _facts(inv: InvoiceRow, as_of: AsOf, w: Weights, rules: stale.StaleThresholds) -> Facts | None:
+    """The facts of one invoice that could be an item today (None: it is not one)."""
     today = as_of.today
     late = days_overdue(inv, today)
     kinds = stale.stale_kinds(inv, as_of, rules)
@@ -107,79 +89,69 @@ def _score_invoice(inv: InvoiceRow, as_of: AsOf, fx: FxTable, w: Weights, rules:
     kind = _kind(inv, today, late, kinds, due_soon)
     if kind is None:
         return None
-    # A ranking score, not money: the amount only sets its order of magnitude.
-    score = w.amount_per_decade * math.log10(int(fx.to_base(inv.balance, inv.currency)) + 1)
-    if kind == "due_soon":
-        score *= w.due_soon_factor
-    score += w.per_day_overdue * min(late, w.max_days_counted)
-    if kind == "promise_broken":
-        score += w.promise_broken
-    if "dispute_stalled" in kinds:
-        score += w.dispute_stalled
-    score += w.per_stale_finding * sum(k not in ("promise_broken", "dispute_stalled") for k in kinds)
-    if inv.account_tier == "key":
-        score += w.key_account
-    if inv.renewal_date and 0 <= (inv.renewal_date - today).days <= w.renewal_window_days:
-        score += w.renewal_near
     contacted = as_of.days_since(inv.last_contacted_at) if inv.last_contacted_at else None
-    quiet = contacted if contacted is not None else as_of.days_since(inv.status_updated_at)
-    if quiet >= w.no_contact_after_days and kind != "stale_status":
-        score += w.per_day_no_contact * min(quiet, w.max_no_contact_days)
-    if promise_pending(inv, today):
-        score += w.promise_pending
-    if contacted is not None and contacted < w.cooldown_days:
-        score += w.cooldown
-    return Item(
+    return Facts(
+        inv=inv,
+        today=today,
         kind=kind,
-        score=round(score, 6),
-        sort_key=(inv.due_date, inv.number, ""),
-        invoice=inv,
         days_overdue=late,
+        due_in=due_in,
+        due_soon=due_soon,
         stale_kinds=tuple(kinds),
         contacted_days=contacted,
-        quiet_days=quiet,
+        quiet_days=contacted if contacted is not None else as_of.days_since(inv.status_updated_at),
+        activity_days=as_of.days_since(inv.last_touch) if "no_recent_activity" in kinds else 0,
+        status_since=as_of.local_date(inv.status_updated_at),
+        others_overdue=0,
+        others_broken=0,
     )
 
 
+def _invoice_items(rows: list[InvoiceRow], as_of: AsOf, fx: FxTable, w: Weights, rules: stale.StaleThresholds) -> list[Item]:
+    """Score every invoice that is an item today; words come later, and only for the items shown."""
+    facts = [f for inv in rows if (f := _facts(inv, as_of, w, rules)) is not None]
+    overdue = Counter(f.inv.account_id for f in facts if f.days_overdue)
+    broken = Counter(f.inv.account_id for f in facts if f.kind == "promise_broken")
+    tables = signals_for(w)
+    rates: dict[str, float] = {}
+    items = []
+    for f in facts:
+        inv = f.inv
+        f.others_overdue = overdue[inv.account_id] - (1 if f.days_overdue else 0)
+        f.others_broken = broken[inv.account_id] - (1 if f.kind == "promise_broken" else 0)
+        fired = tuple([s for s in tables[f.kind, inv.balance > 0] if s.applies(f)])
+        rate = rates.get(inv.currency)
+        if rate is None:
+            rate = rates[inv.currency] = float(fx.to_base(Decimal(1), inv.currency))
+        balance, amount = float(inv.balance) * rate, float(inv.amount) * rate
+        items.append(
+            Item(
+                kind=f.kind,
+                score=round(value(f, fired, balance, amount, w), 6),
+                sort_key=(inv.due_date, inv.number, ""),
+                invoice=inv,
+                facts=f,
+                fired=fired,
+                days_overdue=f.days_overdue,
+            )
+        )
+    return items
+
+
 def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
-    """The reasons in words and the next action, for an invoice item that is shown."""
-    inv = item.invoice
-    assert inv is not None
-    today, kinds, late = as_of.today, set(item.stale_kinds), item.days_overdue
-    money = format_code(inv.balance, inv.currency)
-    reasons = item.reasons
-    due_in = (inv.due_date - today).days
-    if late:
-        reasons.append(f"{money} overdue {late} days")
-    elif inv.balance > 0 and inv.status != "disputed" and 0 <= due_in <= w.due_soon_days:
-        reasons.append(f"{money} due {'today' if due_in == 0 else f'in {due_in} days'} ({inv.due_date.isoformat()})")
-    elif inv.balance > 0:
-        reasons.append(f"{money} open")
-    if item.kind == "promise_broken":
-        reasons.append(f"promise to pay by {inv.promise_to_pay_date} broken")
-    if "dispute_stalled" in kinds:
-        reasons.append(f"dispute stalled: {inv.dispute_reason or 'no reason recorded'}")
-    for kind in item.stale_kinds:
-        if kind == "overdue_not_marked":
-            reasons.append(f"status still '{inv.status}'")
-        elif kind == "paid_not_marked":
-            reasons.append(f"paid in full ({format_code(inv.amount_paid, inv.currency)}) but status '{inv.status}'")
-        elif kind == "draft_not_sent":
-            reasons.append(f"draft not sent since {inv.issue_date.isoformat()}")
-        elif kind == "no_recent_activity" and item.kind == "stale_status":  # else "no contact in" says it
-            reasons.append(f"no activity in {as_of.days_since(inv.last_touch)} days")
-    if inv.account_tier == "key":
-        reasons.append("key account")
-    if inv.renewal_date and 0 <= (inv.renewal_date - today).days <= w.renewal_window_days:
-        reasons.append(f"renewal on {inv.renewal_date.isoformat()}")
-    if item.quiet_days >= w.no_contact_after_days and item.kind != "stale_status":
-        reasons.append(f"no contact in {item.quiet_days} days")
-    if promise_pending(inv, today):
-        reasons.append(f"promised to pay by {inv.promise_to_pay_date}")
-    contacted = item.contacted_days
-    if contacted is not None and contacted < w.cooldown_days:
-        reasons.append(f"contacted {contacted} day{'s' if contacted != 1 else ''} ago")
-    item.action = _invoice_action(item, kinds, contacted, as_of, w)
+    """The reasons in words (one per signal that scored it) and the next action, for an item that is shown."""
+    f = item.facts
+    assert f is not None
+    item.reasons[:0] = [s.words(f) for s in item.fired]
+    if item.task_title is not None and item.task_due is not None:
+        item.reasons.append(f"{_task_words(item.task_due, as_of.today)}: {item.task_title}")
+    item.action = _invoice_action(item, set(f.stale_kinds), f.contacted_days, as_of, w)
+
+
+def _task_words(due: dt.date, today: dt.date) -> str:
+    late = (today - due).days
+    when = "today" if late == 0 else f"{days(late)} ago"
+    return f"task due {when} ({due.isoformat()})"
 
 
 def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: AsOf, w: Weights) -> str:
@@ -191,8 +163,8 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
     if promise_pending(inv, today):
         return f"Wait for the promised payment of {inv.number} by {inv.promise_to_pay_date}; check it arrived then"
     if contacted is not None and contacted < w.cooldown_days:
-        return f"Wait: {inv.number} was chased {contacted} day{'s' if contacted != 1 else ''} ago"
-    if item.kind == "dispute_stalled":
+        return f"Wait: {inv.number} was chased {days(contacted)} ago"
+    if item.kind in ("dispute_stalled", "dispute_open"):
         return f"Follow up on the dispute of {inv.number} and record the next step"
     if "paid_not_marked" in kinds:
         return f"Mark {inv.number} as paid"
@@ -205,30 +177,43 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
     return f"Check in on {inv.number} and log the latest contact"
 
 
-def _task_items(session: Session, scope: Scope, as_of: AsOf, w: Weights) -> list[Item]:
-    query = task_rows(scope).where(
-        Task.done.is_(False), Task.due_date <= as_of.today, Task.owner_id.in_(_task_owners(session, scope))
+def _add_tasks(session: Session, scope: Scope, as_of: AsOf, w: Weights, items: list[Item]) -> None:
+    """Tasks due today or late: each weighs up the invoice item it is for, or becomes an item of its own."""
+    query = (
+        task_rows(scope)
+        .add_columns(Task.invoice_id)
+        .where(Task.done.is_(False), Task.due_date <= as_of.today, Task.owner_id.in_(_task_owners(session, scope)))
+        .order_by(Task.due_date, Task.id)  # the latest task of an invoice (first here) is the one that weighs
     )
-    items = []
-    for task_id, title, due, account, number in session.connection().execute(query).all():
-        late = (as_of.today - due).days
-        score = w.task_base + w.task_per_day_late * min(late, w.max_task_days)
-        reasons = [f"task due {'today' if late == 0 else f'{late} days ago'} ({due.isoformat()})"]
+    by_invoice = {i.invoice.id: i for i in items if i.invoice is not None}
+    scores = sorted(i.score for i in items)
+    median = scores[len(scores) // 2] if scores else w.task_empty_book
+    for task_id, title, due, account, number, invoice_id in session.connection().execute(query).all():
+        if due is None:  # the query keeps only tasks due on or before today; this tells the type checker
+            continue
+        weight = task_weight((as_of.today - due).days, w)
+        item = by_invoice.get(invoice_id) if invoice_id else None
+        if item is not None:
+            if item.task_id is None:
+                item.score = round(item.score * weight, 6)
+                item.task_id, item.task_title, item.task_due = task_id, title, due
+            continue
+        reasons = [_task_words(due, as_of.today)]
         if number:
             reasons.append(f"for invoice {number}")
         items.append(
             Item(
                 kind="task_due",
-                score=score,
+                score=round(median * weight, 6),
                 sort_key=(due, number or "", task_id),
                 task_id=task_id,
                 task_title=title,
+                task_due=due,
                 account_name=account,
                 reasons=reasons,
                 action=f"Do the task: {title}",
             )
         )
-    return items
 
 
 def _task_owners(session: Session, scope: Scope) -> Any:
@@ -253,12 +238,9 @@ def compute_priorities(
     `rows` lets a caller that already holds the scope's actionable invoices skip fetching them again.
     """
     fx = fx or load_fx(session)
-    items = [
-        item
-        for inv in (_candidates(session, scope, as_of, weights, rules) if rows is None else rows)
-        if (item := _score_invoice(inv, as_of, fx, weights, rules)) is not None
-    ]
-    items.extend(_task_items(session, scope, as_of, weights))
+    candidates = _candidates(session, scope, as_of, weights, rules) if rows is None else rows
+    items = _invoice_items(candidates, as_of, fx, weights, rules)
+    _add_tasks(session, scope, as_of, weights, items)
     items.sort(key=lambda i: (-i.score, *i.sort_key))
     top = items if limit is None else items[:limit]
     for item in top:
@@ -273,24 +255,28 @@ def compute_priorities(
 def _candidates(session: Session, scope: Scope, as_of: AsOf, w: Weights, rules: stale.StaleThresholds) -> list[InvoiceRow]:
     """The actionable invoices that could become an item today, narrowed in SQL (the hot path of a busy book).
 
-    The SQL is a superset of the rules: `_score_invoice` still decides each row. A row is left out only when
+    The SQL is a superset of the rules: `_facts` still decides each row. A row is left out only when
     it is not past or near its due date, not paid in full, has no passed promise, is no old draft and was
     touched recently (with 14 hours' margin, the widest time-zone offset, around the day boundary).
     """
     today = as_of.today
     quiet_days = min(rules.activity_days, rules.dispute_days)
     touched_before = dt.datetime.combine(today - dt.timedelta(days=quiet_days), dt.time(14), dt.UTC)
+    sent_before = dt.datetime.combine(today - dt.timedelta(days=rules.not_viewed_days), dt.time(14), dt.UTC)
     could = or_(
         Invoice.due_date <= today + dt.timedelta(days=w.due_soon_days),
         Invoice.amount_paid >= Invoice.amount,
         Invoice.promise_to_pay_date < today,
+        Invoice.status == "disputed",
         and_(Invoice.status == "draft", Invoice.issue_date < today - dt.timedelta(days=rules.draft_days)),
+        and_(Invoice.status == "sent", Invoice.status_updated_at < sent_before),
+        and_(Invoice.status.in_(("sent", "viewed")), Invoice.amount_paid > 0),
         and_(
             Invoice.status_updated_at < touched_before,
             or_(Invoice.last_activity_at.is_(None), Invoice.last_activity_at < touched_before),
         ),
     )
-    query = rows_query(scope).where(Invoice.status.in_(sorted(ACTIONABLE_STATUSES)), could)
+    query = rows_query(scope).where(actionable_clause(), could)
     return fetch_rows(session, query)
 
 

@@ -275,6 +275,9 @@ class ActivityIn(Record):
     at: Moment
     by: Id | None
     text: str
+    # Optional (added compatibly): the two sides of a status_change, so a round trip keeps the history.
+    from_status: Status | None = None
+    to_status: Status | None = None
 
 
 class TaskIn(Record):

@@ -6,10 +6,11 @@ its owner's manager then sees the task, but not that account's name or that invo
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, select, true
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from lumo.crm.scope import Scope
 from lumo.db.models import Account, Invoice, Task
@@ -34,3 +35,23 @@ def task_rows(scope: Scope) -> Select[tuple[str, str, Any, str | None, str | Non
         .outerjoin(Invoice, Invoice.id == Task.invoice_id)
         .outerjoin(_InvoiceAccount, _InvoiceAccount.id == Invoice.account_id)
     )
+
+
+def open_tasks(session: Session, scope: Scope, today: dt.date, due_by: dt.date | None = None) -> list[dict[str, Any]]:
+    """Open tasks in scope due on or before `due_by` (all open ones if None), the latest first among equals."""
+    query = task_rows(scope).where(Task.done.is_(False)).order_by(Task.due_date, Task.id)
+    if due_by is not None:
+        query = query.where(Task.due_date <= due_by)
+    if scope.owner_ids is not None:
+        query = query.where(Task.owner_id.in_(sorted(scope.owner_ids)))
+    return [
+        {
+            "task_id": tid,
+            "title": title,
+            "due_date": due.isoformat() if due else None,
+            "days_late": max((today - due).days, 0) if due else 0,
+            "account": account,
+            "invoice_number": number,
+        }
+        for tid, title, due, account, number in session.execute(query).all()
+    ]

@@ -233,6 +233,7 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # None: until revoked
 
 
 __all__ = [
@@ -255,6 +256,7 @@ __all__ = [
     "STATUSES",
     "SlackEvent",
     "Task",
+    "ThreadLock",
     "User",
     "WebLink",
     "Workspace",
@@ -323,6 +325,15 @@ class SlackEvent(Base):
     __tablename__ = "slack_events"
     event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ThreadLock(Base):
+    """Who is deciding a thread's pending actions now (SQLite; PostgreSQL uses an advisory lock instead)."""
+
+    __tablename__ = "thread_locks"
+    thread_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class WebLink(Base):

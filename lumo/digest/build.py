@@ -33,6 +33,9 @@ STALE_LABELS = {
     "draft_not_sent": "drafts never sent",
     "promise_broken": "broken payment promises",
     "dispute_stalled": "stalled disputes",
+    "paid_with_balance": "marked paid with a balance open",
+    "partial_not_marked": "partly paid but not marked",
+    "sent_not_viewed": "sent but never viewed",
 }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo.agent.decisions import AlreadyDecided
 from lumo.agent.service import Lumo
 from lumo.crm.errors import InvalidInput, LumoError, NotFound
 from lumo.crm.lifecycle import AsOf
@@ -36,6 +37,7 @@ HELP = (
     "keep talking in a thread."
 )
 WORKING = "Working on it…"
+ALREADY_RECEIVED = "I already have that request; the answer goes in its thread."
 FAILED = "Sorry, something went wrong on my side. Please try again in a moment."
 NOT_WAITING = "That action is not waiting for you any more: it was decided already, or it belongs to someone else's conversation."
 WAITING_HINT = "I'm waiting for your decision first: reply `approve` or `reject &lt;reason&gt;`, or use the buttons."
@@ -265,6 +267,9 @@ async def answer_click(rt: SlackRuntime, click: Click, now: dt.datetime) -> None
             result = await rt.lumo.approve(
                 scope, click.thread_id, as_of=AsOf.at(now, scope.tz), now=now, action_id=click.action_id, reject=reject
             )
+    except AlreadyDecided as exc:  # another click or reply won: say what really happened, to the clicker only
+        await rt.client.post_ephemeral(click.channel, click.user, _escape(str(exc)), thread_ts=click.thread_ts)
+        return
     except NotFound:
         log.info("slack.click_not_waiting user=%s thread=%s action=%s", click.user, click.thread_id, click.action_id)
         await rt.client.post_ephemeral(click.channel, click.user, NOT_WAITING, thread_ts=click.thread_ts)
@@ -376,8 +381,12 @@ def _escape(text: str) -> str:
 
 
 def to_mrkdwn(markdown: str) -> str:
-    """Lumo writes Markdown; Slack reads mrkdwn: **bold** is *bold*, [text](url) is <url|text>."""
+    """Lumo writes Markdown; Slack reads mrkdwn: **bold** is *bold*.
+
+    Markdown links are left as typed, never turned into <url|text>: a reply quotes notes and names from the
+    data, and a masked link there (`[pay now](https://evil.test)`) would look like Lumo's own. Slack still
+    links a bare URL, showing its real address.
+    """
     text = _escape(markdown)
     text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
-    text = re.sub(r"^#{1,6}\s+(.+)$", r"*\1*", text, flags=re.MULTILINE)
-    return re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
+    return re.sub(r"^#{1,6}\s+(.+)$", r"*\1*", text, flags=re.MULTILINE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -79,6 +80,13 @@ def _form(body: bytes) -> dict[str, str]:
         raise BadPayload("the body is not a form") from None
 
 
+async def _first_delivery(request: Request, rt: SlackRuntime, now: dt.datetime) -> bool:
+    """Replay protection where Slack sends no event id (commands, clicks): a signature covers the exact bytes and
+    timestamp, so the same signature twice inside the window is the same request sent again."""
+    signature = request.headers.get("x-slack-signature", "")
+    return await rt.claim_event("sig-" + hashlib.sha256(signature.encode()).hexdigest(), now)
+
+
 def _ephemeral(text: str) -> dict[str, str]:
     return {"response_type": "ephemeral", "text": text}
 
@@ -111,6 +119,9 @@ async def commands(request: Request, body: VerifiedBody) -> dict[str, str]:
     if not text:
         return _ephemeral(handlers.HELP)
     rt = _runtime(request)
+    if not await _first_delivery(request, rt, _now(request)):
+        log.warning("slack.replayed_command user=%s channel=%s", user, channel)
+        return _ephemeral(handlers.ALREADY_RECEIVED)
     scope = await rt.scope_for_slack_user(user) if user else None
     if scope is None:
         log.info("slack.unknown_user user=%s", user)
@@ -126,6 +137,9 @@ async def commands(request: Request, body: VerifiedBody) -> dict[str, str]:
 async def interactions(request: Request, body: VerifiedBody) -> Response:
     payload = _json(_form(body).get("payload", ""))
     rt, now = _runtime(request), _now(request)
+    if not await _first_delivery(request, rt, now):
+        log.warning("slack.replayed_interaction")
+        return Response(status_code=200)
     for click in handlers.clicks_from_interaction(payload):
         log.info(
             "slack.click user=%s thread=%s action=%s decision=%s", click.user, click.thread_id, click.action_id, click.decision

@@ -18,6 +18,8 @@ from lumo.db.models import User, WebLink
 LINK_PREFIX = "lumolink_"
 DEFAULT_LINK_MINUTES = 15
 MAX_LINK_MINUTES = 24 * 60
+# The session a link opens lasts a working day; then the page asks to sign in again.
+SESSION_HOURS = 12
 
 
 class LinkRefused(LumoError):
@@ -57,7 +59,8 @@ def exchange_link(session: Session, token: str, now: dt.datetime) -> tuple[User,
         raise LinkRefused("this sign-in link was already used: ask for a new one (lumo web-link --user EMAIL)")
     user = session.get(User, link.user_id)
     assert user is not None  # a foreign key
-    return user, create_token(session, user.email, now, name="web sign-in")
+    expires_at = now + dt.timedelta(hours=SESSION_HOURS)
+    return user, create_token(session, user.email, now, name="web sign-in", expires_at=expires_at)
 
 
 def link_url(base_url: str, token: str) -> str:
