@@ -1,6 +1,6 @@
 """The hand-written book the browser tests serve: dates are relative to the day the tests run.
 
-Rep Dana (Globex: INV-1001, INV-1002; Hooli: INV-1003; Umbrella: INV-1004), rep Rob (Initech: INV-2001), their
+Rep Dana (Globex: INV-1001, INV-1002; Hooli: INV-1003; Umbrella: INV-1004; Stark: INV-1005), rep Rob (Initech: INV-2001), their
 manager Mia. Each flow that sends or drafts works on invoices of its own, so the tests do not depend on their order.
 """
 
@@ -52,12 +52,14 @@ def snapshot(today: dt.date) -> dict[str, Any]:
             {"id": "a2", "name": "Hooli", "owner_id": "u1", "tier": "standard"},
             {"id": "a3", "name": "Initech", "owner_id": "u2", "tier": "standard"},
             {"id": "a4", "name": "Umbrella", "owner_id": "u1", "tier": "standard"},
+            {"id": "a5", "name": "Stark", "owner_id": "u1", "tier": "standard"},
         ],
         "contacts": [
             contact("c1", "a1", "Hank Scorpio", "hank@globex.test"),
             contact("c2", "a2", "Gavin Belson", "gavin@hooli.test"),
             contact("c3", "a3", "Bill Lumbergh", "bill@initech.test"),
             contact("c4", "a4", "Alice Wesker", "alice@umbrella.test"),
+            contact("c5", "a5", "Pepper Potts", "pepper@stark.test"),
         ],
         "deals": [],
         "invoices": [
@@ -66,6 +68,7 @@ def snapshot(today: dt.date) -> dict[str, Any]:
             invoice("i3", "INV-1003", "a2", "c2", -8, "900.00", "USD", "overdue"),
             invoice("i4", "INV-2001", "a3", "c3", -15, "7777.00", "USD", "sent"),
             invoice("i5", "INV-1004", "a4", "c4", -3, "2500.00", "USD", "sent"),
+            invoice("i6", "INV-1005", "a5", "c5", -5, "3100.00", "USD", "sent"),
         ],
         "payments": [{"invoice_id": "i2", "amount": "1000.00", "paid_at": moment(-12)}],
         "activities": [

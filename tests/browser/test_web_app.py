@@ -1,6 +1,6 @@
 """The web app in a real Chromium against a real `lumo serve`: the flows a rep and a manager go through.
 
-Book (tests/browser/book.py): rep Dana (Globex: INV-1001, INV-1002; Hooli: INV-1003; Umbrella: INV-1004), rep Rob
+Book (tests/browser/book.py): rep Dana (Globex: INV-1001, INV-1002; Hooli: INV-1003; Umbrella: INV-1004; Stark: INV-1005), rep Rob
 (Initech: INV-2001), manager Mia over both.
 """
 
@@ -136,9 +136,12 @@ def test_reject_with_a_reason_sends_nothing(page: Any, server: Server) -> None:
 
 
 def ask(page: Any, message: str) -> Any:
+    """Send a message and return the approval card it brings (pinned by position: later cards come after it)."""
+    cards = page.locator("article.approval")
+    before = cards.count()
     page.get_by_label("Message to Lumo").fill(message)
     page.get_by_label("Message to Lumo").press("Enter")
-    card = page.locator("article.approval:not(.decided)").last
+    card = cards.nth(before)
     card.wait_for()
     return card
 
@@ -158,6 +161,24 @@ def test_an_approval_refused_by_the_checks_says_why_in_the_thread(page: Any, ser
     card.get_by_text("Approved. The result is below.").wait_for()
     assert "cooldown" in page.locator(".msg.lumo").last.inner_text()  # refused at approval time, and why
     assert len([e for e in outbox(server) if "INV-1004" in e.invoice_numbers]) == 1
+
+
+def test_an_edit_the_guard_holds_is_sent_only_when_approved_anyway(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    page.get_by_role("link", name="Chat").click()
+    card = ask(page, "send the reminder for INV-1005")
+    card.get_by_role("button", name="Edit").click()
+    wrong = "Dear Pepper Potts,\n\nINV-1005 for $99.00 is overdue.\n\nDana Reyes"  # the invoice is $3,100.00
+    card.get_by_label("Email text").fill(wrong)
+    card.get_by_role("button", name="Approve edited email").click()
+    card.get_by_text("Approved with your changes, but the checks held it").wait_for()
+    held = page.locator("article.approval.held")
+    assert "Not sent" in held.locator(".description").inner_text()  # the guard's reason, in words
+    assert not [e for e in outbox(server) if "INV-1005" in e.invoice_numbers]
+    held.get_by_role("button", name="Approve anyway").click()
+    held.get_by_text("Approved anyway.").wait_for()
+    (sent,) = [e for e in outbox(server) if "INV-1005" in e.invoice_numbers]
+    assert sent.body == wrong and sent.status == "queued"
 
 
 def test_the_account_page_shows_health_and_overdue_by_bucket(page: Any, server: Server) -> None:
@@ -220,7 +241,7 @@ def test_a_manager_opens_a_team_invoice_and_switches_rep(page: Any, server: Serv
 def test_the_overdue_list_filters_by_account_bucket_and_currency(page: Any, server: Server) -> None:
     sign_in(page, server)
     page.get_by_role("link", name="Overdue").click()
-    page.get_by_text("4 overdue invoices").wait_for()
+    page.get_by_text("5 overdue invoices").wait_for()
     page.get_by_label("Currency").fill("eur")
     page.get_by_role("button", name="Filter").click()
     page.get_by_text("1 overdue invoice", exact=True).wait_for()

@@ -27,7 +27,7 @@ function facts(action) {
     field(LABELS[k] || k, k === "invoice_number" ? invoiceLink(v) : Array.isArray(v) ? v.join(", ") : String(v))));
 }
 
-export function approvalCard(action, onDecide) {
+export function approvalCard(action, onDecide, { held = false } = {}) {
   const status = h("p", { class: "status", role: "status" });
   const buttons = [];
   const button = (label, onclick, cls = "") => {
@@ -36,9 +36,9 @@ export function approvalCard(action, onDecide) {
     return b;
   };
   const extra = h("div", { class: "extra" });
-  const card = h("article", { class: "card approval", "data-action": action.id, "aria-label": `${TITLES[action.tool] || action.tool}: waiting for approval` },
+  const card = h("article", { class: `card approval${held ? " held" : ""}`, "data-action": action.id, "aria-label": `${TITLES[action.tool] || action.tool}: waiting for approval` },
     h("h3", {}, TITLES[action.tool] || action.tool),
-    h("p", { class: "description" }, action.description),
+    h("p", { class: held ? "description error" : "description" }, action.description),
     facts(action), extra, status);
 
   async function send(decision, doing) {
@@ -61,7 +61,9 @@ export function approvalCard(action, onDecide) {
   }
 
   const actions = h("div", { class: "buttons" },
-    button("Approve", () => send({ type: "approve" }, "Approving…")),
+    held
+      ? button("Approve anyway", () => send({ type: "approve", anyway: true }, "Approving anyway…"))
+      : button("Approve", () => send({ type: "approve" }, "Approving…")),
     action.tool === "send_email" ? button("Edit", () => showEdit(), "secondary") : null,
     button("Reject", () => showReject(), "danger"));
   card.insertBefore(actions, status);
@@ -96,9 +98,9 @@ export function approvalCard(action, onDecide) {
 
 function outcome(decision, action, result) {
   if (decision.type === "reject") return `Rejected${decision.reason ? `: ${decision.reason}` : ""}. Nothing was done.`;
-  const verb = decision.type === "edit" ? "Approved with your changes" : "Approved";
+  const verb = decision.anyway ? "Approved anyway" : decision.type === "edit" ? "Approved with your changes" : "Approved";
   const still = (result.pending_actions || []).some((p) => p.id === action.id);
-  if (still) return `${verb}, but it is still waiting: see below.`;
+  if (still) return `${verb}, but the checks held it: see below.`;
   return `${verb}. The result is below.`;
 }
 

@@ -110,7 +110,7 @@ function stepText(step) {
 }
 
 // One answer: the reply, its ranked items, drafts (when nothing waits) and an approval card per pending action.
-export function renderResult(log, state, result, { decided = false, steps = null } = {}) {
+export function renderResult(log, state, result, { decided = false, steps = null, held = new Set() } = {}) {
   const block = h("div", { class: "msg lumo" }, h("span", { class: "who" }, "Lumo", result.model === "lumo-offline" ? h("span", { class: "badge" }, "offline model") : null));
   const pending = result.pending_actions || [];
   if (result.reply && !pending.length) block.append(markdown(result.reply));
@@ -125,7 +125,7 @@ export function renderResult(log, state, result, { decided = false, steps = null
   if (!pending.length && !decided) for (const d of result.drafts || []) if (!d.skipped_reason) block.append(draftCard(d, (number) => ask(log, state, `send the reminder for ${number}`)));
   if (pending.length) {
     block.append(h("p", {}, pending.length === 1 ? "This waits for your decision; nothing happens until you approve it:" : `These ${pending.length} actions wait for your decision; nothing happens until you approve:`));
-    for (const action of pending) block.append(approvalCard(action, (decision) => decide(log, state, action, decision)));
+    for (const action of pending) block.append(approvalCard(action, (decision) => decide(log, state, action, decision), { held: held.has(action.id) }));
   }
   log.append(block);
   block.scrollIntoView({ block: "nearest" });
@@ -159,9 +159,12 @@ async function decide(log, state, action, decision) {
   const body = { decision: decision.type, action_id: action.id };
   if (decision.type === "edit") body.args = decision.args;
   if (decision.type === "reject") body.reason = decision.reason;
+  if (decision.anyway) body.approve_anyway = true;
   const result = await post(`/v1/threads/${encodeURIComponent(state.threadId)}/decision`, body);
   // The answer lists what still waits: those cards are shown again with it, so the old ones go.
   for (const card of log.querySelectorAll(".approval:not(.decided)")) if (card.dataset.action !== action.id) card.remove();
-  renderResult(log, state, result, { decided: true });
+  // Approved yet still waiting: the approval-time checks held it (its description says why).
+  const held = new Set(decision.type === "reject" ? [] : (result.pending_actions || []).filter((p) => p.id === action.id).map((p) => p.id));
+  renderResult(log, state, result, { decided: true, held });
   return result;
 }
