@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from lumo.api.deps import CurrentScope, Now, SessionDep
+from lumo.api.openapi import ERRORS
 from lumo.db.models import User
 from lumo.web.signin import exchange_link
 from lumo.web.threads import recent_threads
 
-router = APIRouter(prefix="/v1", tags=["web"])
+router = APIRouter(prefix="/v1", tags=["web"], responses=ERRORS)
 
 
 class LinkExchange(BaseModel):

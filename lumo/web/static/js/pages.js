@@ -171,6 +171,7 @@ export function accountPage(main, id) {
     ]);
     const a = accounts.find((x) => x.account_id === id);
     if (!a) throw new Error(`Account ${id} not found.`);
+    const rows = open.items.filter((i) => i.account === a.account); // the search also matches names containing the id
     main.querySelector("h1").textContent = a.account;
     return [
       h("section", { class: "card", "aria-label": "Health" }, h("h2", {}, "Health"), ...healthSummary(a),
@@ -183,7 +184,7 @@ export function accountPage(main, id) {
       h("section", { "aria-label": "Overdue by bucket" }, h("h2", {}, `Overdue by bucket (${a.base_currency})`),
         table(["Bucket", "Overdue"], Object.entries(a.overdue_by_bucket).map(([b, amount]) => h("tr", {}, h("td", {}, b), h("td", { class: "num" }, money(amount, a.base_currency)))))),
       h("section", { "aria-label": "Open invoices" }, h("h2", {}, "Open invoices"),
-        open.items.length ? table(["Invoice", "Account", "Balance", "Due", "Days", "Status"], invoiceRows(open.items)) : h("p", {}, "No open invoices.")),
+        rows.length ? table(["Invoice", "Account", "Balance", "Due", "Days", "Status"], invoiceRows(rows)) : h("p", {}, "No open invoices.")),
     ];
   });
 }
