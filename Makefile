@@ -26,9 +26,13 @@ test: lint
 	$(BIN)/python -m evals run --model offline --k 1 --report $$(mktemp -d)
 	$(BIN)/pytest -q
 
+# The lint gate (CI runs it through `make test`): ruff, the format check, mypy --strict on lumo and tools,
+# and the layer rule (import-linter contracts in pyproject.toml).
 lint: $(BIN)/lumo
 	$(BIN)/ruff check lumo tools tests evals
 	$(BIN)/ruff format --check lumo tools tests evals
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 bench: $(BIN)/lumo
 	$(BIN)/python evals/perf/bench_crm.py --db /tmp/lumo-bench.db

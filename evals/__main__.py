@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
-import os
 import shlex
 import sys
 import time
@@ -95,12 +94,14 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model(name: str, env: dict[str, str]) -> Any:
+def _model(name: str) -> Any:
+    from lumo.config import model_settings
     from lumo.llm import LLMSettings, ModelClient
 
-    if not env.get("OPENAI_API_KEY", "").strip():
+    found = model_settings()
+    if not found.api_key:
         raise ValueError(f"--model {name} needs OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server)")
-    return ModelClient(LLMSettings.from_env({**env, "LUMO_MODEL": name}))
+    return ModelClient(LLMSettings(api_key=found.api_key, base_url=found.base_url, model=name))
 
 
 async def _run(args: argparse.Namespace, console: Console) -> int:
@@ -112,10 +113,10 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     offline = args.model == runner.OFFLINE
     if args.judge and offline:
         raise ValueError("--judge needs a live model: the offline model cannot judge")
-    model = None if offline else _model(args.model, dict(os.environ))
+    model = None if offline else _model(args.model)
     judge = None
     if args.judge:
-        judge = model if not args.judge_model else _model(args.judge_model, dict(os.environ))
+        judge = model if not args.judge_model else _model(args.judge_model)
     label = "lumo-offline" if offline else args.model
     concurrency = args.concurrency or (1 if offline else 4)
     directory = args.report or REPORTS / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -141,7 +142,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
                 failed += not transcript["passed"]
                 progress.update(task, advance=1, failed=failed, description=f"evals · {transcript['case']['name']}")
 
-            settings = settings_from(os.environ)  # the turn deadline and strict schemas, as `lumo serve` has them
+            settings = settings_from()  # the turn deadline and strict schemas, as `lumo serve` has them
             transcripts = await runner.run_suite(
                 cases,
                 k=args.k,

@@ -1,4 +1,4 @@
-"""A case's workspace: compact scenarios expanded to the import format of DESIGN section 5, and databases.
+"""A case's workspace: compact scenarios expanded to the import format of ARCHITECTURE.md section 5, and databases.
 
 Compact form (everything else is the import format as is):
 - any date may be relative to the case's date: `today`, `today-38`, `today+3`; a moment `today-2` is noon UTC

@@ -165,7 +165,7 @@ class Inv:
 
 
 class Book:
-    """Facts of the case's data (DESIGN section 5 snapshot) and the engine's reference figures."""
+    """Facts of the case's data (ARCHITECTURE.md section 5 snapshot) and the engine's reference figures."""
 
     def __init__(self, data: dict[str, Any], reference: dict[str, Any], today: dt.date) -> None:
         self.today = today

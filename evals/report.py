@@ -350,7 +350,3 @@ def write_report(
     (directory / "report.md").write_text(render_markdown(summary, checks, section=section, command=command), encoding="utf-8")
     body = {**summary, "thresholds": {"section": section, "checks": checks, "ok": all(row["ok"] for row in checks)}}
     (directory / "report.json").write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
-
-
-def failing_graders(summary: dict[str, Any]) -> Counter[str]:
-    return Counter({name: entry["failed_runs"] for name, entry in summary["graders"].items() if entry["failed_runs"]})

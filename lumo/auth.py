@@ -9,12 +9,13 @@ import secrets
 import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from lumo.crm.addresses import parse_address
 from lumo.crm.errors import InvalidInput, NotFound, UnknownUser
 from lumo.crm.lifecycle import parse_day
+from lumo.crm.users import find_user, user_by_email
 from lumo.db.models import ROLES, ApiToken, User
 
 TOKEN_PREFIX = "lumo_"
@@ -44,13 +45,14 @@ def add_user(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"unknown time zone {timezone!r}") from None
-    if session.scalar(select(User.id).where(User.email == email)):
+    if find_user(session, email) is not None:
         raise InvalidInput(f"a user with email {email} already exists")
     manager_id = None
     if manager_email:
-        manager_id = session.scalar(select(User.id).where(User.email == manager_email.strip().lower()))
-        if manager_id is None:
+        manager = find_user(session, manager_email)
+        if manager is None:
             raise UnknownUser(f"unknown manager: {manager_email}")
+        manager_id = manager.id
     user = User(
         id=f"u-{uuid.uuid4().hex[:12]}",
         email=email,
@@ -80,9 +82,7 @@ def token_expiry(value: str, now: dt.datetime) -> dt.datetime:
 
 
 def create_token(session: Session, email: str, now: dt.datetime, name: str = "", expires_at: dt.datetime | None = None) -> str:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise UnknownUser(f"unknown user: {email}")
+    user = user_by_email(session, email)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), created_at=now, expires_at=expires_at))
     session.flush()
@@ -93,14 +93,11 @@ def revoke_tokens(session: Session, *, token: str | None = None, email: str | No
     """Revoke one token (by its value) or a user's tokens (all, or those with `name`); how many were revoked."""
     if not token and not email:
         raise InvalidInput("name the token to revoke, or --user EMAIL")
-    where = [ApiToken.revoked.is_(False)]
+    where: list[ColumnElement[bool]] = [ApiToken.revoked.is_(False)]
     if token:
         where.append(ApiToken.token_hash == hash_token(token.strip()))
     if email:
-        user_id = session.scalar(select(User.id).where(User.email == email.strip().lower()))
-        if user_id is None:
-            raise UnknownUser(f"unknown user: {email}")
-        where.append(ApiToken.user_id == user_id)
+        where.append(ApiToken.user_id == user_by_email(session, email).id)
     if name is not None:
         where.append(ApiToken.name == name)
     ids = list(session.scalars(select(ApiToken.id).where(*where)))

@@ -1,11 +1,21 @@
-"""Settings: the one place that reads the environment."""
+"""Settings: the one place that reads the environment.
+
+`Settings` (LUMO_*) configures a process; `model_settings` says which model answers (OPENAI_API_KEY,
+OPENAI_BASE_URL, LUMO_MODEL, LUMO_LLM); `debug_enabled` reads LUMO_DEBUG. Everything else is handed
+these values: no other module reads or writes os.environ.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_N = TypeVar("_N", int, float)
 
 
 class Settings(BaseSettings):
@@ -31,12 +41,13 @@ class Settings(BaseSettings):
     strict_tools: bool = False
 
 
-def settings_from(env: Mapping[str, str]) -> Settings:
-    """Settings from an environment mapping (os.environ, or a dict in tests)."""
+def settings_from(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from an environment mapping (a dict in tests) or, by default, the process environment."""
+    env = os.environ if env is None else env
     prefix = "LUMO_"
     given = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
     try:
-        return Settings(**{k: v for k, v in given.items() if k in Settings.model_fields})
+        return Settings.model_validate({k: v for k, v in given.items() if k in Settings.model_fields})
     except ValidationError as exc:  # one line naming the variable, not pydantic's report
         first = exc.errors()[0]
         name = prefix + str(first["loc"][0]).upper() if first["loc"] else "a LUMO_ setting"
@@ -45,3 +56,48 @@ def settings_from(env: Mapping[str, str]) -> Settings:
 
 def get_settings() -> Settings:
     return Settings()
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model answers: a real one when OPENAI_API_KEY is set, unless LUMO_LLM=offline."""
+
+    api_key: str = field(repr=False)  # never show the key in logs or tracebacks
+    base_url: str | None = None  # OPENAI_BASE_URL: any OpenAI-compatible server
+    model: str | None = None  # LUMO_MODEL; None: the client's default
+    offline: bool = False  # LUMO_LLM=offline forces the offline model
+    max_attempts: int | None = None  # LUMO_MODEL_MAX_ATTEMPTS; None: the client's default
+    request_timeout_s: float | None = None  # LUMO_MODEL_TIMEOUT_S; None: the client's default
+
+    @property
+    def live(self) -> bool:
+        return bool(self.api_key) and not self.offline
+
+
+def model_settings(env: Mapping[str, str] | None = None) -> ModelSettings:
+    """From `env` (a test's or a tool's mapping) or, by default, the process environment."""
+    env = os.environ if env is None else env
+    return ModelSettings(
+        api_key=env.get("OPENAI_API_KEY", "").strip(),
+        base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+        model=env.get("LUMO_MODEL", "").strip() or None,
+        offline=env.get("LUMO_LLM", "").strip().lower() == "offline",
+        max_attempts=_number(env, "LUMO_MODEL_MAX_ATTEMPTS", int),
+        request_timeout_s=_number(env, "LUMO_MODEL_TIMEOUT_S", float),
+    )
+
+
+def _number(env: Mapping[str, str], key: str, kind: type[_N]) -> _N | None:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, not {raw!r}") from None
+
+
+def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """LUMO_DEBUG set (and not 0/false): the CLI shows a crash's traceback instead of one line."""
+    value = (os.environ if env is None else env).get("LUMO_DEBUG", "").strip().lower()
+    return value not in ("", "0", "false", "no")

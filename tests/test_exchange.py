@@ -1,4 +1,4 @@
-"""The data exchange contract (DESIGN section 5): import checks everything first, upserts by id,
+"""The data exchange contract (ARCHITECTURE.md section 5): import checks everything first, upserts by id,
 never writes half a file; export gives back the same snapshot."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from lumo.crm.errors import ImportRejected
 from lumo.crm.exchange import export_snapshot, import_snapshot, load_file
+from lumo.crm.lifecycle import STATUSES
 from lumo.crm.snapshot import LISTS, Snapshot
 from lumo.db.models import (
     ACTIVITY_KINDS,
-    STATUSES,
     Activity,
     Base,
     Invoice,

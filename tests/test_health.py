@@ -1,4 +1,4 @@
-"""Account health and revenue at risk (DESIGN section 3)."""
+"""Account health and revenue at risk (ARCHITECTURE.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ranking test book: orderings a collections lead expects of the priorities (expected loss, DESIGN section 3).
+"""The ranking test book: orderings a collections lead expects of the priorities (expected loss, ARCHITECTURE.md section 3).
 
 Each invoice sits on its own account unless a test says otherwise, so that only the signals named are in play.
 """

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo.agent.graph import DAY_PLAN_TOOLS
 from lumo.api.app import create_app
 from lumo.auth import create_token
 from lumo.cli import main as cli_main
@@ -25,6 +26,7 @@ from lumo.crm.priorities import compute_priorities
 from lumo.crm.stale import findings_for
 from lumo.db.models import Activity, Invoice, Payment
 from tests.agent_support import AS_OF, NOW, TODAY, approve, ask, build_book, open_lumo, scope_of
+from tools import REGISTRY
 
 
 @pytest.fixture
@@ -275,7 +277,7 @@ class _ToolsSeen:
         return ModelReply("Here is your day.", [], Usage(), "seen", 1, "stop")
 
 
-async def test_the_record_tools_are_offered_except_on_a_prepared_priorities_turn(
+async def test_every_tool_is_offered_except_on_a_prepared_priorities_turn(
     db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
 ) -> None:
     model = _ToolsSeen()
@@ -284,5 +286,6 @@ async def test_the_record_tools_are_offered_except_on_a_prepared_priorities_turn
         await ask(lumo, scope, "What should I do today?")
         await ask(lumo, scope, "Gavin told me he would settle INV-2001 next week")
     today, other = model.offered
-    assert "record_promise" not in today and "todays_priorities" in today  # the prompt budget of the daily question
+    assert today == DAY_PLAN_TOOLS  # the daily question's prompt budget: the tools that act on its items
+    assert other == set(REGISTRY)
     assert {"record_promise", "record_payment", "open_dispute", "resolve_dispute", "log_call"} <= other

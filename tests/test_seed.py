@@ -16,8 +16,8 @@ from sqlalchemy import Engine, ForeignKeyConstraint, and_, func, select, text
 from sqlalchemy.orm import Session
 
 from lumo.crm.errors import InvalidInput
+from lumo.crm.lifecycle import STATUSES
 from lumo.db.models import (
-    STATUSES,
     Account,
     Activity,
     Base,
@@ -67,7 +67,7 @@ def days_overdue(inv: Invoice) -> int:
     return (TODAY - inv.due_date).days if overdue else 0
 
 
-# The preconditions of DESIGN section 3's six stale kinds, written out on the raw rows.
+# The preconditions of ARCHITECTURE.md section 3's six stale kinds, written out on the raw rows.
 STALE_KINDS: dict[str, Callable[[Invoice, ZoneInfo], bool]] = {
     "overdue_not_marked": lambda inv, tz: inv.status in ("sent", "viewed") and days_overdue(inv) > 0,
     "paid_not_marked": lambda inv, tz: inv.amount_paid >= inv.amount and inv.status not in ("paid", "void", "written_off"),

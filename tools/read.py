@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 from sqlalchemy.orm import Session
 
 from lumo.crm import drafts, dso, health, invoices, priorities, stale
 from lumo.crm.accounts import ensure_account, resolve_account
-from lumo.crm.lifecycle import InvoiceRow, days_overdue
+from lumo.crm.lifecycle import Bucket, InvoiceRow, InvoiceStatus, days_overdue
 from lumo.crm.money import amount_str, load_fx, totals_by_currency
 from tools.base import Args, ToolContext, tool
 
 Limit = Field(default=10, ge=1, le=50, description="At most this many rows.")
-Bucket = Literal["current", "1-30", "31-60", "61-90", "90+"]
-Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
+Status = InvoiceStatus  # the short name the tools' argument schemas use
 
 
 def compact(row: InvoiceRow, ctx: ToolContext) -> dict[str, Any]:
@@ -127,7 +126,7 @@ def get_invoice(ctx: ToolContext, args: InvoiceArgs, session: Session) -> dict[s
 
 class StaleArgs(Args):
     account: str | None = Field(default=None, description="Account name (or part of it) or id.")
-    kind: Literal[stale.KINDS] | None = Field(default=None, description="Only this kind of finding.")  # type: ignore[valid-type]
+    kind: stale.StaleKind | None = Field(default=None, description="Only this kind of finding.")
     limit: int = Limit
 
 

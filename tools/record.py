@@ -129,6 +129,3 @@ def log_call(ctx: ToolContext, args: CallArgs, session: Session) -> dict[str, An
     inv = _invoice(ctx, session, args.invoice_number)
     day = args.date or ctx.as_of.today
     return recording.log_call(session, inv, args.outcome, day, as_of=ctx.as_of, now=ctx.now, by_id=ctx.scope.user_id)
-
-
-RECORD_TOOLS = frozenset({"record_promise", "record_payment", "open_dispute", "resolve_dispute", "log_call"})

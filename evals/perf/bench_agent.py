@@ -928,7 +928,7 @@ def targets_table(series: list[TurnSeries], load: list[LoadResult], args: argpar
     calls = statistics.median(lumo.model_calls)
     tokens = max(lumo.prompt_tokens)
     pre_tokens = statistics.median(pre.prompt_tokens)
-    yield "| target (DESIGN section 6) | measured | met |"
+    yield "| target (ARCHITECTURE.md section 7) | measured | met |"
     yield "|---|---|---|"
     yield (
         f'| "What should I do today?" takes one model call, not two | Lumo {calls:.0f}, prebuilt '

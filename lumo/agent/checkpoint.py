@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
 
 POOL_TIMEOUT_SECONDS = 10.0
@@ -56,11 +57,12 @@ def _log_failed_sweep(task: asyncio.Task[None]) -> None:
 
 
 @asynccontextmanager
-async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncIterator[Any]:
+async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncIterator[BaseCheckpointSaver[str]]:
     kind, where = checkpoint_location(database_url)
     if kind == "postgres":
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-        from psycopg.rows import dict_row
+        from psycopg import AsyncConnection
+        from psycopg.rows import DictRow, dict_row
         from psycopg_pool import AsyncConnectionPool
 
         kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
@@ -68,13 +70,19 @@ async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncI
         # from the pool, not handed to a request; timeout: during an outage a request fails fast (503), no hang.
         sweeper = _Sweeper()
         pool = AsyncConnectionPool(
-            where, max_size=pool_size, kwargs=kwargs, open=False, check=sweeper, timeout=POOL_TIMEOUT_SECONDS
+            where,
+            connection_class=AsyncConnection[DictRow],
+            max_size=pool_size,
+            kwargs=kwargs,
+            open=False,
+            check=sweeper,
+            timeout=POOL_TIMEOUT_SECONDS,
         )
         sweeper.pool = pool
         async with pool:
-            saver = AsyncPostgresSaver(conn=pool)
-            await saver.setup()
-            yield saver
+            pg_saver = AsyncPostgresSaver(conn=pool)
+            await pg_saver.setup()
+            yield pg_saver
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -12,6 +12,9 @@ from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 from lumo.llm import ModelReply
+
+if TYPE_CHECKING:
+    from lumo.agent.offline import OfflineModel
 
 
 class Model(Protocol):
@@ -28,7 +31,7 @@ class AgentContext:
     now: dt.datetime
     thread_key: str  # the user-scoped thread id
     model: Model  # the real model, or the offline one
-    offline: Model  # the deterministic fallback
+    offline: OfflineModel  # the deterministic fallback
     model_is_offline: bool
     max_steps: int = 6
     history_messages: int = 24  # how much of the thread the model sees

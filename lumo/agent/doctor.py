@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lumo.agent.deadline import TurnDeadline, TurnTimeout
-from lumo.config import settings_from
+from lumo.config import model_settings, settings_from
 from lumo.llm import LLMSettings, ModelClient, ModelError, ModelUnavailable
 from lumo.llm.problems import turn_timeout
 from tools import REGISTRY
@@ -75,8 +75,9 @@ async def diagnose(settings: LLMSettings, *, strict_tools: bool, deadline_s: flo
     return checks
 
 
-def run_doctor(env: Mapping[str, str]) -> tuple[list[Check], str]:
-    if env.get("LUMO_LLM", "").lower() == "offline" or not env.get("OPENAI_API_KEY", "").strip():
+def run_doctor(env: Mapping[str, str] | None = None) -> tuple[list[Check], str]:
+    """`env` None: the process environment, read by lumo.config."""
+    if not model_settings(env).live:
         return [], "model: offline (no OPENAI_API_KEY, or LUMO_LLM=offline): Lumo answers with its offline model"
     settings = LLMSettings.from_env(env)
     lumo = settings_from(env)

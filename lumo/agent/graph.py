@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
@@ -35,11 +35,16 @@ from lumo.crm.grounding import check_grounding, facts_in_text
 from lumo.crm.lifecycle import AsOf
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
 from lumo.templates import render
-from tools import RECORD_TOOLS, REGISTRY, ToolContext, schemas
+from tools import REGISTRY, ToolContext, schemas
 
 log = logging.getLogger("lumo.agent")
 
 PREPARED_INTENTS = frozenset({"priorities", "invoice"})
+# A prepared "what should I do today" turn is worded, and may act on its items: only those tools are offered,
+# so the daily question's prompt stays under 3,000 tokens (ARCHITECTURE.md section 7); any other turn gets all.
+DAY_PLAN_TOOLS = frozenset(
+    {"get_invoice", "draft_followup_email", "send_email", "create_follow_up_task", "log_note", "update_invoice_status"}
+)
 OFFLINE_NOTE = answers.OFFLINE_NOTE
 RETRY_NOTE = "I could not do it just now ({reason}); nothing was changed and it is still waiting: approve again to retry."
 GUARD_NOTE = "Your answer states facts that are not in the tool results: {problems}. Rewrite it using only the tool results."
@@ -275,12 +280,11 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
     usage = dict(state.get("usage", {}))
     window = callids.repaired(_window(state["messages"], state.get("turn_start", 0), ctx.history_messages))
     messages = [_system(ctx), *window]
-    # A turn whose priorities were prepared is worded, not acted on: the record tools stay out of its prompt
-    # (the "what should I do today" prompt has a token budget); any other turn is offered every tool.
-    without = RECORD_TOOLS if _prepared_priorities(state) else frozenset()
+    without = frozenset(REGISTRY) - DAY_PLAN_TOOLS if _prepared_priorities(state) else frozenset()
     tools = None if final_step else schemas(without, strict=ctx.strict_tools)
 
     async def call(model: Any, msgs: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> ModelReply:
+        reply: ModelReply
         if model is ctx.offline:  # it follows the understanding of prepare (book names, thread focus)
             reply = await model.complete(msgs, tools=tool_specs, plan=state.get("plan"))
         else:  # the real model answers within what is left of the turn's deadline
@@ -449,7 +453,7 @@ def _held(action: dict[str, Any], args: Any, mismatch: str) -> dict[str, Any]:
 
 
 def after_agent(state: AgentState) -> Literal["tools", "__end__"]:
-    return "tools" if state["messages"][-1].get("tool_calls") else END
+    return "tools" if state["messages"][-1].get("tool_calls") else "__end__"  # END, spelled as its Literal
 
 
 def after_tools(state: AgentState) -> Literal["review", "agent"]:
@@ -467,7 +471,7 @@ def after_execute(state: AgentState) -> Literal["review", "agent"]:
 
 def after_prepare(state: AgentState) -> Literal["review", "agent", "__end__"]:
     if state.get("proposed") and not state.get("pending"):
-        return END  # every proposed action was refused: the caller reports why, no model needed
+        return "__end__"  # every proposed action was refused: the caller reports why, no model needed
     return after_tools(state)
 
 

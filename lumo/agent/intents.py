@@ -416,7 +416,7 @@ def _log_note(text: str) -> Intent:
         return Intent("clarify", question="Which invoice should I log the note on? Give me its number, e.g. INV-1042.")
     rest = _after_first(_NOTE, text)
     rest = rest[_NOTE_TARGET.match(rest).end() :]  # type: ignore[union-attr]  # optional pattern: always matches
-    note = " ".join(rest[_NOTE_LEAD.match(rest).end() :].split())  # the rep's words, kept as written  # type: ignore[union-attr]
+    note = " ".join(rest[_NOTE_LEAD.match(rest).end() :].split())  # type: ignore[union-attr]  # the rep's words, kept as written
     if not note:
         return Intent("clarify", question=f"What should the note on {numbers[0]} say?")
     return Intent("log_note", [("log_note", {"invoice_number": numbers[0], "text": note})])

@@ -85,8 +85,8 @@ class OfflineModel:
 
     async def complete(
         self,
-        messages: list[dict],
-        tools: list[dict] | None = None,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
         tool_choice: Any = None,
         *,
         plan: dict[str, Any] | None = None,
@@ -142,7 +142,7 @@ def _parse_result(content: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"value": data}
 
 
-def read_turn(messages: list[dict]) -> Turn:
+def read_turn(messages: list[dict[str, Any]]) -> Turn:
     """The rep's last message and the tool outcomes after it, each named via its assistant tool call's id."""
     start = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
     calls_so_far = sum(len(m.get("tool_calls") or []) for m in messages)
@@ -159,7 +159,7 @@ def read_turn(messages: list[dict]) -> Turn:
     return Turn(message_text(messages[start].get("content")), outcomes, calls_so_far)
 
 
-def tool_names(tools: list[dict] | None) -> frozenset[str]:
+def tool_names(tools: list[dict[str, Any]] | None) -> frozenset[str]:
     """Names of the offered tools; None or [] offers none (the graph's forced final answer)."""
     names = set()
     for spec in tools or []:
@@ -178,7 +178,7 @@ def _draft_of(outcome: ToolOutcome) -> dict[str, Any] | None:
 
 
 def _sendable(draft: dict[str, Any] | None) -> bool:
-    return bool(draft) and not draft.get("skipped_reason") and bool(draft.get("to"))  # type: ignore[union-attr]
+    return draft is not None and not draft.get("skipped_reason") and bool(draft.get("to"))
 
 
 def send_calls(outcomes: list[ToolOutcome]) -> list[tuple[str, dict[str, Any]]]:
@@ -215,7 +215,7 @@ _SEND_IT = re.compile(
 _AND_ABOUT = re.compile(r"^\s*(?:and|what about|how about)\s+(?:for\s+|of\s+)?(?P<name>[^?]+?)\s*\??\s*$", re.I)
 
 
-def _previous_turn(messages: list[dict]) -> tuple[str, list[ToolOutcome]]:
+def _previous_turn(messages: list[dict[str, Any]]) -> tuple[str, list[ToolOutcome]]:
     """The rep's message before the last one, and what its tools returned."""
     users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
     if len(users) < 2:
@@ -224,7 +224,7 @@ def _previous_turn(messages: list[dict]) -> tuple[str, list[ToolOutcome]]:
     return earlier.text, earlier.outcomes
 
 
-def follow_up(text: str, messages: list[dict], today: dt.date) -> list[tuple[str, dict[str, Any]]]:
+def follow_up(text: str, messages: list[dict[str, Any]], today: dt.date) -> list[tuple[str, dict[str, Any]]]:
     """Calls for a short follow-up ("send it", "and Hooli?") read against the previous request."""
     before, outcomes = _previous_turn(messages)
     if _SEND_IT.search(text):
@@ -309,7 +309,7 @@ def estimate_tokens(text_chars: int) -> int:
     return text_chars // CHARS_PER_TOKEN
 
 
-def _prompt_chars(messages: list[dict]) -> int:
+def _prompt_chars(messages: list[dict[str, Any]]) -> int:
     total = 0
     for message in messages:
         total += len(message_text(message.get("content")))
@@ -319,7 +319,9 @@ def _prompt_chars(messages: list[dict]) -> int:
     return total
 
 
-def _reply(messages: list[dict], text: str | None, calls: list[tuple[str, dict[str, Any]]], calls_so_far: int) -> ModelReply:
+def _reply(
+    messages: list[dict[str, Any]], text: str | None, calls: list[tuple[str, dict[str, Any]]], calls_so_far: int
+) -> ModelReply:
     tool_calls = [
         ToolCall(id=f"call_offline_{calls_so_far + i}", name=name, arguments=json.dumps(args, sort_keys=True))
         for i, (name, args) in enumerate(calls, start=1)

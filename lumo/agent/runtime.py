@@ -7,20 +7,21 @@ from contextlib import asynccontextmanager
 
 from lumo.agent.checkpoint import open_checkpointer
 from lumo.agent.service import Lumo
-from lumo.config import settings_from
+from lumo.config import model_settings, settings_from
 from lumo.db.session import make_engine, make_sessionmaker
 from lumo.llm import LLMSettings, ModelClient
 
 
-def model_from_env(env: Mapping[str, str]) -> ModelClient | None:
+def model_from_env(env: Mapping[str, str] | None = None) -> ModelClient | None:
     """The real model when OPENAI_API_KEY is set (LUMO_LLM=offline forces the offline model)."""
-    if env.get("LUMO_LLM", "").lower() == "offline" or not env.get("OPENAI_API_KEY", "").strip():
+    if not model_settings(env).live:
         return None
     return ModelClient(LLMSettings.from_env(env))
 
 
 @asynccontextmanager
-async def open_lumo(database_url: str, env: Mapping[str, str]) -> AsyncIterator[Lumo]:
+async def open_lumo(database_url: str, env: Mapping[str, str] | None = None) -> AsyncIterator[Lumo]:
+    """`env` None: the process environment, read by lumo.config."""
     settings = settings_from(env)
     engine = make_engine(database_url)
     model = model_from_env(env)

@@ -18,15 +18,14 @@ from lumo.agent.context import AgentContext, Model
 from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
 from lumo.agent.decisions import already_decided, refuse_nul
 from lumo.agent.graph import build_graph, public_action
+from lumo.agent.locks import thread_lock
 from lumo.agent.offline import OfflineModel
 from lumo.agent.state import new_turn
 from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
-from lumo.db.locks import thread_lock
 from tools import REGISTRY, ToolContext
 
-DECISIONS = ("approve", "edit", "reject")
 MAX_MESSAGE_CHARS = 4000
 # A turn's state is saved when it ends or pauses for approval, not after every step: a turn is short, a crash
 # mid-turn only loses that turn, and side effects are guarded by their action ids, not by checkpoints.
@@ -195,7 +194,8 @@ class Lumo:
             missing = sorted((wanted or set()) - {a["id"] for a in chosen})
             if not chosen or missing:
                 decided = (snapshot.values or {}).get("decided", {})
-                for one in missing or [None]:
+                named: list[str | None] = [*missing] or [None]
+                for one in named:
                     conflict = already_decided(thread_id, decided, one)
                     if conflict is not None:
                         raise conflict
@@ -229,7 +229,7 @@ class Lumo:
             if reject is not None:
                 raise InvalidInput("approve anyway or reject, not both")
             decision["approve_anyway"] = True
-        resume = Command(resume={"decisions": {a["id"]: decision for a in chosen}})
+        resume: Command[str] = Command(resume={"decisions": {a["id"]: decision for a in chosen}})
         await self.graph.ainvoke(resume, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
 

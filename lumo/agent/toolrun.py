@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -89,7 +89,7 @@ def _execute_sync(ctx: ToolContext, tool: Tool, args: Args, action_id: str) -> d
     with ctx.session_factory() as session:
         done = session.get(AgentAction, action_id)
         if done is not None:  # resumed after it ran: return what it did, do not do it again
-            return json.loads(done.result)
+            return cast(dict[str, Any], json.loads(done.result))
         result = tool.run(replace(ctx, action_id=action_id), args, session)
         session.add(
             AgentAction(
@@ -106,7 +106,7 @@ def _execute_sync(ctx: ToolContext, tool: Tool, args: Args, action_id: str) -> d
             session.commit()
         except IntegrityError:  # another worker ran it at the same moment
             session.rollback()
-            return json.loads(session.get(AgentAction, action_id).result)  # type: ignore[union-attr]
+            return cast(dict[str, Any], json.loads(session.get(AgentAction, action_id).result))  # type: ignore[union-attr]
         return result
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -22,12 +21,12 @@ from lumo.slack import routes as slack_routes
 
 
 def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> FastAPI:
+    """`env` picks the model (see lumo.config.model_settings); None: the process environment."""
     settings = settings or get_settings()
-    environment = os.environ if env is None else env
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_lumo(settings.database_url, environment) as lumo:
+        async with open_lumo(settings.database_url, env) as lumo:
             app.state.lumo = lumo
             app.state.session_factory = lumo.session_factory
             app.state.settings = settings

@@ -76,7 +76,8 @@ AsOfDep = Annotated[AsOf, Depends(as_of)]
 
 
 def get_lumo(request: Request) -> Lumo:
-    return request.app.state.lumo
+    lumo: Lumo = request.app.state.lumo
+    return lumo
 
 
 LumoDep = Annotated[Lumo, Depends(get_lumo)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -14,12 +14,12 @@ from lumo.crm.drafts import draft_for_invoice
 from lumo.crm.dso import dso_report
 from lumo.crm.health import account_health, revenue_at_risk
 from lumo.crm.invoices import MAX_PAGE_SIZE, InvoiceFilter, actionable_rows, invoice_history, invoice_json, search_invoices
+from lumo.crm.lifecycle import Bucket
+from lumo.crm.lifecycle import InvoiceStatus as Status
 from lumo.crm.priorities import compute_priorities
 from lumo.crm.stale import stale_findings
 
 router = APIRouter(prefix="/v1", tags=["reads"], responses=ERRORS)
-Bucket = Literal["current", "1-30", "31-60", "61-90", "90+"]
-Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
 
 
 @router.get("/priorities", response_model=ItemsResponse, summary="Today's ranked work")

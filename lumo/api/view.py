@@ -23,7 +23,7 @@ def view_scope(
         return scope
     with request.app.state.session_factory() as session:
         user_id = session.scalar(select(User.id).where(User.email == rep.strip().lower()))
-    if user_id is None or not scope.owns(user_id):  # outside the team looks exactly like unknown
+    if user_id is None or (scope.owner_ids is not None and user_id not in scope.owner_ids):  # outside looks unknown
         raise NotFound(f"rep {rep.strip()} not found")
     return dataclasses.replace(scope, owner_ids=frozenset([user_id]))
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json as jsonlib
-import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, emit_json, settings
 from lumo.crm.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from lumo.crm.scope import Scope
 
-def _scope(email: str):  # type: ignore[no-untyped-def]
+
+def _scope(email: str) -> Scope:
     from lumo.crm.scope import scope_for_email
     from lumo.db.session import make_engine, make_sessionmaker
 
@@ -61,7 +63,7 @@ def ask(
     as_of = as_of_for(scope, date, now)
 
     async def run() -> dict[str, Any]:
-        async with open_lumo(settings().database_url, os.environ) as lumo:
+        async with open_lumo(settings().database_url) as lumo:
             return await lumo.ask(scope, message, as_of=as_of, now=now, thread_id=thread)
 
     _show(asyncio.run(run()), rep, json)
@@ -100,7 +102,7 @@ def approve(
     as_of = as_of_for(scope, date, now)
 
     async def run() -> dict[str, Any]:
-        async with open_lumo(settings().database_url, os.environ) as lumo:
+        async with open_lumo(settings().database_url) as lumo:
             return await lumo.approve(
                 scope, thread, as_of=as_of, now=now, action_id=action, edit=changes, reject=reject, approve_anyway=approve_anyway
             )

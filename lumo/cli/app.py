@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,12 +78,14 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001  (a user never sees a traceback; LUMO_DEBUG=1 shows it)
         from sqlalchemy.exc import OperationalError, ProgrammingError
 
+        from lumo.config import debug_enabled
+
         if isinstance(exc, OperationalError | ProgrammingError):
             text = str(exc.orig) if exc.orig else str(exc)
             if "no such table" in text or "does not exist" in text:
                 fail("the database is not set up: run `lumo db upgrade` (or `lumo seed --demo`)", 1)
             fail(f"database error: {text.splitlines()[0]}", 1)
-        if os.environ.get("LUMO_DEBUG"):
+        if debug_enabled():
             raise
         logging.getLogger("lumo.cli").exception("cli.crash")
         fail(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], 1)

@@ -74,7 +74,7 @@ def seed(
 
 
 @app.command("import")
-def import_(file: Annotated[Path, typer.Argument(help="Workspace snapshot (JSON, DESIGN section 5).")]) -> None:
+def import_(file: Annotated[Path, typer.Argument(help="Workspace snapshot (JSON, ARCHITECTURE.md section 5).")]) -> None:
     """Load a workspace snapshot; writes nothing if any record is bad."""
     from lumo.crm.exchange import import_snapshot, load_file
     from lumo.db.migrate import upgrade

@@ -11,11 +11,10 @@ from lumo.cli.app import JsonOpt, app, emit_json
 def doctor(json: JsonOpt = False) -> None:
     """Call the configured model once (an answer, a tool call) and say what works; exit 1 when something does not."""
     import dataclasses
-    import os
 
     from lumo.agent.doctor import run_doctor  # here: it imports the model client
 
-    checks, heading = run_doctor(os.environ)
+    checks, heading = run_doctor()
     if json:
         emit_json({"model": heading, "checks": [dataclasses.asdict(c) for c in checks]})
     else:

@@ -7,7 +7,6 @@ or some with `--action`).
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Annotated, Any
 
 import typer
@@ -41,7 +40,7 @@ def _propose(
     as_of = as_of_for(scope, date, now)
 
     async def run() -> dict[str, Any]:
-        async with open_lumo(settings().database_url, os.environ) as lumo:
+        async with open_lumo(settings().database_url) as lumo:
             return await lumo.propose(scope, calls, message=message, as_of=as_of, now=now, thread_id=thread)
 
     _show(asyncio.run(run()), rep, as_json)

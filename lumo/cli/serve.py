@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -70,7 +69,8 @@ def serve(
 
     from lumo.db.migrate import upgrade
 
-    url = settings().database_url
+    config = settings()
+    url = config.database_url
     if workers > 1 and make_url(url).get_backend_name() != "postgresql":
         raise InvalidInput("several workers need PostgreSQL: set LUMO_DATABASE_URL=postgresql+psycopg://...")
     if digest_at is not None:
@@ -78,12 +78,18 @@ def serve(
             dt.time.fromisoformat(digest_at)
         except ValueError:
             raise InvalidInput(f"bad --digest-at {digest_at!r}: use HH:MM") from None
-        os.environ["LUMO_DIGEST_AT"] = digest_at  # read by each worker's lifespan
+        if workers > 1:  # worker processes build their own settings from the environment they start with
+            raise InvalidInput("--digest-at needs one worker: with several, set LUMO_DIGEST_AT=HH:MM in their environment")
+        config = config.model_copy(update={"digest_at": digest_at})
     if demo:
         _demo_setup(host, port)
     else:
         upgrade(url)
     asyncio.run(_prepare_checkpoints(url))
-    uvicorn.run(
-        "lumo.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info", proxy_headers=False
-    )
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False}
+    if workers == 1:
+        from lumo.api.app import create_app
+
+        uvicorn.run(create_app(config), **options)  # this process's settings, --digest-at included
+    else:
+        uvicorn.run("lumo.api.app:create_app", factory=True, workers=workers, **options)

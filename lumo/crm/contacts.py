@@ -37,8 +37,8 @@ def invoice_contacts(session: Session, invoice_ids: Sequence[str]) -> dict[str, 
         )
         .all()
     )
-    for invoice_id, *contact in rows:
-        out.setdefault(invoice_id, []).append(ContactRow(*contact))
+    for invoice_id, contact_id, name, email, do_not_contact in rows:
+        out.setdefault(invoice_id, []).append(ContactRow(contact_id, name, email, do_not_contact))
     return out
 
 

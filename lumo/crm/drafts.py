@@ -1,4 +1,4 @@
-"""Outreach drafts from the tone ladder's templates (DESIGN section 3). A draft is never sent here."""
+"""Outreach drafts from the tone ladder's templates (ARCHITECTURE.md section 3). A draft is never sent here."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from lumo.crm.addresses import address_key, one_line
 from lumo.crm.contacts import ContactRow, invoice_contacts
 from lumo.crm.errors import NotFound
 from lumo.crm.invoices import fetch_rows, get_row, rows_query
-from lumo.crm.lifecycle import CLOSED_STATUSES, OPEN_STATUSES, AsOf, InvoiceRow, days_overdue, promise_pending
+from lumo.crm.lifecycle import CHASEABLE_STATUSES, CLOSED_STATUSES, OPEN_STATUSES, AsOf, InvoiceRow, days_overdue, promise_pending
 from lumo.crm.money import amount_str, totals_by_currency
 from lumo.crm.outbox import queued_invoice_numbers
 from lumo.crm.scope import Scope
-from lumo.crm.tone import MANAGER_CC_TONES, tone_for
+from lumo.crm.tone import MANAGER_CC_TONES, Tone, tone_for
 from lumo.db.models import Invoice, InvoiceContact, User
 from lumo.templates import render
 
@@ -30,7 +30,7 @@ class Draft:
     cc: list[str]
     subject: str
     body: str
-    tone: str | None
+    tone: Tone | None
     invoice_numbers: list[str]
     facts: dict[str, Any]
     skipped_reason: str | None = None
@@ -67,7 +67,7 @@ def skip_reason(inv: InvoiceRow, as_of: AsOf, cooldown_days: int = COOLDOWN_DAYS
     return None
 
 
-def _facts(invoices: list[InvoiceRow], contact: ContactRow | None, as_of: AsOf, tone: str | None) -> dict[str, Any]:
+def _facts(invoices: list[InvoiceRow], contact: ContactRow | None, as_of: AsOf, tone: Tone | None) -> dict[str, Any]:
     return {
         "today": as_of.today.isoformat(),
         "tone": tone,
@@ -104,9 +104,7 @@ def _skipped(inv: InvoiceRow, reason: str, as_of: AsOf, contact: ContactRow | No
 def _companions(session: Session, scope: Scope, inv: InvoiceRow, contact: ContactRow, as_of: AsOf) -> list[InvoiceRow]:
     """The contact's other invoices that may be chased today, to cover in the same email."""
     ids = select(InvoiceContact.invoice_id).where(InvoiceContact.contact_id == contact.id)
-    query = rows_query(scope).where(
-        Invoice.id.in_(ids), Invoice.id != inv.id, Invoice.status.in_(sorted(OPEN_STATUSES - {"disputed"}))
-    )
+    query = rows_query(scope).where(Invoice.id.in_(ids), Invoice.id != inv.id, Invoice.status.in_(sorted(CHASEABLE_STATUSES)))
     rows = [r for r in fetch_rows(session, query) if skip_reason(r, as_of) is None]
     queued = queued_invoice_numbers(session, [r.number for r in rows])
     return [r for r in rows if r.number not in queued]
@@ -138,6 +136,7 @@ def draft_for_invoice(session: Session, scope: Scope, number: str, as_of: AsOf) 
     if reason is not None:
         return _skipped(inv, reason, as_of, primary)
     assert primary is not None
+    tone: Tone | None
     if inv.status == "disputed":
         group, tone = [inv], "dispute_resolution"
     else:
@@ -163,7 +162,7 @@ def draft_for_invoice(session: Session, scope: Scope, number: str, as_of: AsOf) 
     )
 
 
-def render_email(tone: str, facts: dict[str, Any], sender: str) -> tuple[str, str]:
+def render_email(tone: Tone, facts: dict[str, Any], sender: str) -> tuple[str, str]:
     """Subject and body of the template email for a tone, from a draft's facts."""
     contact = dict(facts["contact"])
     contact["first_name"] = contact["name"].split()[0] if contact["name"] else "there"

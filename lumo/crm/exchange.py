@@ -1,4 +1,4 @@
-"""Import and export of workspace snapshots (DESIGN section 5).
+"""Import and export of workspace snapshots (ARCHITECTURE.md section 5).
 
 An import checks everything first — every field, every reference (to the file and to the
 database), unique values, exchange-rate coverage — and writes nothing if anything is wrong.
@@ -16,7 +16,7 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, String, any_, delete, insert, literal, select, union, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -25,6 +25,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from lumo.crm.errors import ImportRejected, InvalidInput, LumoError
 from lumo.crm.import_checks import check_links, shape_problems
 from lumo.crm.ledger import recompute_derived
+from lumo.crm.lifecycle import InvoiceStatus
 from lumo.crm.snapshot import (
     CENT,
     LISTS,
@@ -113,9 +114,6 @@ class ImportSummary:
 
     def __getitem__(self, list_name: str) -> ListCount:
         return self.counts.setdefault(list_name, ListCount())
-
-    def as_dict(self) -> dict[str, dict[str, int]]:
-        return {name: vars(count).copy() for name, count in self.counts.items()}
 
     def __str__(self) -> str:
         parts = []
@@ -518,7 +516,7 @@ def _status_changes(
             at=i.status_updated_at,
             by=None,
             text=f"Status changed by import: {before[i.id]} -> {i.status}",
-            from_status=before[i.id],
+            from_status=cast(InvoiceStatus, before[i.id]),
             to_status=i.status,
         )
         for i in invoices

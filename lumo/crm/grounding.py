@@ -185,14 +185,14 @@ def check_text(
         scrubbed = scrubbed.replace(raw, " ")
     tokens = currency_tokens()
     mentions, scrubbed = money_mentions(scrubbed)
-    for raw, currency, value in mentions:
-        problems.extend(_check_amount(raw, currency, value, amounts, currencies))
+    for raw, currency, amount in mentions:
+        problems.extend(_check_amount(raw, currency, amount, amounts, currencies))
     for mt in BARE_AMOUNT.finditer(scrubbed):
         raw = mt[1]
         if "." not in raw and "," not in raw:
             continue  # plain integers are counts (days, items), not amounts
-        value = _decimal(raw)
-        if value is not None and all(value != a for _, a in amounts):
+        amount = _decimal(raw)
+        if amount is not None and all(amount != a for _, a in amounts):
             problems.append(Mismatch("amount", raw, "no such amount among the facts"))
     for code in sorted(set(re.findall(r"\b[A-Z]{3}\b", scrubbed)) & set(tokens)):
         if tokens[code] == code and code not in currencies:

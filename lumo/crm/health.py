@@ -1,4 +1,4 @@
-"""Account health and revenue at risk (DESIGN section 3)."""
+"""Account health and revenue at risk (ARCHITECTURE.md section 3)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from lumo.crm import stale
 from lumo.crm.dso import billed_in_window, dso_days
 from lumo.crm.errors import NotFound
 from lumo.crm.invoices import fetch_rows, rows_query
-from lumo.crm.lifecycle import AsOf, InvoiceRow, aging_bucket, days_overdue, is_open
+from lumo.crm.lifecycle import OVERDUE_BUCKETS, AsOf, InvoiceRow, aging_bucket, days_overdue, is_open
 from lumo.crm.money import FxTable, amount_str, format_code, load_fx
 from lumo.crm.scope import Scope
 from lumo.db.models import Account, Invoice, Payment
@@ -167,7 +167,7 @@ def _account(invs: list[InvoiceRow], as_of: AsOf, fx: FxTable, paid_dates: dict[
         if inv.id in paid_dates:
             lateness.append(max((paid_dates[inv.id] - inv.due_date).days, 0))
     h.open_balance = dict(sorted(open_pairs.items()))
-    h.overdue_by_bucket = {b: h.overdue_by_bucket[b] for b in ("1-30", "31-60", "61-90", "90+") if b in h.overdue_by_bucket}
+    h.overdue_by_bucket = {b: h.overdue_by_bucket[b] for b in OVERDUE_BUCKETS if b in h.overdue_by_bucket}
     h.dso_days = dso_days(h.open_base, billed_recent)
     if lateness:
         h.avg_days_late = Decimal(sum(lateness)) / len(lateness)

@@ -15,6 +15,8 @@ from lumo.crm import stale
 from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import (
     ACTIONABLE_STATUSES,
+    CHASEABLE_STATUSES,
+    STATUSES,
     AsOf,
     InvoiceRow,
     aging_bucket,
@@ -23,7 +25,7 @@ from lumo.crm.lifecycle import (
 )
 from lumo.crm.money import amount_str
 from lumo.crm.scope import Scope
-from lumo.db.models import STATUSES, Account, Activity, Contact, Invoice, InvoiceContact, Payment
+from lumo.db.models import Account, Activity, Contact, Invoice, InvoiceContact, Payment
 
 ROW_COLUMNS = (
     Invoice.id,
@@ -46,17 +48,16 @@ ROW_COLUMNS = (
     Invoice.last_activity_at,
     Invoice.last_contacted_at,
 )
-OVERDUE_STATUSES = ("sent", "viewed", "partially_paid", "overdue")
 MAX_PAGE_SIZE = 500
 
 
-def rows_query(scope: Scope) -> Select[Any]:
+def rows_query(scope: Scope) -> Select[*tuple[Any, ...]]:
     return select(*ROW_COLUMNS).join(Account, Account.id == Invoice.account_id).where(scope.account_filter())
 
 
-def fetch_rows(session: Session, query: Select[Any]) -> list[InvoiceRow]:
+def fetch_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[InvoiceRow]:
     # Core execution: these are plain column rows, so the ORM's loading machinery is pure overhead.
-    return [InvoiceRow(*r) for r in session.connection().execute(query).all()]
+    return [InvoiceRow(*r) for r in session.connection().execute(query).tuples().all()]
 
 
 def actionable_clause() -> Any:
@@ -89,7 +90,7 @@ def get_row(session: Session, scope: Scope, number: str) -> InvoiceRow:
 
 
 def overdue_clause(today: dt.date) -> Any:
-    return and_(Invoice.status.in_(OVERDUE_STATUSES), Invoice.due_date < today, Invoice.amount > Invoice.amount_paid)
+    return and_(Invoice.status.in_(sorted(CHASEABLE_STATUSES)), Invoice.due_date < today, Invoice.amount > Invoice.amount_paid)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class InvoicePage:
     page_size: int
 
 
-def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[Any]:
+def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[*tuple[Any, ...]]:
     """The SQL part of a filter (everything but staleness), ordered by due date then number."""
     flt.validate()
     query = rows_query(scope)

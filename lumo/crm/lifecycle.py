@@ -1,19 +1,30 @@
-"""The invoice lifecycle of DESIGN section 3: open, overdue, days overdue, aging buckets."""
+"""The invoice lifecycle (ARCHITECTURE.md, domain rules): statuses, open, overdue, days overdue, aging buckets.
+
+The status and bucket names are defined here once; every schema, query and rule imports them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from lumo.crm.errors import InvalidInput
 
-OPEN_STATUSES = frozenset({"sent", "viewed", "partially_paid", "overdue", "disputed"})
-CLOSED_STATUSES = frozenset({"paid", "void", "written_off"})
+InvoiceStatus = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
+STATUSES: tuple[InvoiceStatus, ...] = get_args(InvoiceStatus)
+OPEN_STATUSES: frozenset[InvoiceStatus] = frozenset({"sent", "viewed", "partially_paid", "overdue", "disputed"})
+CLOSED_STATUSES: frozenset[InvoiceStatus] = frozenset({"paid", "void", "written_off"})
 # Statuses any rule of priorities, staleness or drafts can act on.
-ACTIONABLE_STATUSES = OPEN_STATUSES | {"draft"}
-BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+ACTIONABLE_STATUSES: frozenset[InvoiceStatus] = OPEN_STATUSES | {"draft"}
+# Open statuses whose invoice can be overdue: a disputed one is not chased.
+CHASEABLE_STATUSES: frozenset[InvoiceStatus] = OPEN_STATUSES - {"disputed"}
+
+Bucket = Literal["current", "1-30", "31-60", "61-90", "90+"]
+BUCKETS: tuple[Bucket, ...] = get_args(Bucket)
+OVERDUE_BUCKETS: tuple[Bucket, ...] = BUCKETS[1:]
 
 
 ZERO = Decimal("0")
@@ -71,7 +82,7 @@ class InvoiceRow:
     amount: Decimal
     currency: str
     amount_paid: Decimal
-    status: str
+    status: InvoiceStatus
     status_updated_at: dt.datetime
     promise_to_pay_date: dt.date | None
     dispute_reason: str | None
@@ -109,7 +120,7 @@ def days(count: int) -> str:
     return f"{count} day" if count == 1 else f"{count} days"
 
 
-def aging_bucket(days: int) -> str:
+def aging_bucket(days: int) -> Bucket:
     if days <= 0:
         return "current"
     if days <= 30:

@@ -27,7 +27,7 @@ def format_code(amount: Decimal, currency: str, locale: str = "en_US") -> str:
 
 
 def amount_str(amount: Decimal) -> str:
-    """The wire form of DESIGN section 5: '1250.00'."""
+    """The wire form of ARCHITECTURE.md section 5: '1250.00'."""
     return str(amount.quantize(CENT))
 
 

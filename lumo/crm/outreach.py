@@ -1,4 +1,4 @@
-"""The rules every outgoing email must meet, whoever wrote it (DESIGN section 3): who may receive it,
+"""The rules every outgoing email must meet, whoever wrote it (ARCHITECTURE.md section 3): who may receive it,
 which invoices may be chased today, and no demand for payment on a disputed invoice."""
 
 from __future__ import annotations

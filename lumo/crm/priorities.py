@@ -1,4 +1,4 @@
-"""Today's priorities: a deterministic, explainable ranking of one person's work (DESIGN section 3).
+"""Today's priorities: a deterministic, explainable ranking of one person's work (ARCHITECTURE.md section 3).
 
 Each item is worth its expected loss plus the cost of delay, in base currency (`lumo.crm.signals`): the same
 table of signals scores an item and says its reasons. A task due today or late weighs up the invoice it is
@@ -12,7 +12,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -29,6 +29,8 @@ from lumo.crm.tone import tone_for
 from lumo.db.models import Invoice, Task
 
 __all__ = ["Item", "Weights", "compute_priorities"]
+
+_TaskRow = tuple[str, str, dt.date | None, str | None, str | None, str | None]
 
 
 @dataclass(slots=True)
@@ -188,7 +190,8 @@ def _add_tasks(session: Session, scope: Scope, as_of: AsOf, w: Weights, items: l
     by_invoice = {i.invoice.id: i for i in items if i.invoice is not None}
     scores = sorted(i.score for i in items)
     median = scores[len(scores) // 2] if scores else w.task_empty_book
-    for task_id, title, due, account, number, invoice_id in session.connection().execute(query).all():
+    found = cast(list[_TaskRow], session.connection().execute(query).all())  # add_columns loses the row type
+    for task_id, title, due, account, number, invoice_id in found:
         if due is None:  # the query keeps only tasks due on or before today; this tells the type checker
             continue
         weight = task_weight((as_of.today - due).days, w)

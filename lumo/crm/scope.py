@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
-from lumo.crm.errors import UnknownUser
+from lumo.crm.users import user_by_email
 from lumo.db.models import Account, User
 
 
@@ -26,18 +25,11 @@ class Scope:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def owns(self, owner_id: str) -> bool:
-        return self.owner_ids is None or owner_id in self.owner_ids
-
     def account_filter(self) -> ColumnElement[bool]:
         """A WHERE clause on accounts limiting rows to this scope."""
         if self.owner_ids is None:
             return true()
         return Account.owner_id.in_(sorted(self.owner_ids))
-
-    def today(self, now: dt.datetime) -> dt.date:
-        """The calendar day it is for this user at the moment `now`."""
-        return now.astimezone(self.tz).date()
 
 
 def scope_for_user(session: Session, user: User) -> Scope:
@@ -52,9 +44,4 @@ def scope_for_user(session: Session, user: User) -> Scope:
 
 
 def scope_for_email(session: Session, email: str) -> Scope:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        user = session.scalar(select(User).where(User.email == email.strip()))
-    if user is None:
-        raise UnknownUser(f"unknown user: {email}")
-    return scope_for_user(session, user)
+    return scope_for_user(session, user_by_email(session, email))

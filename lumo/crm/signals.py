@@ -1,4 +1,4 @@
-"""What an invoice's work is worth today, as an expected loss, from one table of signals (DESIGN section 3).
+"""What an invoice's work is worth today, as an expected loss, from one table of signals (ARCHITECTURE.md section 3).
 
 score = expected loss + cost of delay, in the workspace's base currency:
 - expected loss = stake x chance of loss. The stake is the open balance in base currency, weighed up for a key

@@ -1,4 +1,4 @@
-"""The workspace snapshot of DESIGN section 5: its records, their wire forms, and problem lines.
+"""The workspace snapshot of ARCHITECTURE.md section 5: its records, their wire forms, and problem lines.
 
 This module checks every field of every record on its own. References between records and to
 the database, uniqueness and exchange-rate coverage are checked by `lumo.crm.exchange`, which
@@ -34,6 +34,7 @@ from pydantic import (
 
 from lumo.crm.addresses import parse_address
 from lumo.crm.errors import InvalidInput
+from lumo.crm.lifecycle import InvoiceStatus as Status
 
 CENT = Decimal("0.01")
 # ASCII digits only: \d would also take other scripts' digits.
@@ -166,7 +167,6 @@ Title = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 Role = Literal["rep", "manager", "admin"]
-Status = Literal["draft", "sent", "viewed", "partially_paid", "paid", "overdue", "disputed", "void", "written_off"]
 Kind = Literal["email", "call", "note", "status_change"]
 
 

@@ -1,4 +1,4 @@
-"""Stale statuses: where the recorded status no longer tells the truth (DESIGN section 3).
+"""Stale statuses: where the recorded status no longer tells the truth (ARCHITECTURE.md section 3).
 
 Each finding carries its fix twice: in words, and as the action that applies it (a tool call the rep
 approves: a status change or a follow-up task), so "fix all my stale statuses" is one approval.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-from lumo.crm.lifecycle import AsOf, InvoiceRow, days, days_overdue, is_open
+from lumo.crm.lifecycle import CLOSED_STATUSES, AsOf, InvoiceRow, days, days_overdue, is_open
 from lumo.crm.money import format_code
 
-KINDS = (
+StaleKind = Literal[
     "overdue_not_marked",
     "paid_not_marked",
     "no_recent_activity",
@@ -23,7 +23,8 @@ KINDS = (
     "paid_with_balance",
     "partial_not_marked",
     "sent_not_viewed",
-)
+]
+KINDS: tuple[StaleKind, ...] = get_args(StaleKind)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def stale_kinds(inv: InvoiceRow, as_of: AsOf, rules: StaleThresholds = StaleThre
     kinds: list[str] = []
     if open_ and status in ("sent", "viewed") and inv.due_date < today:
         kinds.append("overdue_not_marked")
-    if inv.amount_paid >= inv.amount and status not in ("paid", "void", "written_off"):
+    if inv.amount_paid >= inv.amount and status not in CLOSED_STATUSES:
         kinds.append("paid_not_marked")
     quiet = as_of.days_since(inv.last_touch) if open_ else 0
     if open_ and status != "disputed" and quiet > rules.activity_days:

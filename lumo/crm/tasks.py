@@ -22,7 +22,7 @@ def _seen(scope: Scope, owner: Any) -> ColumnElement[bool]:
     return true() if scope.owner_ids is None else owner.in_(sorted(scope.owner_ids))
 
 
-def task_rows(scope: Scope) -> Select[tuple[str, str, Any, str | None, str | None]]:
+def task_rows(scope: Scope) -> Select[str, str, dt.date | None, str | None, str | None]:
     """SELECT task id, title, due date, account name and invoice number (NULL where `scope` does not see them).
 
     Callers add which tasks (owner, done, due date).

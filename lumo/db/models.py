@@ -1,6 +1,6 @@
 """SQLAlchemy 2.x typed models of the CRM.
 
-One workspace per database. Ids are the strings of the import format (DESIGN section 5);
+One workspace per database. Ids are the strings of the import format (ARCHITECTURE.md section 5);
 payments and activities, which have no ids there, get integer keys.
 """
 
@@ -80,17 +80,6 @@ class Base(DeclarativeBase):
 
 
 ROLES = ("rep", "manager", "admin")
-STATUSES = (
-    "draft",
-    "sent",
-    "viewed",
-    "partially_paid",
-    "paid",
-    "overdue",
-    "disputed",
-    "void",
-    "written_off",
-)
 ACTIVITY_KINDS = ("email", "call", "note", "status_change")
 
 
@@ -253,7 +242,6 @@ __all__ = [
     "OutboxEmail",
     "Payment",
     "ROLES",
-    "STATUSES",
     "SlackEvent",
     "Task",
     "ThreadLock",

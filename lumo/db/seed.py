@@ -1,8 +1,8 @@
 """Demo data of any size: realistic, deterministic per seed, bulk-inserted in bounded memory.
 
 Every rep's book opens with one invoice of each scenario (every status, every stale kind, every
-aging bucket, a pending promise, a recent contact), so even a tiny seed shows all of DESIGN
-section 3; the rest are drawn by weight. Rows are produced account by account by generators and
+aging bucket, a pending promise, a recent contact), so even a tiny seed shows all of
+ARCHITECTURE.md section 3; the rest are drawn by weight. Rows are produced account by account by generators and
 written with Core `executemany` in batches, so a million invoices never sit in memory at once.
 The derived columns (amount_paid, last_activity_at, last_contacted_at) are computed here from the
 very payments and activities written, the way `lumo.crm.ledger` would set them.
@@ -169,7 +169,6 @@ OPENING_SET: tuple[tuple[str, int | None], ...] = (
 # Days overdue per bucket (1-30, 31-60, 61-90, 90+) and the weights of random draws among them.
 BUCKET_DAYS = {1: (1, 30), 2: (31, 60), 3: (61, 90), 4: (91, 300)}
 BUCKET_WEIGHTS = (45, 25, 15, 15)
-OPEN_STATUSES = ("sent", "viewed", "partially_paid", "overdue", "disputed")
 
 
 @dataclass(frozen=True)

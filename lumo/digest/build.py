@@ -71,7 +71,7 @@ def build_digest(session: Session, user: User, day: dt.date, *, top: int = 5) ->
     as_of = AsOf(day, scope.tz)
     rows = actionable_rows(session, scope)
     items = compute_priorities(session, scope, as_of, limit=top, fx=load_fx(session), rows=rows)
-    sections = {
+    sections: dict[str, Any] = {
         "team": scope.role == "manager",
         "priorities": [_priority(item) for item in items],
         "overdue": _overdue(rows, day),
@@ -183,6 +183,7 @@ def _tasks_due(session: Session, scope: Scope, day: dt.date) -> dict[str, Any]:
                 "invoice_number": number,
             }
             for tid, title, due, account, number in tasks[:LIST_LIMIT]
+            if due is not None  # never: "due_date <= day" leaves out tasks without a date
         ],
         "more": max(len(tasks) - LIST_LIMIT, 0),
     }

@@ -26,7 +26,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from lumo.crm.addresses import header_text, parse_address
 from lumo.crm.errors import InvalidInput, LumoError
@@ -95,6 +95,11 @@ def _redact(url: str) -> str:
     if parts.password is None:
         return url
     return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _failure(state: RetryCallState) -> str:
+    exc = state.outcome.exception() if state.outcome else None
+    return describe(exc) if exc else ""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -180,7 +185,7 @@ class Mailer:
                 "mail.retry attempt=%d to=%s error=%s",
                 state.attempt_number,
                 ",".join(recipients),
-                describe(state.outcome.exception()) if state.outcome else "",
+                _failure(state),
             ),
             reraise=True,
         )

@@ -17,15 +17,16 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.crm.errors import InvalidInput, LumoError, NotFound, UnknownUser
+from lumo.crm.errors import InvalidInput, LumoError, NotFound
 from lumo.crm.ledger import record_activity
+from lumo.crm.users import user_by_email
 from lumo.db.models import DigestRun, Invoice, OutboxEmail, User
 from lumo.digest.build import Digest, build_digest
 from lumo.digest.mailer import MailError
@@ -133,12 +134,7 @@ def _digest_users(session: Session, email: str | None) -> list[User]:
     if email is None:
         query = select(User).where(User.role.in_(DIGEST_ROLES), User.email != "").order_by(User.email)
         return list(session.scalars(query))
-    user = session.scalar(select(User).where(User.email == email.strip()))
-    if user is None:
-        user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise UnknownUser(f"unknown user: {email}")
-    return [user]
+    return [user_by_email(session, email)]
 
 
 def _tz(user: User) -> ZoneInfo:
@@ -173,8 +169,9 @@ def _digest_for(
         _ensure_run_row(session_factory, user.id, day)
     with session_factory() as session:
         run = (DigestRun.user_id == user.id) & (DigestRun.day == day)
-        claimed = session.execute(
-            update(DigestRun).where(run, DigestRun.status != "sent").values(attempts=DigestRun.attempts + 1)
+        claimed = cast(  # an UPDATE's result is a cursor result, which counts the rows it changed
+            CursorResult[Any],
+            session.execute(update(DigestRun).where(run, DigestRun.status != "sent").values(attempts=DigestRun.attempts + 1)),
         ).rowcount
         if not claimed:  # another run sent it while we were building
             return result("already_sent", digest=digest)
@@ -234,10 +231,13 @@ def _expire_claims(session_factory: sessionmaker[Session], now: dt.datetime) -> 
 def _send_one(session_factory: sessionmaker[Session], mailer: Sender, outbox_id: int, now: dt.datetime) -> OutboxResult | None:
     this = OutboxEmail.id == outbox_id
     with session_factory() as session:
-        claimed = session.execute(
-            update(OutboxEmail)
-            .where(this, OutboxEmail.status == "queued")
-            .values(status="sending", claimed_at=now, attempts=OutboxEmail.attempts + 1)
+        claimed = cast(
+            CursorResult[Any],
+            session.execute(
+                update(OutboxEmail)
+                .where(this, OutboxEmail.status == "queued")
+                .values(status="sending", claimed_at=now, attempts=OutboxEmail.attempts + 1)
+            ),
         ).rowcount
         if not claimed:  # another worker took it meanwhile
             return None

@@ -13,6 +13,7 @@ import openai
 from openai.types.chat import ChatCompletion
 from tenacity import RetryCallState, RetryError
 
+from lumo.config import model_settings
 from lumo.llm import dialects
 from lumo.llm.health import ModelHealth
 from lumo.llm.problems import ModelProblem, diagnose_status, unavailable
@@ -67,28 +68,17 @@ class LLMSettings:
                 raise ValueError(f"{name} must be > 0")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> LLMSettings:
-        """Build settings from an environment mapping (pass os.environ, or a dict in tests)."""
-        api_key = env.get("OPENAI_API_KEY", "").strip()
-        if not api_key:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings:
+        """Build settings from the environment as lumo.config reads it (a dict in tests)."""
+        found = model_settings(env)
+        if not found.api_key:
             raise ValueError("OPENAI_API_KEY is not set")
         tuning: dict[str, Any] = {}
-        for name, key, kind in (
-            ("max_attempts", "LUMO_MODEL_MAX_ATTEMPTS", int),
-            ("request_timeout_s", "LUMO_MODEL_TIMEOUT_S", float),
-        ):
-            raw = env.get(key, "").strip()
-            if raw:
-                try:
-                    tuning[name] = kind(raw)
-                except ValueError:
-                    raise ValueError(f"{key} must be a number, not {raw!r}") from None
-        return cls(
-            api_key=api_key,
-            base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
-            model=env.get("LUMO_MODEL", "").strip() or DEFAULT_MODEL,
-            **tuning,
-        )
+        if found.max_attempts is not None:
+            tuning["max_attempts"] = found.max_attempts
+        if found.request_timeout_s is not None:
+            tuning["request_timeout_s"] = found.request_timeout_s
+        return cls(api_key=found.api_key, base_url=found.base_url, model=found.model or DEFAULT_MODEL, **tuning)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -202,8 +192,8 @@ class ModelClient:
 
     async def complete(
         self,
-        messages: list[dict],
-        tools: list[dict] | None = None,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
         tool_choice: Any = None,
     ) -> ModelReply:
         request = build_request(self.settings.model, messages, tools, tool_choice)
@@ -266,7 +256,9 @@ class ModelClient:
         return completion, attempts
 
 
-def build_request(model: str, messages: list[dict], tools: list[dict] | None, tool_choice: Any) -> dict[str, Any]:
+def build_request(
+    model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, tool_choice: Any
+) -> dict[str, Any]:
     """Chat Completions kwargs; optional keys are omitted, since an empty `tools` array is a 400."""
     request: dict[str, Any] = {"model": model, "messages": messages}
     if tools:
@@ -276,7 +268,7 @@ def build_request(model: str, messages: list[dict], tools: list[dict] | None, to
     return request
 
 
-def tool_names(tools: list[dict] | None) -> set[str]:
+def tool_names(tools: list[dict[str, Any]] | None) -> set[str]:
     return {t.get("function", {}).get("name", "") for t in tools or []}
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 Clock = Callable[[], float]
@@ -130,16 +131,17 @@ class BackoffWait:
         return min(hinted, self._policy.retry_after_cap_s, self._deadline.remaining())
 
 
-def stop_at_deadline(deadline: Deadline) -> Callable[[RetryCallState], bool]:
+class StopAtDeadline(stop_base):
     """Stop when sleeping the upcoming wait would overrun the total budget.
 
     tenacity computes the wait before asking the stop condition, so `upcoming_sleep` is set.
     """
 
-    def _stop(retry_state: RetryCallState) -> bool:
-        return deadline.elapsed() + retry_state.upcoming_sleep > deadline.total_s
+    def __init__(self, deadline: Deadline) -> None:
+        self._deadline = deadline
 
-    return _stop
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._deadline.elapsed() + retry_state.upcoming_sleep > self._deadline.total_s
 
 
 def make_retrying(
@@ -152,7 +154,7 @@ def make_retrying(
     return AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         wait=BackoffWait(policy, deadline),
-        stop=stop_after_attempt(policy.max_attempts) | stop_at_deadline(deadline),
+        stop=stop_after_attempt(policy.max_attempts) | StopAtDeadline(deadline),
         sleep=sleep,
         before_sleep=before_sleep,
     )

@@ -1,1 +1,1 @@
-"""Slack: the Events API, the `/lumo` slash command and the approval buttons (DESIGN section 4)."""
+"""Slack: the Events API, the `/lumo` slash command and the approval buttons (ARCHITECTURE.md section 4)."""

@@ -56,7 +56,8 @@ router = APIRouter(prefix="/slack", tags=["slack"], lifespan=slack_lifespan, res
 
 
 def _runtime(request: Request) -> SlackRuntime:
-    return request.app.state.slack
+    runtime: SlackRuntime = request.app.state.slack
+    return runtime
 
 
 def _now(request: Request) -> dt.datetime:

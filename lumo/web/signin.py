@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from lumo.auth import create_token, hash_token
@@ -54,7 +55,10 @@ def exchange_link(session: Session, token: str, now: dt.datetime) -> tuple[User,
     if link.expires_at <= now:
         raise LinkRefused("this sign-in link has expired: ask for a new one (lumo web-link --user EMAIL)")
     # Conditional update: of two exchanges racing for one link, only one changes the row.
-    spent = session.execute(update(WebLink).where(WebLink.id == link.id, WebLink.used_at.is_(None)).values(used_at=now)).rowcount
+    spent = cast(  # an UPDATE's result is a cursor result, which counts the rows it changed
+        CursorResult[Any],
+        session.execute(update(WebLink).where(WebLink.id == link.id, WebLink.used_at.is_(None)).values(used_at=now)),
+    ).rowcount
     if spent != 1:
         raise LinkRefused("this sign-in link was already used: ask for a new one (lumo web-link --user EMAIL)")
     user = session.get(User, link.user_id)

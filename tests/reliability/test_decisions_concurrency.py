@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent.decisions import AlreadyDecided
+from lumo.agent.locks import ThreadBusy, thread_lock
 from lumo.agent.service import Lumo
-from lumo.db.locks import ThreadBusy, thread_lock
 from lumo.db.models import Activity, AgentAction, Invoice
 from lumo.db.session import make_engine, make_sessionmaker
 from tests.agent_support import AS_OF, NOW, ask, build_book, open_lumo, scope_of

@@ -1,7 +1,7 @@
 """web sign-in links and chat thread list
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-03 14:00:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import lumo.db.models
 from alembic import op
 
 revision = '0008'
-down_revision = '0005'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
