@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from lumo.crm import ledger
+from lumo.crm import ledger, outbox
 from lumo.crm.lifecycle import InvoiceRow
 from lumo.db.models import Account, Contact, FxRate, Invoice, InvoiceContact, Task, User, Workspace
 
@@ -137,6 +138,32 @@ def task(session: Session, tid: str, owner_id: str, due: dt.date, **overrides: A
     session.add(t)
     session.flush()
     return t
+
+
+def outbox_email(
+    session: Session,
+    numbers: Sequence[str],
+    *,
+    subject: str | None = None,
+    to: str = "c1@customer.test",
+    cc: str = "",
+    body: str = "Hi Pat,\nplease pay.",
+    action_id: str | None = None,
+    user_id: str = "u1",
+    at: dt.datetime = NOON,
+) -> int:
+    """An approved email about `numbers` queued in the outbox, as the send_email tool queues one; its outbox id."""
+    return outbox.queue_email(
+        session,
+        action_id=action_id or f"act-{next(_ids)}",
+        user_id=user_id,
+        to=[to],
+        cc=[cc] if cc else [],
+        subject=subject or (f"Reminder: {numbers[0]}" if numbers else "Reminder"),
+        body=body,
+        invoice_numbers=numbers,
+        now=at,
+    )
 
 
 def basic_book(session: Session) -> dict[str, Any]:

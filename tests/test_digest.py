@@ -357,23 +357,12 @@ def test_smtp_urls_of_each_form() -> None:
 # --- the outbox ------------------------------------------------------------------------------------
 
 
-def queue_email(session_factory: sessionmaker[Session], numbers: list[str], action_id: str = "act-1") -> int:
+def queue_email(session_factory: sessionmaker[Session], numbers: list[str]) -> int:
+    """An approved email to c1, copying m1, about `numbers`: committed, so the sender's sessions see it."""
     with session_factory() as s:
-        email = OutboxEmail(
-            action_id=action_id,
-            user_id="u1",
-            to="c1@customer.test",
-            cc="m1@acme.test",
-            subject=f"Reminder: {numbers[0]} is past due",
-            body="Hi Pat,\nplease pay.",
-            invoice_numbers=",".join(numbers),
-            status="queued",
-            attempts=0,
-            created_at=NOW,
-        )
-        s.add(email)
+        outbox_id = f.outbox_email(s, numbers, subject=f"Reminder: {numbers[0]} is past due", cc="m1@acme.test", at=NOW)
         s.commit()
-        return email.id
+        return outbox_id
 
 
 def test_an_approved_email_is_sent_once_and_logged_on_its_invoices(
@@ -579,18 +568,7 @@ def test_serving_with_digest_at_sends_due_digests_and_the_outbox(
     from lumo.config import Settings
 
     with session_factory() as s:
-        s.add(
-            OutboxEmail(
-                action_id="t:a1",
-                user_id="u1",
-                to="c1@customer.test",
-                subject="Reminder",
-                body="Hello",
-                invoice_numbers="",
-                status="queued",
-                created_at=NOW,
-            )
-        )
+        f.outbox_email(s, [], subject="Reminder", body="Hello", at=NOW)
         s.commit()
     # 00:00 has passed in every zone today, so every rep's digest is due at start-up.
     settings = Settings(database_url=db_url, smtp_url=smtp.url, digest_at="00:00")

@@ -14,7 +14,6 @@ from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.outreach import check_email
 from lumo.crm.scope import scope_for_email
-from lumo.db.models import OutboxEmail
 from tests import factories as f
 
 AS_OF = AsOf(f.TODAY, ZoneInfo("UTC"))
@@ -65,19 +64,7 @@ def test_one_email_covers_one_account(session: Session) -> None:
 def test_a_queued_email_starts_the_cooldown(session: Session) -> None:
     f.basic_book(session)
     inv = f.invoice(session, "a1", contacts=("c1",), days_overdue=10)
-    session.add(
-        OutboxEmail(
-            action_id="x:1",
-            user_id="u1",
-            to="c1@customer.test",
-            subject="s",
-            body="b",
-            invoice_numbers=f"INV-0,{inv.number}",
-            status="queued",
-            created_at=dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC),
-        )
-    )
-    session.flush()
+    f.outbox_email(session, ["INV-0", inv.number], at=dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC))
     scope = scope_for_email(session, "u1@acme.test")
     assert draft_for_invoice(session, scope, inv.number, AS_OF).skipped_reason == "cooldown"
     with pytest.raises(InvalidInput, match="cooldown"):

@@ -10,22 +10,19 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 from sqlalchemy.orm import Session
 
-from lumo.crm import invoices, ledger
+from lumo.crm import invoices, ledger, outbox, tasks
 from lumo.crm.accounts import resolve_account
 from lumo.crm.addresses import header_text, parse_address
 from lumo.crm.errors import InvalidInput
 from lumo.crm.money import format_code
 from lumo.crm.outreach import check_email
-from lumo.db.models import Invoice, OutboxEmail, Task
+from lumo.db.models import Invoice
 from tools.base import Args, ToolContext, tool
 from tools.read import Status
 
 
 def _invoice(ctx: ToolContext, session: Session, number: str) -> Invoice:
-    row = invoices.get_row(session, ctx.scope, number)  # NotFound outside scope
-    inv = session.get(Invoice, row.id)
-    assert inv is not None
-    return inv
+    return invoices.get_invoice(session, ctx.scope, number)  # NotFound outside scope
 
 
 def _account_id(ctx: ToolContext, session: Session, account: str) -> str:
@@ -56,18 +53,15 @@ def create_follow_up_task(ctx: ToolContext, args: TaskArgs, session: Session) ->
     """Create a follow-up task for the rep (needs the rep's approval)."""
     _describe_task(ctx, args, session)
     invoice = _invoice(ctx, session, args.invoice_number) if args.invoice_number else None
-    account_id = invoice.account_id if invoice else _account_id(ctx, session, args.account) if args.account else None
-    task = Task(
-        id=f"t-{uuid.uuid4().hex[:12]}",
+    account_id = None if invoice or not args.account else _account_id(ctx, session, args.account)
+    return tasks.create_task(
+        session,
         owner_id=ctx.scope.user_id,
-        account_id=account_id,
-        invoice_id=invoice.id if invoice else None,
         title=args.title,
         due_date=args.due_date or ctx.as_of.today + dt.timedelta(days=1),
-        done=False,
+        invoice=invoice,
+        account_id=account_id,
     )
-    session.add(task)
-    return {"task_id": task.id, "title": task.title, "due_date": task.due_date.isoformat() if task.due_date else None}
 
 
 class NoteArgs(Args):
@@ -174,21 +168,19 @@ def send_email(ctx: ToolContext, args: EmailArgs, session: Session) -> dict[str,
     """Send an email to invoice contacts: queued in the outbox for the mail sender (needs the rep's approval)."""
     _describe_email(ctx, args, session)
     numbers = [invoices.get_row(session, ctx.scope, n).number for n in args.invoice_numbers]  # as stored, in any case typed
-    email = OutboxEmail(
+    outbox_id = outbox.queue_email(
+        session,
         action_id=ctx.action_id or f"{ctx.thread_id}:{uuid.uuid4().hex}",
         user_id=ctx.scope.user_id,
-        to=",".join(args.to),
-        cc=",".join(args.cc),
+        to=args.to,
+        cc=args.cc,
         subject=args.subject,
         body=args.body,
-        invoice_numbers=",".join(numbers),
-        status="queued",
-        created_at=ctx.now,
+        invoice_numbers=numbers,
+        now=ctx.now,
     )
-    session.add(email)
-    session.flush()
     return {
-        "outbox_id": email.id,
+        "outbox_id": outbox_id,
         "status": "queued",
         "subject": args.subject,  # what was queued, an edit included: the reply names this, not the first draft's
         "to": list(args.to),

@@ -42,8 +42,10 @@ class SearchArgs(Args):
 
 
 def _search(ctx: ToolContext, args: SearchArgs, session: Session) -> dict[str, Any]:
-    flt = invoices.InvoiceFilter(
-        status=args.status or (),
+    if args.account:
+        ensure_account(session, ctx.scope, args.account)
+    flt = invoices.invoice_filter(
+        status=args.status,
         overdue=args.overdue,
         stale=args.stale,
         account=args.account,
@@ -52,8 +54,6 @@ def _search(ctx: ToolContext, args: SearchArgs, session: Session) -> dict[str, A
         page=args.page,
         page_size=args.limit,
     )
-    if args.account:
-        ensure_account(session, ctx.scope, args.account)
     page = invoices.search_invoices(session, ctx.scope, flt, ctx.as_of)
     return {"total": page.total, "page": page.page, "invoices": [compact(r, ctx) for r in page.items]}
 

@@ -10,8 +10,7 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from lumo.crm import recording
-from lumo.crm.errors import NotFound
-from lumo.crm.invoices import get_row
+from lumo.crm.invoices import get_invoice
 from lumo.db.models import Invoice
 from tools.base import Args, ToolContext, tool
 
@@ -21,11 +20,7 @@ Method = Literal["bank_transfer", "card", "check", "cash", "direct_debit", "othe
 
 
 def _invoice(ctx: ToolContext, session: Session, number: str) -> Invoice:
-    row = get_row(session, ctx.scope, number)  # NotFound outside scope
-    inv = session.get(Invoice, row.id)
-    if inv is None:
-        raise NotFound(f"invoice {number} not found")
-    return inv
+    return get_invoice(session, ctx.scope, number)  # NotFound outside scope
 
 
 class PromiseArgs(Args):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lumo.agent.contracts import Decision, PendingRecord
 from lumo.crm.errors import InvalidInput, NotFound
 
 RETRY_KEY = "retry"  # a tool result with this key ran into a transient failure: the action stays pending
@@ -19,7 +20,7 @@ class AlreadyDecided(NotFound):
         self.body = {"outcome": outcome}
 
 
-def outcome_of(action: dict[str, Any], decision: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+def outcome_of(action: PendingRecord, decision: Decision, content: dict[str, Any]) -> dict[str, Any]:
     """The record kept in the thread: which decision won and what it did."""
     if "error" in content:
         result, detail = "failed", str(content["error"])
@@ -30,7 +31,7 @@ def outcome_of(action: dict[str, Any], decision: dict[str, Any], content: dict[s
     return {
         "action_id": action["id"],
         "tool": action["tool"],
-        "decision": decision.get("type", "approve"),
+        "decision": decision.type,
         "result": result,
         "detail": detail,
     }

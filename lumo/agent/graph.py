@@ -22,6 +22,7 @@ from langgraph.types import interrupt
 from lumo.agent import answers, callids, toolrun
 from lumo.agent.clock import action_day
 from lumo.agent.context import AgentContext
+from lumo.agent.contracts import Decision, PendingRecord, public_action
 from lumo.agent.deadline import TurnTimeout
 from lumo.agent.decisions import RETRY_KEY, outcome_of
 from lumo.agent.facts import TurnFacts
@@ -30,7 +31,7 @@ from lumo.agent.intents import Intent
 from lumo.agent.state import AgentState
 from lumo.agent.understand import plan_state, understand
 from lumo.crm.book import BookNames, book_names
-from lumo.crm.drafts import draft_for_invoice, facts_for_invoices
+from lumo.crm.drafts import DraftJson, draft_for_invoice, facts_for_invoices
 from lumo.crm.grounding import check_grounding, facts_in_text
 from lumo.crm.lifecycle import AsOf
 from lumo.llm import ModelError, ModelReply, ModelUnavailable
@@ -81,7 +82,8 @@ def _collect(name: str, result: dict[str, Any], items: list[dict[str, Any]], dra
 
 async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: AgentState) -> dict[str, Any]:
     tctx, actx = tool_context(ctx), action_context(ctx)
-    messages, pending = [], []
+    messages: list[dict[str, Any]] = []
+    pending: list[PendingRecord] = []
     items, drafts = list(state.get("items", [])), list(state.get("drafts", []))
     rewrites = state.get("email_rewrites", 0)
     notes = list(state.get("notes", []))
@@ -117,13 +119,13 @@ async def _run_reads(ctx: AgentContext, calls: list[dict[str, Any]], state: Agen
             continue
         # The index of the asking message makes ids unique in the thread even when call ids repeat.
         pending.append(
-            {
-                "id": f"a{len(state['messages']) - 1}-{call['id']}",
-                "call_id": call["id"],
-                "tool": tool.name,
-                "args": args.model_dump(mode="json"),
-                "description": description,
-            }
+            PendingRecord(
+                id=f"a{len(state['messages']) - 1}-{call['id']}",
+                call_id=call["id"],
+                tool=tool.name,
+                args=args.model_dump(mode="json"),
+                description=description,
+            )
         )
     return {
         "messages": messages,
@@ -147,7 +149,7 @@ async def _guard_email(ctx: AgentContext, as_of: AsOf, args: Any, rewrites: int)
     # The chat's day is ahead of today: the email was written from reads about that day, so today's draft replaces it.
     ahead = as_of.today != ctx.as_of.today
 
-    def check() -> tuple[list[Any], dict[str, Any] | None]:
+    def check() -> tuple[list[Any], DraftJson | None]:
         with ctx.session_factory() as session:
             if ahead:
                 return [], draft_for_invoice(session, ctx.scope, args.invoice_numbers[0], as_of).as_json()
@@ -367,10 +369,6 @@ async def tools_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[
     return await _run_reads(runtime.context, state["messages"][-1].get("tool_calls", []), state)
 
 
-def public_action(action: dict[str, Any]) -> dict[str, Any]:
-    return {k: action[k] for k in ("id", "tool", "args", "description")}
-
-
 async def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     decided = state.get("decisions", {})
     undecided = [a for a in state.get("pending", []) if a["id"] not in decided]
@@ -399,20 +397,23 @@ async def _edit_mismatches(ctx: AgentContext, args: Any) -> str:
 async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     tctx = action_context(ctx)
-    messages, held, notes = [], [], list(state.get("notes", []))
-    still_pending, retry_note = [], ""
+    messages: list[dict[str, Any]] = []
+    held: list[PendingRecord] = []
+    notes = list(state.get("notes", []))
+    still_pending: list[PendingRecord] = []
+    retry_note = ""
     decided = dict(state.get("decided", {}))
     for action in state.get("pending", []):
-        decision = state["decisions"][action["id"]]
-        if decision.get("type") == "reject":
-            content: dict[str, Any] = {"rejected": True, "feedback": decision.get("reason") or "rejected by the rep"}
+        decision = Decision.of(state["decisions"][action["id"]])
+        if decision.type == "reject":
+            content: dict[str, Any] = {"rejected": True, "feedback": decision.reason or "rejected by the rep"}
         else:
             tool = REGISTRY[action["tool"]]
             try:
-                args = toolrun.validate(tool, {**action["args"], **(decision.get("args") or {})})
-                edited = tool.name == "send_email" and (decision.get("type") == "edit" or action.get("edited"))
+                args = toolrun.validate(tool, {**action["args"], **(decision.args or {})})
+                edited = tool.name == "send_email" and (decision.type == "edit" or action.get("edited"))
                 mismatch = await _edit_mismatches(ctx, args) if edited else ""
-                if mismatch and not decision.get("approve_anyway"):
+                if mismatch and not decision.approve_anyway:
                     # The guard checks the rep's words too: show the mismatch, send nothing until told explicitly.
                     held.append(_held(action, args, mismatch))
                     continue
@@ -439,7 +440,7 @@ async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
     }
 
 
-def _held(action: dict[str, Any], args: Any, mismatch: str) -> dict[str, Any]:
+def _held(action: PendingRecord, args: Any, mismatch: str) -> PendingRecord:
     """The edited action back in front of the rep, with what the guard found."""
     base = action.get("base_description") or action["description"]
     return {

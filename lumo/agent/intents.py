@@ -13,27 +13,6 @@ from typing import Any
 
 from babel.numbers import list_currencies
 
-INTENTS = (
-    "priorities",
-    "overdue",
-    "stale",
-    "invoice",
-    "draft",
-    "send",
-    "health",
-    "risk",
-    "create_task",
-    "change_status",
-    "log_note",
-    "team",
-    "tasks",
-    "contacts",
-    "changes",
-    "disputes",
-    "help",
-    "clarify",
-    "unknown",
-)
 DEFAULT_REASON = "Requested by the rep in chat"
 MAX_INVOICES = 5  # a chat message naming more invoices than this is a list, not a request about each
 

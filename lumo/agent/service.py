@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent import toolrun
 from lumo.agent.context import AgentContext, Model
+from lumo.agent.contracts import Decision, PendingAction, TurnResult, public_action
 from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
 from lumo.agent.decisions import already_decided, refuse_nul
-from lumo.agent.graph import build_graph, public_action
+from lumo.agent.graph import build_graph
 from lumo.agent.locks import thread_lock
 from lumo.agent.offline import OfflineModel
 from lumo.agent.state import new_turn
@@ -76,9 +77,7 @@ class Lumo:
         """Thread ids are per user: the same id from another user is another thread."""
         return f"{scope.user_id}/{thread_id}"
 
-    async def ask(
-        self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime, thread_id: str | None = None
-    ) -> dict[str, Any]:
+    async def ask(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime, thread_id: str | None = None) -> TurnResult:
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
         await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
@@ -92,7 +91,7 @@ class Lumo:
         as_of: AsOf,
         now: dt.datetime,
         thread_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> TurnResult:
         """Start a turn that proposes these side effects as they are (no model): they wait for approval like any.
 
         `message` says in the thread what was asked; a call with bad arguments comes back as an error.
@@ -173,7 +172,7 @@ class Lumo:
         edit: dict[str, Any] | None = None,
         reject: str | None = None,
         approve_anyway: bool = False,
-    ) -> dict[str, Any]:
+    ) -> TurnResult:
         """Decide pending actions: approve (default), edit (changed arguments) or reject (with feedback).
 
         `approve_anyway` sends an edited email whose facts the guard could not match: explicit, and logged.
@@ -210,33 +209,31 @@ class Lumo:
         thread_id: str,
         key: str,
         config: dict[str, Any],
-        chosen: list[dict[str, Any]],
+        chosen: list[PendingAction],
         as_of: AsOf,
         now: dt.datetime,
         edit: dict[str, Any] | None,
         reject: str | None,
         approve_anyway: bool,
-    ) -> dict[str, Any]:
+    ) -> TurnResult:
         if edit is not None and len(chosen) > 1:
             raise InvalidInput("several actions are waiting: name the one to edit with --action")
+        if approve_anyway and reject is not None:
+            raise InvalidInput("approve anyway or reject, not both")
         if reject is not None:
-            decision: dict[str, Any] = {"type": "reject", "reason": reject}
+            decision = Decision("reject", reason=reject)
         elif edit is not None:
-            decision = {"type": "edit", "args": edit}
+            decision = Decision("edit", args=edit, approve_anyway=approve_anyway)
         else:
-            decision = {"type": "approve"}
-        if approve_anyway:
-            if reject is not None:
-                raise InvalidInput("approve anyway or reject, not both")
-            decision["approve_anyway"] = True
-        resume: Command[str] = Command(resume={"decisions": {a["id"]: decision for a in chosen}})
+            decision = Decision("approve", approve_anyway=approve_anyway)
+        resume: Command[str] = Command(resume={"decisions": {a["id"]: decision.as_state() for a in chosen}})
         await self.graph.ainvoke(resume, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
         return await self.result(scope, thread_id)
 
-    async def _pending(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _pending(self, config: dict[str, Any]) -> list[PendingAction]:
         return _waiting(await self.graph.aget_state(config))
 
-    async def result(self, scope: Scope, thread_id: str) -> dict[str, Any]:
+    async def result(self, scope: Scope, thread_id: str) -> TurnResult:
         """The `lumo ask --json` shape for the thread's latest state."""
         config = {"configurable": {"thread_id": self.thread_key(scope, thread_id)}}
         snapshot = await self.graph.aget_state(config)
@@ -252,16 +249,16 @@ class Lumo:
             reply = "I need your approval before I do this:\n" + "\n".join(lines)
             if values.get("retry_note"):
                 reply = f"{values['retry_note']}\n\n{reply}"
-        return {
-            "thread_id": thread_id,
-            "reply": reply,
-            "model": values.get("model") or "lumo-offline",
-            "items": values.get("items", []),
-            "drafts": values.get("drafts", []),
-            "pending_actions": [public_action(a) for a in pending],
-            "usage": values.get("usage", {}),
-            "notes": values.get("notes", []),
-        }
+        return TurnResult(
+            thread_id=thread_id,
+            reply=reply,
+            model=values.get("model") or "lumo-offline",
+            items=values.get("items", []),
+            drafts=values.get("drafts", []),
+            pending_actions=[public_action(a) for a in pending],
+            usage=values.get("usage", {}),
+            notes=values.get("notes", []),
+        )
 
 
 def _first_error(snapshot: Any) -> str | None:
@@ -276,7 +273,7 @@ def _first_error(snapshot: Any) -> str | None:
     return None
 
 
-def _waiting(snapshot: Any) -> list[dict[str, Any]]:
+def _waiting(snapshot: Any) -> list[PendingAction]:
     """The actions a thread's snapshot is paused on."""
     if not snapshot.next or not snapshot.interrupts:
         return []

@@ -5,13 +5,15 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
+from lumo.agent.contracts import PendingRecord
+
 
 class AgentState(TypedDict, total=False):
     messages: Annotated[list[dict[str, Any]], operator.add]  # the whole thread, only ever appended
     turn_start: int  # index of this turn's user message
     steps: int  # model calls this turn
-    pending: list[dict[str, Any]]  # side effects awaiting the rep: {id, call_id, tool, args, description}
-    decisions: dict[str, dict[str, Any]]  # action id -> {type: approve|edit|reject, args?, reason?}
+    pending: list[PendingRecord]  # side effects awaiting the rep
+    decisions: dict[str, dict[str, Any]]  # action id -> its Decision, as_state()
     items: list[dict[str, Any]]  # structured items the answer used (priorities, invoices, findings)
     drafts: list[dict[str, Any]]
     model: str

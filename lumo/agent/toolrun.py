@@ -9,14 +9,13 @@ import asyncio
 import json
 import logging
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from lumo.agent.decisions import RETRY_KEY
+from lumo.crm import actions_log
 from lumo.crm.errors import LumoError
-from lumo.db.models import AgentAction
 from lumo.db.outage import DB_UNAVAILABLE, is_transient
 from tools import REGISTRY, Args, Tool, ToolContext
 from tools.base import omit_nulls
@@ -86,28 +85,9 @@ async def describe(ctx: ToolContext, tool: Tool, args: Args) -> str:
 
 
 def _execute_sync(ctx: ToolContext, tool: Tool, args: Args, action_id: str) -> dict[str, Any]:
+    action = actions_log.Action(action_id, ctx.thread_id, ctx.scope.user_id, tool.name, args.model_dump_json(), ctx.now)
     with ctx.session_factory() as session:
-        done = session.get(AgentAction, action_id)
-        if done is not None:  # resumed after it ran: return what it did, do not do it again
-            return cast(dict[str, Any], json.loads(done.result))
-        result = tool.run(replace(ctx, action_id=action_id), args, session)
-        session.add(
-            AgentAction(
-                id=action_id,
-                thread_id=ctx.thread_id,
-                user_id=ctx.scope.user_id,
-                tool=tool.name,
-                args=args.model_dump_json(),
-                result=json.dumps(result, default=str),
-                executed_at=ctx.now,
-            )
-        )
-        try:
-            session.commit()
-        except IntegrityError:  # another worker ran it at the same moment
-            session.rollback()
-            return cast(dict[str, Any], json.loads(session.get(AgentAction, action_id).result))  # type: ignore[union-attr]
-        return result
+        return actions_log.run_once(session, action, lambda: tool.run(replace(ctx, action_id=action_id), args, session))
 
 
 async def execute(ctx: ToolContext, tool: Tool, args: Args, action_id: str) -> dict[str, Any]:

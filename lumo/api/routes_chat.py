@@ -7,11 +7,11 @@ import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
+from lumo.agent.contracts import TurnResult
 from lumo.api.deps import CurrentScope, LumoDep, Now
 from lumo.api.openapi import ERRORS
 from lumo.api.schemas import ChatRequest, ChatResponse, DecisionRequest
@@ -31,7 +31,7 @@ def _as_of(scope: Scope, date: str | None, now: dt.datetime) -> AsOf:
 
 
 @router.post("/chat", response_model=ChatResponse, summary="Run one chat turn")
-async def chat(request: Request, body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> dict[str, Any]:
+async def chat(request: Request, body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
     """Ask Lumo; the reply may wait on pending actions that need a decision."""
     result = await lumo.ask(scope, body.message, as_of=_as_of(scope, body.date, now), now=now, thread_id=body.thread_id)
     await _remember(request, scope, result["thread_id"], body.message, now)
@@ -73,7 +73,7 @@ async def chat_stream(request: Request, body: ChatRequest, scope: CurrentScope, 
 @router.post("/threads/{thread_id}/decision", response_model=ChatResponse, summary="Approve, edit or reject")
 async def decide(
     request: Request, thread_id: str, body: DecisionRequest, scope: CurrentScope, lumo: LumoDep, now: Now
-) -> dict[str, Any]:
+) -> TurnResult:
     """Decide the actions a thread waits on, then continue the turn."""
     if body.decision == "edit" and not body.args:
         raise InvalidInput("an edit needs `args` with the changed arguments")
@@ -92,5 +92,5 @@ async def decide(
 
 
 @router.get("/threads/{thread_id}", response_model=ChatResponse, summary="A thread's latest turn")
-async def thread(thread_id: str, scope: CurrentScope, lumo: LumoDep) -> dict[str, Any]:
+async def thread(thread_id: str, scope: CurrentScope, lumo: LumoDep) -> TurnResult:
     return await lumo.result(scope, thread_id)

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query
 
 from lumo.api.deps import AsOfDep, SessionDep
 from lumo.api.openapi import ERRORS
-from lumo.api.schemas import AccountsResponse, InvoicePageResponse, ItemsResponse
+from lumo.api.schemas import AccountsResponse, DraftResponse, InvoiceDetail, InvoicePageResponse, ItemsResponse
 from lumo.api.view import ViewScope
-from lumo.crm.drafts import draft_for_invoice
+from lumo.crm.drafts import DraftJson, draft_for_invoice
 from lumo.crm.dso import dso_report
 from lumo.crm.health import account_health, revenue_at_risk
-from lumo.crm.invoices import MAX_PAGE_SIZE, InvoiceFilter, actionable_rows, invoice_history, invoice_json, search_invoices
+from lumo.crm.invoices import MAX_PAGE_SIZE, actionable_rows, invoice_filter, invoice_history, search_invoices
 from lumo.crm.lifecycle import Bucket
 from lumo.crm.lifecycle import InvoiceStatus as Status
 from lumo.crm.priorities import compute_priorities
@@ -43,8 +43,8 @@ def invoices(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> dict[str, Any]:
-    flt = InvoiceFilter(
-        status=status or (),
+    flt = invoice_filter(
+        status=status,
         overdue=overdue,
         stale=stale,
         account=account,
@@ -53,22 +53,18 @@ def invoices(
         page=page,
         page_size=page_size,
     )
-    result = search_invoices(session, scope, flt, as_of)
-    return {
-        "items": [invoice_json(r, as_of) for r in result.items],
-        "total": result.total,
-        "page": result.page,
-        "page_size": result.page_size,
-    }
+    return search_invoices(session, scope, flt, as_of).as_json(as_of)
 
 
-@router.get("/invoices/{number}", summary="One invoice with its history")
+@router.get("/invoices/{number}", response_model=InvoiceDetail, summary="One invoice with its history")
 def invoice(number: str, session: SessionDep, scope: ViewScope, as_of: AsOfDep) -> dict[str, Any]:
     return invoice_history(session, scope, number, as_of)
 
 
-@router.get("/invoices/{number}/draft", summary="The reminder email the tone ladder calls for (not sent)")
-def draft(number: str, session: SessionDep, scope: ViewScope, as_of: AsOfDep) -> dict[str, Any]:
+@router.get(
+    "/invoices/{number}/draft", response_model=DraftResponse, summary="The reminder email the tone ladder calls for (not sent)"
+)
+def draft(number: str, session: SessionDep, scope: ViewScope, as_of: AsOfDep) -> DraftJson:
     return draft_for_invoice(session, scope, number, as_of).as_json()
 
 

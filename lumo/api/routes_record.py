@@ -12,6 +12,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from lumo.agent.contracts import TurnResult
 from lumo.api.deps import CurrentScope, LumoDep, Now
 from lumo.api.openapi import DATE_HELP, ERRORS, DateText
 from lumo.api.schemas import ChatResponse, ThreadId
@@ -39,7 +40,7 @@ class FixStaleRequest(BaseModel):
 
 
 @router.post("/record", response_model=ChatResponse, summary="Propose recording a promise, payment, dispute or call")
-async def record(body: RecordRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> dict[str, Any]:
+async def record(body: RecordRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
     """The action waits for approval; a bad argument or an invoice outside your book is a 4xx."""
     as_of = AsOf.given(body.date, now, scope.tz)
     message = f"(api) {body.tool} {body.args.get('invoice_number', '')}".strip()
@@ -47,7 +48,7 @@ async def record(body: RecordRequest, scope: CurrentScope, lumo: LumoDep, now: N
 
 
 @router.post("/stale/fix", response_model=ChatResponse, summary="Propose the fix of every stale status together")
-async def fix_stale(body: FixStaleRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> dict[str, Any]:
+async def fix_stale(body: FixStaleRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
     """One thread, one action per fix: approve all, or some by action id, reject the rest."""
     as_of = AsOf.given(body.date, now, scope.tz)
 
@@ -58,6 +59,8 @@ async def fix_stale(body: FixStaleRequest, scope: CurrentScope, lumo: LumoDep, n
     calls = fix_calls(await asyncio.to_thread(findings), limit=body.limit)
     if not calls:
         reply = "No stale statuses: nothing to fix."
-        return {"thread_id": "", "reply": reply, "model": "lumo-offline", "items": [], "drafts": [], "pending_actions": []}
+        return TurnResult(
+            thread_id="", reply=reply, model="lumo-offline", items=[], drafts=[], pending_actions=[], usage={}, notes=[]
+        )
     message = "(api) fix all my stale statuses"
     return await lumo.propose(scope, calls, message=message, as_of=as_of, now=now, thread_id=body.thread_id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lumo.agent.contracts import DecisionType, TurnResult
 from lumo.api.openapi import DATE_HELP, DateText
+from lumo.crm.drafts import DraftJson
+from lumo.crm.lifecycle import Bucket, InvoiceStatus
 
 ThreadId = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Continue this thread.")
 
@@ -22,27 +25,13 @@ class ChatRequest(BaseModel):
     )
 
 
-class PendingAction(BaseModel):
-    id: str
-    tool: str
-    args: dict[str, Any]
-    description: str
-
-
-class ChatResponse(BaseModel):
-    thread_id: str
-    reply: str
-    model: str
-    items: list[dict[str, Any]]
-    drafts: list[dict[str, Any]]
-    pending_actions: list[PendingAction]
-    usage: dict[str, int] = {}
-    notes: list[str] = []
+class ChatResponse(TurnResult):
+    """One chat turn: Lumo's reply, or the actions it waits on (decide them with POST /v1/threads/{id}/decision)."""
 
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decision: Literal["approve", "edit", "reject"] = "approve"
+    decision: DecisionType = "approve"
     action_id: str | None = Field(
         default=None, max_length=300, description="One action, or several comma-separated (default: all waiting)."
     )
@@ -56,13 +45,6 @@ class DecisionRequest(BaseModel):
 
 class ItemsResponse(BaseModel):
     items: list[dict[str, Any]]
-
-
-class InvoicePageResponse(BaseModel):
-    items: list[dict[str, Any]]
-    total: int
-    page: int
-    page_size: int
 
 
 class AccountsResponse(BaseModel):
@@ -86,3 +68,62 @@ class Health(BaseModel):
 
 class Readiness(Health):
     model: ModelStatus | None = None  # when a real model is configured: its last known state
+
+
+class InvoiceSummary(BaseModel):
+    """An invoice as the searches list it (the items of GET /v1/invoices and `lumo invoices --json`)."""
+
+    invoice_number: str
+    account: str
+    status: InvoiceStatus
+    amount: str = Field(description="Decimal as a string, e.g. '1250.00'; the currency is `currency`.")
+    amount_paid: str
+    balance: str
+    currency: str = Field(description="ISO-4217 code.")
+    issue_date: str
+    due_date: str
+    days_overdue: int
+    bucket: Bucket
+    promise_to_pay_date: str | None
+    dispute_reason: str | None
+
+
+class InvoicePageResponse(BaseModel):
+    items: list[InvoiceSummary]
+    total: int
+    page: int
+    page_size: int
+
+
+class InvoiceContactOut(BaseModel):
+    name: str
+    email: str
+    do_not_contact: bool
+
+
+class PaymentOut(BaseModel):
+    amount: str
+    paid_at: str
+
+
+class HistoryEvent(BaseModel):
+    kind: str
+    at: str
+    by: str | None
+    text: str | None
+    from_status: str | None = Field(alias="from")  # the status before a status change
+    to: str | None
+
+
+class InvoiceDetail(InvoiceSummary):
+    """One invoice with its contacts, payments, every event in order, and its stale findings."""
+
+    payment_url: str | None
+    contacts: list[InvoiceContactOut]
+    payments: list[PaymentOut]
+    history: list[HistoryEvent]
+    stale: list[dict[str, Any]]
+
+
+class DraftResponse(DraftJson):
+    """The reminder the tone ladder calls for, never sent; `skipped_reason` says why no email should go out."""

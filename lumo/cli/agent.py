@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json as jsonlib
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +12,7 @@ from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, emit_json, se
 from lumo.crm.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from lumo.agent.contracts import TurnResult
     from lumo.crm.scope import Scope
 
 
@@ -27,7 +28,7 @@ def _scope(email: str) -> Scope:
         engine.dispose()
 
 
-def _show(result: dict[str, Any], rep: str, as_json: bool) -> None:
+def _show(result: TurnResult, rep: str, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
@@ -62,7 +63,7 @@ def ask(
     now = dt.datetime.now(dt.UTC)
     as_of = as_of_for(scope, date, now)
 
-    async def run() -> dict[str, Any]:
+    async def run() -> TurnResult:
         async with open_lumo(settings().database_url) as lumo:
             return await lumo.ask(scope, message, as_of=as_of, now=now, thread_id=thread)
 
@@ -101,7 +102,7 @@ def approve(
     now = dt.datetime.now(dt.UTC)
     as_of = as_of_for(scope, date, now)
 
-    async def run() -> dict[str, Any]:
+    async def run() -> TurnResult:
         async with open_lumo(settings().database_url) as lumo:
             return await lumo.approve(
                 scope, thread, as_of=as_of, now=now, action_id=action, edit=changes, reject=reject, approve_anyway=approve_anyway

@@ -88,11 +88,12 @@ def invoices(
     page_size: int = 50,
 ) -> None:
     """Search invoices (paged)."""
-    from lumo.crm.invoices import InvoiceFilter, invoice_json, search_invoices
+    from lumo.crm.invoices import invoice_filter, search_invoices
     from lumo.crm.scope import scope_for_email
 
-    flt = InvoiceFilter(
-        status=status or (),
+    # Validated before the database opens: a bad filter is the same error everywhere.
+    flt = invoice_filter(
+        status=status,
         overdue=overdue,
         stale=stale,
         account=account,
@@ -101,17 +102,15 @@ def invoices(
         page=page,
         page_size=page_size,
     )
-    flt.validate()  # before opening the database: a bad filter is the same error everywhere
     with open_session() as session:
         scope = scope_for_email(session, rep)
         as_of = as_of_for(scope, date)
-        result = search_invoices(session, scope, flt, as_of)
-    items = [invoice_json(r, as_of) for r in result.items]
+        result = search_invoices(session, scope, flt, as_of).as_json(as_of)
     if json:
-        emit_json({"items": items, "total": result.total, "page": result.page, "page_size": result.page_size})
+        emit_json(result)
         return
     _table(
-        f"Invoices ({result.total} in all, page {result.page})",
+        f"Invoices ({result['total']} in all, page {result['page']})",
         ["invoice", "account", "status", "balance", "due", "late"],
         [
             [
@@ -122,7 +121,7 @@ def invoices(
                 i["due_date"],
                 str(i["days_overdue"]),
             ]
-            for i in items
+            for i in result["items"]
         ],
         right=("balance", "late"),
     )

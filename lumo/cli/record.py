@@ -7,13 +7,16 @@ or some with `--action`).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lumo.cli.agent import _scope, _show
 from lumo.cli.app import DateOpt, JsonOpt, RepOpt, app, as_of_for, open_session, settings
 from lumo.crm.lifecycle import parse_day
+
+if TYPE_CHECKING:
+    from lumo.agent.contracts import TurnResult
 
 record_app = typer.Typer(no_args_is_help=True, help="Record what a customer told you (proposed; approve with `lumo approve`).")
 app.add_typer(record_app, name="record")
@@ -39,7 +42,7 @@ def _propose(
     now = dt.datetime.now(dt.UTC)
     as_of = as_of_for(scope, date, now)
 
-    async def run() -> dict[str, Any]:
+    async def run() -> TurnResult:
         async with open_lumo(settings().database_url) as lumo:
             return await lumo.propose(scope, calls, message=message, as_of=as_of, now=now, thread_id=thread)
 

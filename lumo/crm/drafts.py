@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict  # pydantic reads TypedDicts from typing_extensions on Python 3.11
 
 from lumo.crm.accounts import resolve_account
 from lumo.crm.addresses import address_key, one_line
@@ -24,6 +25,19 @@ from lumo.templates import render
 COOLDOWN_DAYS = 3
 
 
+class DraftJson(TypedDict):
+    """A draft as `lumo draft --json` prints it and GET /v1/invoices/{number}/draft returns it."""
+
+    to: list[str]
+    cc: list[str]
+    subject: str
+    body: str
+    tone: Tone | None
+    invoice_numbers: list[str]
+    facts: dict[str, Any]
+    skipped_reason: str | None  # why no email should go out (None: send it once approved)
+
+
 @dataclass
 class Draft:
     to: list[str]
@@ -36,17 +50,17 @@ class Draft:
     skipped_reason: str | None = None
     sender: str = ""
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "cc": self.cc,
-            "subject": self.subject,
-            "body": self.body,
-            "tone": self.tone,
-            "invoice_numbers": self.invoice_numbers,
-            "facts": self.facts,
-            "skipped_reason": self.skipped_reason,
-        }
+    def as_json(self) -> DraftJson:
+        return DraftJson(
+            to=self.to,
+            cc=self.cc,
+            subject=self.subject,
+            body=self.body,
+            tone=self.tone,
+            invoice_numbers=self.invoice_numbers,
+            facts=self.facts,
+            skipped_reason=self.skipped_reason,
+        )
 
 
 def skip_reason(inv: InvoiceRow, as_of: AsOf, cooldown_days: int = COOLDOWN_DAYS) -> str | None:

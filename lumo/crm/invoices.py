@@ -89,6 +89,14 @@ def get_row(session: Session, scope: Scope, number: str) -> InvoiceRow:
     return (exact or sorted(rows, key=lambda r: r.number))[0]
 
 
+def get_invoice(session: Session, scope: Scope, number: str) -> Invoice:
+    """The invoice itself, for a write: found like `get_row`, so out of scope is reported exactly like missing."""
+    invoice = session.get(Invoice, get_row(session, scope, number).id)
+    if invoice is None:  # deleted between the two reads
+        raise NotFound(f"invoice {number} not found")
+    return invoice
+
+
 def overdue_clause(today: dt.date) -> Any:
     return and_(Invoice.status.in_(sorted(CHASEABLE_STATUSES)), Invoice.due_date < today, Invoice.amount > Invoice.amount_paid)
 
@@ -116,12 +124,47 @@ class InvoiceFilter:
             raise InvalidInput(f"page must be >= 1 and page size between 1 and {MAX_PAGE_SIZE}")
 
 
+def invoice_filter(
+    *,
+    status: Sequence[str] | None = None,
+    overdue: bool = False,
+    stale: bool = False,
+    account: str | None = None,
+    bucket: str | None = None,
+    currency: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> InvoiceFilter:
+    """The filter of `lumo invoices` and GET /v1/invoices from their options, validated: the same error everywhere."""
+    flt = InvoiceFilter(
+        status=tuple(status or ()),
+        overdue=overdue,
+        stale=stale,
+        account=account,
+        bucket=bucket,
+        currency=currency,
+        page=page,
+        page_size=page_size,
+    )
+    flt.validate()
+    return flt
+
+
 @dataclass(frozen=True)
 class InvoicePage:
     items: list[InvoiceRow]
     total: int
     page: int
     page_size: int
+
+    def as_json(self, as_of: AsOf) -> dict[str, Any]:
+        """The page as `lumo invoices --json` prints it and GET /v1/invoices returns it."""
+        return {
+            "items": [invoice_json(r, as_of) for r in self.items],
+            "total": self.total,
+            "page": self.page,
+            "page_size": self.page_size,
+        }
 
 
 def filtered_query(scope: Scope, flt: InvoiceFilter, as_of: AsOf) -> Select[*tuple[Any, ...]]:

@@ -1,4 +1,5 @@
-"""Reading tasks under a scope: a task is seen by whoever sees its owner, its links only by whoever sees them.
+"""Tasks: creating one, and reading them under a scope (a task is seen by whoever sees its owner, its links only
+by whoever sees them).
 
 A task's account or invoice may sit in another owner's book (a rep moved teams, an old import):
 its owner's manager then sees the task, but not that account's name or that invoice's number.
@@ -7,6 +8,7 @@ its owner's manager then sees the task, but not that account's name or that invo
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, select, true
@@ -55,3 +57,26 @@ def open_tasks(session: Session, scope: Scope, today: dt.date, due_by: dt.date |
         }
         for tid, title, due, account, number in session.execute(query).all()
     ]
+
+
+def create_task(
+    session: Session,
+    *,
+    owner_id: str,
+    title: str,
+    due_date: dt.date,
+    invoice: Invoice | None = None,
+    account_id: str | None = None,
+) -> dict[str, Any]:
+    """Add an open task to the session's transaction; a task about an invoice is on that invoice's account."""
+    task = Task(
+        id=f"t-{uuid.uuid4().hex[:12]}",
+        owner_id=owner_id,
+        account_id=invoice.account_id if invoice else account_id,
+        invoice_id=invoice.id if invoice else None,
+        title=title,
+        due_date=due_date,
+        done=False,
+    )
+    session.add(task)
+    return {"task_id": task.id, "title": task.title, "due_date": due_date.isoformat()}

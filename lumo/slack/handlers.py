@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo.agent.contracts import Decision, PendingAction, TurnResult
 from lumo.agent.decisions import AlreadyDecided
 from lumo.agent.service import Lumo
 from lumo.crm.errors import InvalidInput, LumoError, NotFound
@@ -72,19 +73,13 @@ class Click:
     decision: str  # "approve" or "reject"
 
 
-@dataclass(frozen=True)
-class Decision:
-    kind: str  # "approve" or "reject"
-    reason: str | None = None
-
-
 _APPROVE = re.compile(r"(?:approve|approved|yes)[\s.!]*", re.IGNORECASE)
 _REJECT = re.compile(r"(?:reject|no)\b[\s:,.\-]*(.*)", re.IGNORECASE | re.DOTALL)
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 def parse_decision(text: str) -> Decision | None:
-    """ "approve" / "yes", or "reject <reason>" / "no <reason>"; anything else is a question."""
+    """ "approve" / "yes", or "reject <reason>" / "no <reason>"; anything else is a question. (No edits in Slack.)"""
     text = text.strip()
     if _APPROVE.fullmatch(text):
         return Decision("approve")
@@ -285,7 +280,7 @@ async def answer_click(rt: SlackRuntime, click: Click, now: dt.datetime) -> None
     await _post_result(rt, click.channel, click.thread_ts, result, lead=f"<@{click.user}> {verb} {click.action_id}.")
 
 
-async def _turn(rt: SlackRuntime, scope: Scope, thread_id: str, text: str, now: dt.datetime) -> dict[str, Any]:
+async def _turn(rt: SlackRuntime, scope: Scope, thread_id: str, text: str, now: dt.datetime) -> TurnResult:
     as_of = AsOf.at(now, scope.tz)
     async with rt.thread_lock(scope, thread_id):
         if await _waiting(rt.lumo, scope, thread_id):
@@ -293,7 +288,7 @@ async def _turn(rt: SlackRuntime, scope: Scope, thread_id: str, text: str, now: 
             if decision is None:
                 raise InvalidInput(WAITING_HINT)
             return await rt.lumo.approve(
-                scope, thread_id, as_of=as_of, now=now, reject=decision.reason if decision.kind == "reject" else None
+                scope, thread_id, as_of=as_of, now=now, reject=decision.reason if decision.type == "reject" else None
             )
         return await rt.lumo.ask(scope, text, as_of=as_of, now=now, thread_id=thread_id)
 
@@ -306,7 +301,7 @@ async def _waiting(lumo: Lumo, scope: Scope, thread_id: str) -> bool:
 
 
 async def _run_and_post(
-    rt: SlackRuntime, channel: str, thread_ts: str, job: Coroutine[Any, Any, dict[str, Any]], thread_id: str
+    rt: SlackRuntime, channel: str, thread_ts: str, job: Coroutine[Any, Any, TurnResult], thread_id: str
 ) -> None:
     try:
         result = await job
@@ -320,7 +315,7 @@ async def _run_and_post(
     await _post_result(rt, channel, thread_ts, result)
 
 
-async def _post_result(rt: SlackRuntime, channel: str, thread_ts: str, result: dict[str, Any], lead: str = "") -> None:
+async def _post_result(rt: SlackRuntime, channel: str, thread_ts: str, result: TurnResult, lead: str = "") -> None:
     reply = to_mrkdwn(result.get("reply") or "Done.")
     text = f"{lead}\n{reply}" if lead else reply
     pending = result.get("pending_actions") or []
@@ -332,7 +327,7 @@ async def _post_result(rt: SlackRuntime, channel: str, thread_ts: str, result: d
 # ---- formatting ---------------------------------------------------------------------------------------------------
 
 
-def approval_blocks(lead: str, thread_id: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def approval_blocks(lead: str, thread_id: str, pending: list[PendingAction]) -> list[dict[str, Any]]:
     """Each pending action with its own Approve / Reject buttons (the message text lists them for notifications)."""
     shown = pending[:MAX_ACTIONS_SHOWN]
     blocks: list[dict[str, Any]] = [_section(lead[:SECTION_LIMIT])] if lead else []

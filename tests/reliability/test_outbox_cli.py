@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.cli import main
-from lumo.db.models import OutboxEmail
+from tests import factories as f
 from tests.reliability.smtp_faults import FaultySmtp
 
 SMALL_BOOK = Path(__file__).parent.parent / "data" / "small_book.json"
@@ -50,17 +50,7 @@ def test_an_uncertain_email_is_reported_then_retried_only_by_the_operator(
     lumo: Any, server: FaultySmtp, session_factory: sessionmaker[Session]
 ) -> None:
     with session_factory() as s:
-        s.add(
-            OutboxEmail(
-                action_id="act-1",
-                user_id="u1",
-                to="hank@globex.test",
-                subject="Reminder: INV-1042",
-                body="Hi Hank",
-                invoice_numbers="INV-1042",
-                created_at=NOW,
-            )
-        )
+        f.outbox_email(s, ["INV-1042"], to="hank@globex.test", body="Hi Hank", at=NOW)
         s.commit()
 
     code, out, _ = lumo("outbox", "send")

@@ -43,27 +43,9 @@ def queued(session_factory: sessionmaker[Session]) -> list[int]:
     with session_factory() as s:
         f.basic_book(s)
         numbers = [f.invoice(s, "a1", contacts=("c1",), days_overdue=d, amount=Decimal("900.00")).number for d in (10, 20)]
-        ids = [queue(s, n, subject=f"Reminder: {n}") for n in numbers]
+        ids = [f.outbox_email(s, [n], body="Hi Pat,\nplease have a look.", at=NOW) for n in numbers]
         s.commit()
     return ids
-
-
-def queue(s: Session, number: str, *, subject: str, to: str = "c1@customer.test") -> int:
-    email = OutboxEmail(
-        action_id=f"act-{number}",
-        user_id="u1",
-        to=to,
-        cc="",
-        subject=subject,
-        body="Hi Pat,\nplease have a look.",
-        invoice_numbers=number,
-        status="queued",
-        attempts=0,
-        created_at=NOW,
-    )
-    s.add(email)
-    s.flush()
-    return email.id
 
 
 def rows(session_factory: sessionmaker[Session]) -> dict[int, tuple[str, str | None, int]]:

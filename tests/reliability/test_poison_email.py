@@ -25,7 +25,6 @@ from lumo.digest import Mailer, send_outbox
 from tests import factories as f
 from tests.agent_support import approve, ask, build_book, open_lumo, scope_of
 from tests.reliability.smtp_faults import FaultySmtp
-from tests.reliability.test_outbox_faults import queue
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 POISON_SUBJECT = "Reminder: INV-1042\r\nBcc: attacker@evil.test"
@@ -48,9 +47,9 @@ def test_a_poison_row_is_marked_failed_with_its_reason_and_the_emails_after_it_s
     with session_factory() as s:
         f.basic_book(s)
         first, second, third = (f.invoice(s, "a1", contacts=("c1",), days_overdue=10).number for _ in range(3))
-        poison = queue(s, first, subject=POISON_SUBJECT)
-        smuggled = queue(s, second, subject="Reminder", to="ap,attacker@evil.test")
-        good = queue(s, third, subject=f"Reminder: {third}")
+        poison = f.outbox_email(s, [first], subject=POISON_SUBJECT, at=NOW)
+        smuggled = f.outbox_email(s, [second], subject="Reminder", to="ap,attacker@evil.test", at=NOW)
+        good = f.outbox_email(s, [third], at=NOW)
         s.commit()
 
     results = send_outbox(session_factory, mailer(server), NOW)
