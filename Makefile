@@ -11,7 +11,7 @@ $(BIN)/lumo: pyproject.toml
 	touch $(BIN)/lumo
 
 # Set up, seed demo data into lumo.db (first time), show the demo rep's priorities, then serve the API
-# on http://127.0.0.1:8000 with the offline model, printing a curl with a fresh demo token.
+# on http://127.0.0.1:8000 with the offline model, printing a curl with a fresh demo token and the web app sign-in link.
 run: $(BIN)/lumo
 	$(BIN)/lumo seed --demo --if-empty
 	$(BIN)/lumo priorities --rep demo@lumenbase.test --limit 5

@@ -9,9 +9,9 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from lumo import __version__
+from lumo import __version__, web
 from lumo.agent.runtime import open_lumo
-from lumo.api import docs, errors, routes_chat, routes_payments, routes_reads, routes_record
+from lumo.api import docs, errors, routes_chat, routes_payments, routes_reads, routes_record, routes_web
 from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     app.include_router(routes_record.router, dependencies=v1_guards)
     app.include_router(routes_payments.router, dependencies=v1_guards)
     app.include_router(routes_payments.webhooks)
+    app.include_router(routes_web.router, dependencies=v1_guards)
     app.include_router(slack_routes.router)
+    web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
     async def healthz() -> dict[str, str]:

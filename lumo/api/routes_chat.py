@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
 from lumo.agent.contracts import TurnResult
@@ -18,6 +19,7 @@ from lumo.crm.errors import InvalidInput, LumoError
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 from lumo.db.outage import DB_UNAVAILABLE, is_transient
+from lumo.web.threads import remember_thread
 
 log = logging.getLogger("lumo.api")
 router = APIRouter(prefix="/v1", tags=["chat"], responses=ERRORS)
@@ -29,15 +31,25 @@ def _as_of(scope: Scope, date: str | None, now: dt.datetime) -> AsOf:
 
 
 @router.post("/chat", response_model=ChatResponse, summary="Run one chat turn")
-async def chat(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
+async def chat(request: Request, body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
     """Ask Lumo; the reply may wait on pending actions that need a decision."""
-    return await lumo.ask(scope, body.message, as_of=_as_of(scope, body.date, now), now=now, thread_id=body.thread_id)
+    result = await lumo.ask(scope, body.message, as_of=_as_of(scope, body.date, now), now=now, thread_id=body.thread_id)
+    await _remember(request, scope, result["thread_id"], body.message, now)
+    return result
+
+
+async def _remember(request: Request, scope: Scope, thread_id: str, message: str | None, now: dt.datetime) -> None:
+    """List the thread among the user's recent ones (the web app's thread list): best effort, never fails a turn."""
+    try:
+        await asyncio.to_thread(remember_thread, request.app.state.session_factory, scope.user_id, thread_id, message, now)
+    except Exception:  # noqa: BLE001  (the turn itself is saved; only its place in the list is missing)
+        log.warning("web.thread_not_listed thread=%s", thread_id, exc_info=True)
 
 
 @router.post(
     "/chat/stream", summary="Run one chat turn as Server-Sent Events", responses={200: {"content": {"text/event-stream": {}}}}
 )
-async def chat_stream(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> EventSourceResponse:
+async def chat_stream(request: Request, body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> EventSourceResponse:
     """Events: `thread`, one `step` per graph step, then `message` (the /v1/chat body); `error` on failure."""
     as_of = _as_of(scope, body.date, now)
     stream = await lumo.ask_stream(scope, body.message, as_of=as_of, now=now, thread_id=body.thread_id)
@@ -45,6 +57,8 @@ async def chat_stream(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now
     async def events() -> AsyncIterator[dict[str, str]]:
         try:
             async for event in stream:
+                if event["event"] == "thread":
+                    await _remember(request, scope, event["data"]["thread_id"], body.message, now)
                 yield {"event": event["event"], "data": json.dumps(event["data"], default=str)}
         except LumoError as exc:
             yield {"event": "error", "data": json.dumps({"error": str(exc)})}
@@ -57,11 +71,13 @@ async def chat_stream(body: ChatRequest, scope: CurrentScope, lumo: LumoDep, now
 
 
 @router.post("/threads/{thread_id}/decision", response_model=ChatResponse, summary="Approve, edit or reject")
-async def decide(thread_id: str, body: DecisionRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
+async def decide(
+    request: Request, thread_id: str, body: DecisionRequest, scope: CurrentScope, lumo: LumoDep, now: Now
+) -> TurnResult:
     """Decide the actions a thread waits on, then continue the turn."""
     if body.decision == "edit" and not body.args:
         raise InvalidInput("an edit needs `args` with the changed arguments")
-    return await lumo.approve(
+    result = await lumo.approve(
         scope,
         thread_id,
         as_of=_as_of(scope, body.date, now),
@@ -71,6 +87,8 @@ async def decide(thread_id: str, body: DecisionRequest, scope: CurrentScope, lum
         reject=(body.reason or "rejected by the rep") if body.decision == "reject" else None,
         approve_anyway=body.approve_anyway,
     )
+    await _remember(request, scope, thread_id, None, now)
+    return result
 
 
 @router.get("/threads/{thread_id}", response_model=ChatResponse, summary="A thread's latest turn")

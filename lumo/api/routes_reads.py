@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from lumo.api.deps import AsOfDep, CurrentScope, SessionDep
+from lumo.api.deps import AsOfDep, SessionDep
 from lumo.api.openapi import ERRORS
 from lumo.api.schemas import AccountsResponse, DraftResponse, InvoiceDetail, InvoicePageResponse, ItemsResponse
+from lumo.api.view import ViewScope
 from lumo.crm.drafts import DraftJson, draft_for_invoice
 from lumo.crm.dso import dso_report
 from lumo.crm.health import account_health, revenue_at_risk
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/v1", tags=["reads"], responses=ERRORS)
 
 @router.get("/priorities", response_model=ItemsResponse, summary="Today's ranked work")
 def priorities(
-    session: SessionDep, scope: CurrentScope, as_of: AsOfDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
+    session: SessionDep, scope: ViewScope, as_of: AsOfDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> dict[str, Any]:
     return {"items": [i.as_json() for i in compute_priorities(session, scope, as_of, limit=limit)]}
 
@@ -31,7 +32,7 @@ def priorities(
 @router.get("/invoices", response_model=InvoicePageResponse, summary="Search invoices (paged)")
 def invoices(
     session: SessionDep,
-    scope: CurrentScope,
+    scope: ViewScope,
     as_of: AsOfDep,
     status: Annotated[list[Status] | None, Query()] = None,
     overdue: bool = False,
@@ -56,26 +57,26 @@ def invoices(
 
 
 @router.get("/invoices/{number}", response_model=InvoiceDetail, summary="One invoice with its history")
-def invoice(number: str, session: SessionDep, scope: CurrentScope, as_of: AsOfDep) -> dict[str, Any]:
+def invoice(number: str, session: SessionDep, scope: ViewScope, as_of: AsOfDep) -> dict[str, Any]:
     return invoice_history(session, scope, number, as_of)
 
 
 @router.get(
     "/invoices/{number}/draft", response_model=DraftResponse, summary="The reminder email the tone ladder calls for (not sent)"
 )
-def draft(number: str, session: SessionDep, scope: CurrentScope, as_of: AsOfDep) -> DraftJson:
+def draft(number: str, session: SessionDep, scope: ViewScope, as_of: AsOfDep) -> DraftJson:
     return draft_for_invoice(session, scope, number, as_of).as_json()
 
 
 @router.get("/stale", response_model=ItemsResponse, summary="Stale statuses with evidence and fix")
-def stale(session: SessionDep, scope: CurrentScope, as_of: AsOfDep) -> dict[str, Any]:
+def stale(session: SessionDep, scope: ViewScope, as_of: AsOfDep) -> dict[str, Any]:
     return {"items": [f.as_json() for f in stale_findings(actionable_rows(session, scope), as_of)]}
 
 
 @router.get("/accounts", response_model=AccountsResponse, summary="Account health and revenue at risk")
 def accounts(
     session: SessionDep,
-    scope: CurrentScope,
+    scope: ViewScope,
     as_of: AsOfDep,
     account: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,

@@ -19,6 +19,7 @@ def _demo_setup(host: str, port: int) -> None:
     from lumo.db.migrate import upgrade
     from lumo.db.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
     from lumo.db.session import make_engine
+    from lumo.web.signin import create_link, link_url
 
     url = settings().database_url
     upgrade(url)
@@ -30,15 +31,17 @@ def _demo_setup(host: str, port: int) -> None:
         engine.dispose()
     with open_session() as session:
         token = create_token(session, DEMO_REP_EMAIL, dt.datetime.now(dt.UTC), "demo")
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        page = link_url(base, create_link(session, DEMO_REP_EMAIL, dt.datetime.now(dt.UTC)))
         session.commit()
-    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     auth = f"-H 'Authorization: Bearer {token}'"
     typer.echo(
         f"Demo rep {DEMO_REP_EMAIL}, token {token}\nTry:\n"
         f"  curl -s {auth} {base}/v1/priorities\n"
         f"  curl -s {auth} -H 'Content-Type: application/json' "
         f'-d \'{{"message": "what should I do today?"}}\' {base}/v1/chat\n'
-        f"API docs: {base}/docs"
+        f"API docs: {base}/docs\n"
+        f"Web app: open {page} (a one-time sign-in link; `lumo web-link --user EMAIL` makes another)"
     )
 
 

@@ -239,6 +239,7 @@ __all__ = [
     "ApiToken",
     "BankLine",
     "Base",
+    "ChatThread",
     "Contact",
     "Deal",
     "DigestRun",
@@ -253,6 +254,7 @@ __all__ = [
     "Task",
     "ThreadLock",
     "User",
+    "WebLink",
     "Workspace",
 ]
 
@@ -370,3 +372,32 @@ class BankLine(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     imported_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+
+
+class WebLink(Base):
+    """A one-time sign-in link for the web app (`lumo web-link`): short-lived, exchanged once for a session token."""
+
+    __tablename__ = "web_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256: the link itself is never stored
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class ChatThread(Base):
+    """A user's chat threads for the web app's list: the conversation itself lives in the checkpointer."""
+
+    __tablename__ = "chat_threads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    thread_id: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "thread_id", name="uq_chat_threads_user_thread"),
+        Index("ix_chat_threads_user_updated", "user_id", "updated_at"),
+    )
