@@ -193,6 +193,19 @@ def test_a_later_turn_moves_a_thread_up_and_keeps_its_title(client: TestClient, 
     assert listed[0]["thread_id"] == first and listed[0]["title"] == "what should I do today?"
 
 
+def test_a_reopened_thread_reads_as_it_was_said_and_only_by_its_owner(client: TestClient, tokens: dict[str, str]) -> None:
+    first = chat(client, tokens, "which invoices of Globex are overdue?")
+    chat(client, tokens, "and Hooli?", thread_id=first["thread_id"])
+    path = f"/v1/threads/{first['thread_id']}/history"
+    messages = client.get(path, headers=auth(tokens, "u1")).json()["messages"]
+    assert messages == [
+        {"role": "user", "text": "which invoices of Globex are overdue?"},
+        {"role": "lumo", "text": first["reply"]},
+        {"role": "user", "text": "and Hooli?"},
+    ]
+    assert client.get(path, headers=auth(tokens, "u2")).status_code == 404  # another rep's thread is not found
+
+
 def test_a_streamed_turn_is_listed(client: TestClient, tokens: dict[str, str]) -> None:
     with client.stream(
         "POST", "/v1/chat/stream", json={"message": "what should I do today?", "date": DATE}, headers=auth(tokens)

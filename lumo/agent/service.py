@@ -233,6 +233,14 @@ class Lumo:
     async def _pending(self, config: dict[str, Any]) -> list[PendingAction]:
         return _waiting(await self.graph.aget_state(config))
 
+    async def history(self, scope: Scope, thread_id: str) -> list[dict[str, str]]:
+        """The thread so far, for a client reopening it: see `_history`; the latest turn is `result`."""
+        config = {"configurable": {"thread_id": self.thread_key(scope, thread_id)}}
+        values = (await self.graph.aget_state(config)).values or {}
+        if not values:
+            raise NotFound(f"thread {thread_id} not found")
+        return _history(values)
+
     async def result(self, scope: Scope, thread_id: str) -> TurnResult:
         """The `lumo ask --json` shape for the thread's latest state."""
         config = {"configurable": {"thread_id": self.thread_key(scope, thread_id)}}
@@ -259,6 +267,24 @@ class Lumo:
             usage=values.get("usage", {}),
             notes=values.get("notes", []),
         )
+
+
+def _history(values: dict[str, Any]) -> list[dict[str, str]]:
+    """Each earlier turn's question and Lumo's last words to it, then the latest question: the thread as read."""
+    turn_start = values.get("turn_start", 0)
+    out: list[dict[str, str]] = []
+    for message in values.get("messages", [])[: turn_start + 1]:
+        text = message.get("content")
+        if not isinstance(text, str) or not text.strip():
+            continue  # tool calls and results: the answer words them
+        if message["role"] == "user":
+            out.append({"role": "user", "text": text})
+        elif message["role"] == "assistant":
+            if out and out[-1]["role"] == "lumo":
+                out[-1]["text"] = text  # a turn's last answer is what the rep saw
+            else:
+                out.append({"role": "lumo", "text": text})
+    return out
 
 
 def _first_error(snapshot: Any) -> str | None:

@@ -7,8 +7,10 @@ import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from lumo.agent.contracts import TurnResult
@@ -89,6 +91,20 @@ async def decide(
     )
     await _remember(request, scope, thread_id, None, now)
     return result
+
+
+class HistoryEntry(BaseModel):
+    role: Literal["user", "lumo"]
+    text: str
+
+
+class ThreadHistory(BaseModel):
+    messages: list[HistoryEntry] = Field(description="Earlier questions and Lumo's answers, then the latest question.")
+
+
+@router.get("/threads/{thread_id}/history", response_model=ThreadHistory, summary="A thread so far, for reopening it")
+async def history(thread_id: str, scope: CurrentScope, lumo: LumoDep) -> dict[str, Any]:
+    return {"messages": await lumo.history(scope, thread_id)}
 
 
 @router.get("/threads/{thread_id}", response_model=ChatResponse, summary="A thread's latest turn")

@@ -92,7 +92,8 @@ def test_what_should_i_do_today_shows_the_ranked_items(page: Any, server: Server
     assert link.get_attribute("href") == "#/invoice/INV-1001"
     page.get_by_role("link", name="New chat").click()
     page.get_by_role("complementary", name="Threads").get_by_role("link", name="what should I do today?").first.click()
-    page.locator(".msg.lumo .md").wait_for()  # the thread reopens with its latest answer
+    page.locator(".msg.lumo .md").wait_for()  # the thread reopens with its question and its latest answer
+    assert page.locator(".msg.user").first.inner_text().endswith("what should I do today?")
     assert "INV-1001" in page.locator(".msg.lumo .md").inner_text()
 
 

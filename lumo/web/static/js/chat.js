@@ -40,8 +40,15 @@ export async function chatView(main, threadId, { ask = null } = {}) {
   if (threadId) {
     log.append(loading("Opening the thread"));
     try {
-      const result = await get(`/v1/threads/${encodeURIComponent(threadId)}`);
+      const path = `/v1/threads/${encodeURIComponent(threadId)}`;
+      const [{ messages }, result] = await Promise.all([get(`${path}/history`), get(path)]);
       log.lastChild.remove();
+      // The thread so far as it was read; the latest turn keeps its items, drafts and cards.
+      for (const m of messages) {
+        log.append(m.role === "user"
+          ? h("div", { class: "msg user" }, h("span", { class: "who" }, "You"), h("p", {}, m.text))
+          : h("div", { class: "msg lumo" }, h("span", { class: "who" }, "Lumo"), markdown(m.text)));
+      }
       renderResult(log, state, result);
     } catch (err) {
       log.lastChild.remove();
