@@ -122,6 +122,8 @@ def _invoice_items(rows: list[InvoiceRow], as_of: AsOf, fx: FxTable, w: Weights,
         f.others_overdue = overdue[inv.account_id] - (1 if f.days_overdue else 0)
         f.others_broken = broken[inv.account_id] - (1 if f.kind == "promise_broken" else 0)
         fired = tuple([s for s in tables[f.kind, inv.balance > 0] if s.applies(f)])
+        # The score is a ranking weight, never shown or summed as money (amounts stay Decimal in the item): floats
+        # keep the hot path of a 1M-invoice book fast.
         rate = rates.get(inv.currency)
         if rate is None:
             rate = rates[inv.currency] = float(fx.to_base(Decimal(1), inv.currency))

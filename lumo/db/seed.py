@@ -636,6 +636,7 @@ class _Generator:
 
     def _amount(self, currency: str) -> int:
         """A log-uniform invoice amount of about USD 300-60,000, in minor units of `currency`."""
+        # A random draw, not arithmetic on stored money: the result is an integer of minor units.
         usd = math.exp(self.rng.uniform(math.log(300), math.log(60_000)))
         units = usd / float(FX_RATES[currency])
         if currency in ZERO_DECIMAL_CURRENCIES:
