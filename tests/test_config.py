@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lumo.agent.runtime import model_from_env
 from lumo.cli import main
+from lumo.compose import model_from_env
 from lumo.config import Settings, debug_enabled, model_settings
 from lumo.llm import DEFAULT_MODEL, LLMSettings
 

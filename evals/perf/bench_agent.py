@@ -231,8 +231,8 @@ def remove_sqlite(path: Path) -> None:
 
 def seed(url: str, invoices: int, reps: int, today: dt.date) -> str:
     from lumo.db.migrate import upgrade
-    from lumo.db.seed import seed_demo
     from lumo.db.session import make_engine
+    from lumo.demo.seed import seed_demo
 
     upgrade(url)
     engine = make_engine(url)
@@ -461,7 +461,7 @@ async def cpu_phase(sqlite_url: str, standin: str, today: dt.date, turns: int) -
     import openai
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    from lumo.agent.runtime import open_lumo
+    from lumo.compose import open_lumo
     from lumo.crm.lifecycle import AsOf
     from lumo.crm.scope import scope_for_email
 
@@ -736,7 +736,7 @@ async def load_phase(
 ) -> list[LoadResult]:
     from sqlalchemy.engine import make_url
 
-    from lumo.agent.runtime import open_lumo
+    from lumo.compose import open_lumo
     from lumo.crm.lifecycle import AsOf
     from lumo.crm.scope import scope_for_email
 

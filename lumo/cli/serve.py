@@ -17,8 +17,8 @@ def _demo_setup(host: str, port: int) -> None:
     """Seed demo data into an empty database and print a working curl with a fresh demo token."""
     from lumo.auth import create_token
     from lumo.db.migrate import upgrade
-    from lumo.db.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
     from lumo.db.session import make_engine
+    from lumo.demo.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
     from lumo.web.signin import create_link, link_url
 
     url = settings().database_url

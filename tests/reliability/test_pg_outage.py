@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from lumo.api.app import create_app
 from lumo.auth import create_token
 from lumo.config import Settings
+from lumo.crm.outage import DB_UNAVAILABLE
 from lumo.db.migrate import upgrade
-from lumo.db.outage import DB_UNAVAILABLE
 from lumo.db.session import make_engine, make_sessionmaker
 from tests.agent_support import NOW, TODAY, build_book
 from tests.conftest import PG_SKIP, PG_URL

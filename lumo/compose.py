@@ -1,4 +1,8 @@
-"""Opening Lumo once per process: the database, the checkpointer and the model."""
+"""Opening Lumo once per process: the database engine, the checkpointer and the model, handed to the agent.
+
+The composition lives here, above the agent, so that the agent reaches data only through tools and crm; the API's
+lifespan and the CLI open Lumo through it.
+"""
 
 from __future__ import annotations
 
