@@ -1,5 +1,6 @@
 """A database outage: /v1/* answer 503 with a message, a started stream ends with an `error` event, and after
-recovery no request fails on a connection the server dropped (pool_pre_ping; the checkpointer pool's check).
+recovery no request fails on a connection the server dropped (the engine's checkout check; the checkpointer
+pool's check).
 
 The PostgreSQL outage runs on a database of its own: connections to it are refused and its backends terminated,
 while the shared server keeps serving everyone else."""
