@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,8 +377,15 @@ def prebuilt_app() -> Any:
             first = scope_for_email(session, os.environ["BENCH_PROMPT_EMAIL"])
         today = dt.date.fromisoformat(os.environ["BENCH_DATE"])
         state["factory"] = factory
-        state["agent"] = make_prebuilt(os.environ["BENCH_MODEL_URL"], factory, system_prompt(first, today))
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            saver = None
+            if os.environ.get("BENCH_CHECKPOINTER") == "postgres":  # the same saver and pool as Lumo's
+                from lumo.agent.checkpoint import open_checkpointer
+
+                saver = await stack.enter_async_context(open_checkpointer(os.environ["BENCH_DATABASE_URL"]))
+            state["checkpointed"] = saver is not None
+            state["agent"] = make_prebuilt(os.environ["BENCH_MODEL_URL"], factory, system_prompt(first, today), saver)
+            yield
         engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
@@ -390,7 +398,8 @@ def prebuilt_app() -> Any:
     async def chat(body: PrebuiltChat) -> dict[str, Any]:
         scope = await asyncio.to_thread(load_scope, body.email)
         context = BenchContext(scope, AsOf(dt.date.fromisoformat(body.date), scope.tz))
-        out = await state["agent"].ainvoke({"messages": [{"role": "user", "content": body.message}]}, context=context)
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}} if state["checkpointed"] else None
+        out = await state["agent"].ainvoke({"messages": [{"role": "user", "content": body.message}]}, config, context=context)
         messages = out["messages"]
         return {"reply": messages[-1].content, "model_calls": sum(1 for m in messages if m.type == "ai")}
 
@@ -794,64 +803,61 @@ async def load_phase(
             )
             procs.stop("lumo-serve")
 
-        # The prebuilt agent behind a minimal FastAPI app, same uvicorn settings and workers.
-        port = free_port()
-        env = {
-            **child_env,
-            "BENCH_DATABASE_URL": pg_url,
-            "BENCH_MODEL_URL": standin,
-            "BENCH_DATE": today.isoformat(),
-            "BENCH_PROMPT_EMAIL": emails[0],
-        }
-        base = f"http://127.0.0.1:{port}"
-        start_server(
-            procs,
-            "prebuilt-serve",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench_agent:prebuilt_app",
-                "--factory",
-                "--app-dir",
-                str(HERE),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "info",
-                "--no-proxy-headers",
-            ],
-            env,
-            f"{base}/docs",
-            args.workers,
-            notes,
-        )
-
+        # The prebuilt agent behind a minimal FastAPI app, same uvicorn settings and workers; without a
+        # checkpointer (the anchor), and with --prebuilt-checkpointer also with Lumo's PostgreSQL checkpointer.
         def prebuilt_request(i: int) -> dict[str, Any]:
             return {"url": "/chat", "json": {"message": PROMPT, "email": emails[i % len(emails)], "date": today.isoformat()}}
 
         def prebuilt_check(body: dict[str, Any]) -> str | None:
             return None if body.get("reply") and body.get("model_calls") == 2 else "bad reply"
 
-        account = CpuAccount(db_name, {"server": procs.running["prebuilt-serve"].pid, "stand-in": standin_group})
-        log(f"load: prebuilt FastAPI --workers {args.workers}")
-        results.append(
-            await load_served(
-                f"prebuilt, FastAPI --workers {args.workers}",
-                base,
-                prebuilt_request,
-                prebuilt_check,
-                args.turns,
-                args.concurrency,
-                stats,
-                account,
+        variants = [(w, False) for w in args.prebuilt_workers]
+        if args.prebuilt_checkpointer:
+            variants += [(w, True) for w in args.prebuilt_workers]
+        for workers, checkpointed in variants:
+            port = free_port()
+            env = {
+                **child_env,
+                "BENCH_DATABASE_URL": pg_url,
+                "BENCH_MODEL_URL": standin,
+                "BENCH_DATE": today.isoformat(),
+                "BENCH_PROMPT_EMAIL": emails[0],
+                "BENCH_CHECKPOINTER": "postgres" if checkpointed else "",
+            }
+            base = f"http://127.0.0.1:{port}"
+            start_server(
+                procs,
+                "prebuilt-serve",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench_agent:prebuilt_app",
+                    "--factory",
+                    "--app-dir",
+                    str(HERE),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                    "--log-level",
+                    "info",
+                    "--no-proxy-headers",
+                ],
+                env,
+                f"{base}/docs",
+                workers,
+                notes,
             )
-        )
-        procs.stop("prebuilt-serve")
+            name = f"prebuilt{' + PostgreSQL checkpointer' if checkpointed else ''}, FastAPI --workers {workers}"
+            account = CpuAccount(db_name, {"server": procs.running["prebuilt-serve"].pid, "stand-in": standin_group})
+            log(f"load: {name}")
+            results.append(
+                await load_served(name, base, prebuilt_request, prebuilt_check, args.turns, args.concurrency, stats, account)
+            )
+            procs.stop("prebuilt-serve")
 
         if args.skip_in_process:
             return results
@@ -975,7 +981,8 @@ def cpu_targets(series: list[TurnSeries], args: argparse.Namespace) -> Iterator[
 
 def load_targets(load: list[LoadResult], args: argparse.Namespace) -> Iterator[str]:
     best = max(
-        (r for r in load if r.name.startswith("prebuilt") and r.concurrency == args.concurrency), key=lambda r: r.throughput
+        (r for r in load if r.name.startswith("prebuilt") and "checkpointer" not in r.name and r.concurrency == args.concurrency),
+        key=lambda r: r.throughput,
     )
     alone = {r.name.split()[0]: percentile(r.latencies_s, 50) for r in load if r.concurrency == 1}
     if {"Lumo", "prebuilt"} <= set(alone):
@@ -994,6 +1001,14 @@ def load_targets(load: list[LoadResult], args: argparse.Namespace) -> Iterator[s
             f"| ... and at least 2x the prebuilt agent's throughput | {served.throughput:.1f} / "
             f"{best.throughput:.1f} ({best.name}) = {x:.2f}x | {met(x >= 2)} |"
         )
+        saving = [r for r in load if r.name.startswith("prebuilt + PostgreSQL checkpointer")]
+        if saving:
+            like = max(saving, key=lambda r: r.throughput)
+            y = served.throughput / like.throughput if like.throughput else float("inf")
+            yield (
+                f"| ... against the prebuilt agent that also saves its threads | {served.throughput:.1f} / "
+                f"{like.throughput:.1f} ({like.name}) = {y:.2f}x | info |"
+            )
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -1011,6 +1026,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="worker counts of `lumo serve`, one load run each, e.g. 1,2,4 (default: --workers)",
     )
+    parser.add_argument(
+        "--prebuilt-workers",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=None,
+        help="worker counts of the prebuilt app, one load run each (default: --workers)",
+    )
+    parser.add_argument(
+        "--prebuilt-checkpointer",
+        action="store_true",
+        help="also run the prebuilt app with Lumo's PostgreSQL checkpointer (a thread saved per chat, as Lumo does)",
+    )
     parser.add_argument("--invoices", type=int, default=20_000)
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--pg-url", default=PG_URL, help="a PostgreSQL database to create, use and drop")
@@ -1022,7 +1048,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 1 <= args.turns <= MAX_TURNS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
         parser.error(f"--turns must be 1..{MAX_TURNS} and --concurrency 1..{MAX_CONCURRENCY}")
     args.lumo_workers = args.lumo_workers or [args.workers]
-    if min(args.lumo_workers) < 1 or args.skip_cpu and args.skip_load:
+    args.prebuilt_workers = args.prebuilt_workers or [args.workers]
+    if min(args.lumo_workers + args.prebuilt_workers) < 1 or args.skip_cpu and args.skip_load:
         parser.error("--lumo-workers are counts >= 1, and --skip-cpu with --skip-load leaves nothing to run")
     if args.workers < 1 or args.delay_ms < 0 or args.reps < 1 or args.invoices < args.reps:
         parser.error("--workers >= 1, --delay-ms >= 0, --reps >= 1 and --invoices >= --reps")
