@@ -92,4 +92,6 @@ def serve(
 
         uvicorn.run(create_app(config), **options)  # this process's settings, --digest-at included
     else:
-        uvicorn.run("lumo.api.app:create_app", factory=True, workers=workers, **options)
+        from lumo.cli.workers import serve_workers
+
+        serve_workers(options, workers)  # a listening socket per worker: the connections spread evenly
