@@ -53,6 +53,26 @@ async def _prepare_checkpoints(url: str) -> None:
         pass
 
 
+def _warn_if_too_many_connections(url: str, workers: int, per_worker: int) -> None:
+    """Every worker holds up to LUMO_DB_CONNECTIONS: say so up front when PostgreSQL cannot give them all."""
+    from sqlalchemy import text
+
+    from lumo.db.session import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            allowed = int(conn.scalar(text("SHOW max_connections")) or 0)
+    finally:
+        engine.dispose()
+    if workers * per_worker > allowed:
+        typer.echo(
+            f"warning: {workers} workers may hold {workers * per_worker} PostgreSQL connections "
+            f"(LUMO_DB_CONNECTIONS={per_worker} each) and the server allows {allowed}: lower LUMO_DB_CONNECTIONS",
+            err=True,
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -86,6 +106,8 @@ def serve(
     else:
         upgrade(url)
     asyncio.run(_prepare_checkpoints(url))
+    if workers > 1:
+        _warn_if_too_many_connections(url, workers, config.db_connections)
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False}
     if workers == 1:
         from lumo.api.app import create_app

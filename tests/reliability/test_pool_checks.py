@@ -53,3 +53,12 @@ def test_a_live_connection_is_checked_out_without_a_query(pg_engine: Engine, mon
         with pg_engine.connect():
             pass
     assert sent == []
+
+
+async def test_a_serving_process_holds_no_more_than_lumo_db_connections(pg_database_url: str) -> None:
+    from lumo.compose import open_lumo
+
+    async with open_lumo(pg_database_url, {"LUMO_DB_CONNECTIONS": "9", "LUMO_LLM": "offline"}) as lumo:
+        engine = lumo.session_factory.kw["bind"]
+        checkpointer_pool = lumo.graph.checkpointer.conn
+        assert (engine.pool.size(), engine.pool._max_overflow, checkpointer_pool.max_size) == (6, 0, 3)
