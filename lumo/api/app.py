@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from lumo import __version__, web
 from lumo.agent.runtime import open_lumo
-from lumo.api import docs, errors, routes_chat, routes_payments, routes_reads, routes_record, routes_web
+from lumo.api import docs, errors, routes_chat, routes_mail, routes_payments, routes_reads, routes_record, routes_web
 from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     app.include_router(routes_payments.router, dependencies=v1_guards)
     app.include_router(routes_payments.webhooks)
     app.include_router(routes_web.router, dependencies=v1_guards)
+    app.include_router(routes_mail.router, dependencies=v1_guards)
     app.include_router(slack_routes.router)
     web.install(app)
 
