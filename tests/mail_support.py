@@ -5,6 +5,7 @@ Google's token endpoint (requests, under google-auth-oauthlib) with `responses`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,63 @@ def microsoft_login(router: respx.MockRouter, *, refresh_token: str = "m-rt-2", 
         else {"access_token": "m-at", "refresh_token": refresh_token, "expires_in": 3600, "token_type": "Bearer"}
     )
     return router.post(f"{LOGIN}/oauth2/v2.0/token").respond(400 if error else 200, json=body)
+
+
+def connect_mailbox(session: Any, user_id: str, provider: str, address: str | None = None, cursor: str | None = None) -> Any:
+    """A connected mailbox as `lumo mail connect` leaves it (refresh token sealed)."""
+    import datetime as dt
+
+    from lumo.db.models import Mailbox
+    from lumo.mail.secrets import Vault
+
+    box = Mailbox(
+        user_id=user_id,
+        provider=provider,
+        address=address or f"{user_id}@acme.test",
+        refresh_token=Vault(KEY).seal(f"{provider}-rt"),
+        status="connected",
+        cursor=cursor,
+        connected_at=dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC),
+    )
+    session.add(box)
+    session.flush()
+    return box
+
+
+def gmail_raw(body: Any) -> Any:
+    """The message a Gmail users.messages.send request carried, parsed."""
+    import base64
+    import email
+    import email.policy
+
+    data = json.loads(body)
+    return email.message_from_bytes(base64.urlsafe_b64decode(data["raw"]), policy=email.policy.default), data.get("threadId")
+
+
+def graph_mime(content: bytes) -> Any:
+    import base64
+    import email
+    import email.policy
+
+    return email.message_from_bytes(base64.b64decode(content), policy=email.policy.default)
+
+
+class RecordingSmtp:
+    """The SMTP side of the outbox (not a provider): records what it was asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def new_message_id(self) -> str:
+        return "<smtp-1@lumenbase.test>"
+
+    def send(
+        self,
+        to: list[str],
+        subject: str,
+        text: str,
+        html: str | None = None,
+        cc: Sequence[str] = (),
+        message_id: str | None = None,
+    ) -> None:
+        self.sent.append({"to": to, "subject": subject, "message_id": message_id})
