@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -99,3 +100,84 @@ def mail_disconnect(user: UserOpt) -> None:
         provider, address = mailbox.provider, mailbox.address
         session.commit()
     typer.echo(f"disconnected {provider} mailbox {address} of {rep.email}; revoke Lumo's access in the account's settings too")
+
+
+@mail_app.command("sync")
+def mail_sync(
+    user: Annotated[str | None, typer.Option("--user", help="Only this rep's mailbox.")] = None, json: JsonOpt = False
+) -> None:
+    """Read new replies in the invoices' threads: a real one pauses chasing and suggests actions to approve."""
+    from lumo.cli.digest import _session_factory
+    from lumo.mail.config import MailConfig
+    from lumo.mail.providers import Providers
+    from lumo.mail.sync import sync_mailboxes
+
+    with _session_factory() as factory:
+        results = sync_mailboxes(
+            factory, dt.datetime.now(dt.UTC), providers=Providers(MailConfig.from_settings(settings())), user_email=user
+        )
+    if json:
+        emit_json([r.__dict__ for r in results])
+    else:
+        typer.echo("\n".join(r.line() for r in results) or "no connected mailboxes to read")
+    if any(r.status != "synced" for r in results):
+        raise typer.Exit(1)
+
+
+@mail_app.command("replies")
+def mail_replies(user: UserOpt, json: JsonOpt = False) -> None:
+    """Your customers' replies, newest first, with what each suggests (`lumo mail propose ID` to decide)."""
+    import json as jsonlib
+
+    from lumo.crm.users import user_by_email
+    from lumo.mail.sync import pending_replies
+
+    with open_session() as session:
+        rep = user_by_email(session, user)
+        rows = [
+            {
+                "id": m.id,
+                "from": m.from_address,
+                "received_at": m.received_at.isoformat(),
+                "invoices": m.invoice_numbers.split(",") if m.invoice_numbers else [],
+                "meaning": m.meaning,
+                "excerpt": m.excerpt,
+                "proposals": jsonlib.loads(m.proposals),
+            }
+            for m in pending_replies(session, rep.id)
+        ]
+    if json:
+        emit_json(rows)
+        return
+    lines = [
+        f"#{r['id']} {r['received_at'][:10]} {r['from']} on {', '.join(r['invoices'])} ({r['meaning']}): {r['excerpt']}\n"
+        + "".join(f"    suggests {p['tool']} {jsonlib.dumps(p['args'], ensure_ascii=False)}\n" for p in r["proposals"])
+        for r in rows
+    ]
+    typer.echo("".join(lines).rstrip() or "no replies")
+
+
+@mail_app.command("propose")
+def mail_propose(
+    reply: Annotated[int, typer.Argument(help="The reply's number (#ID in `lumo mail replies`).")],
+    user: UserOpt,
+    json: JsonOpt = False,
+) -> None:
+    """Propose what a reply suggests: the actions wait for your approval (`lumo approve THREAD`)."""
+    import json as jsonlib
+
+    from lumo.cli.record import _propose
+    from lumo.crm.errors import NotFound
+    from lumo.crm.replies import due_today
+    from lumo.crm.users import user_by_email
+    from lumo.db.models import Mailbox, MailMessage
+
+    with open_session() as session:
+        rep = user_by_email(session, user)
+        message = session.get(MailMessage, reply)
+        box = session.get(Mailbox, message.mailbox_id) if message is not None else None
+        if message is None or box is None or box.user_id != rep.id or message.kind != "reply":
+            raise NotFound(f"no reply #{reply} in your mailbox")
+        today = dt.datetime.now(ZoneInfo(rep.timezone or "UTC")).date()
+        calls = due_today(jsonlib.loads(message.proposals), today)
+    _propose(calls, f"(lumo mail propose) reply #{reply}", rep=user, date=None, as_json=json, thread=None)

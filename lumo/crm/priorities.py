@@ -68,6 +68,8 @@ class Item:
 
 
 def _kind(inv: InvoiceRow, today: dt.date, late: int, kinds: list[str], due_soon: bool) -> str | None:
+    if inv.customer_replied_at is not None and is_open(inv):
+        return "customer_replied"  # an answer waits for the rep: before any chasing
     if promise_broken(inv, today):
         return "promise_broken"
     if late:
@@ -104,6 +106,7 @@ def _facts(inv: InvoiceRow, as_of: AsOf, w: Weights, rules: stale.StaleThreshold
         quiet_days=contacted if contacted is not None else as_of.days_since(inv.status_updated_at),
         activity_days=as_of.days_since(inv.last_touch) if "no_recent_activity" in kinds else 0,
         status_since=as_of.local_date(inv.status_updated_at),
+        replied_on=as_of.local_date(inv.customer_replied_at) if inv.customer_replied_at else None,
         others_overdue=0,
         others_broken=0,
     )
@@ -162,6 +165,8 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
     inv = item.invoice
     assert inv is not None
     today = as_of.today
+    if item.kind == "customer_replied":
+        return f"Read the customer's reply about {inv.number} (`lumo mail replies`) and approve or change what it suggests"
     if item.kind == "promise_broken":
         return f"Call about the broken promise to pay {inv.number} and agree a new date"
     if promise_pending(inv, today):
@@ -273,6 +278,7 @@ def _candidates(session: Session, scope: Scope, as_of: AsOf, w: Weights, rules: 
         Invoice.amount_paid >= Invoice.amount,
         Invoice.promise_to_pay_date < today,
         Invoice.status == "disputed",
+        Invoice.customer_replied_at.is_not(None),
         and_(Invoice.status == "draft", Invoice.issue_date < today - dt.timedelta(days=rules.draft_days)),
         and_(Invoice.status == "sent", Invoice.status_updated_at < sent_before),
         and_(Invoice.status.in_(("sent", "viewed")), Invoice.amount_paid > 0),

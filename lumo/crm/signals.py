@@ -45,6 +45,7 @@ class Weights:
     per_other_broken: float = 0.15  # per other broken promise of the account, up to max_others
     max_others: int = 5
     promise_pending: float = 0.25  # a promised payment is on its way: wait for it
+    customer_replied: float = 1.5  # the customer answered: they are listening now, and an unanswered reply costs goodwill
     cooldown: float = 0.4  # chased in the last cooldown_days: the next touch can wait
     cooldown_days: int = 3
     # Stake multipliers
@@ -80,6 +81,7 @@ class Facts:
     others_overdue: int  # other overdue invoices of the same account in the book
     others_broken: int  # other broken promises of the same account in the book
     status_since: dt.date  # the local day of the last status change
+    replied_on: dt.date | None = None  # the local day of a customer's reply the rep has not acted on
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,15 @@ def signals(w: Weights) -> tuple[Signal, ...]:
     """The table: in the order the reasons are said."""
     return (
         Signal("headline", lambda f: f.inv.balance > 0, _headline),
+        Signal(
+            "customer_replied",
+            lambda f: f.kind == "customer_replied",
+            lambda f: (
+                f"customer replied by email on {f.replied_on.isoformat() if f.replied_on else 'a recent day'}: chasing waits"
+            ),
+            risk=w.customer_replied,
+            kinds=("customer_replied",),
+        ),
         Signal(
             "promise_broken",
             lambda f: f.kind == "promise_broken",
@@ -226,14 +237,14 @@ def signals(w: Weights) -> tuple[Signal, ...]:
         ),
         Signal(
             "cooldown",
-            lambda f: f.contacted_days is not None and f.contacted_days < w.cooldown_days,
+            lambda f: f.contacted_days is not None and f.contacted_days < w.cooldown_days and f.kind != "customer_replied",
             lambda f: f"contacted {_ago(f.contacted_days)}",
             risk=w.cooldown,
         ),
     )
 
 
-KINDS = ("promise_broken", "overdue", "dispute_stalled", "stale_status", "dispute_open", "due_soon")
+KINDS = ("customer_replied", "promise_broken", "overdue", "dispute_stalled", "stale_status", "dispute_open", "due_soon")
 
 
 @lru_cache(maxsize=8)

@@ -9,9 +9,11 @@ sync's cursor. Google's flow uses PKCE: its verifier travels inside the sealed s
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 from google_auth_oauthlib.flow import Flow
@@ -21,11 +23,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from lumo.crm.errors import InvalidInput, NotFound
+from lumo.crm.tasks import create_task
 from lumo.db.models import MAIL_PROVIDERS, Mailbox, MailMessage, MailThread, User
 from lumo.mail.config import GMAIL_SCOPES, GOOGLE_AUTH_URI, GOOGLE_TOKEN_URI, GRAPH_SCOPES, MailConfig
 from lumo.mail.graph import microsoft_app, token_error
 from lumo.mail.providers import Providers
 from lumo.mail.secrets import Vault
+
+log = logging.getLogger("lumo.mail")
 
 PROVIDER_NAMES = {"gmail": "Gmail", "outlook": "Outlook"}
 
@@ -182,3 +187,20 @@ def disconnect(session: Session, user: User) -> Mailbox:
     session.delete(mailbox)
     session.flush()
     return mailbox
+
+
+def reconnect_words(mailbox: Mailbox, user: User) -> str:
+    command = f"lumo mail connect {mailbox.provider} --user {user.email}"
+    return f"{PROVIDER_NAMES[mailbox.provider]} mailbox {mailbox.address} needs reconnecting: `{command}`"
+
+
+def lose_grant(session: Session, mailbox: Mailbox, user: User, reason: str, now: dt.datetime) -> None:
+    """The provider refused the grant: the mailbox waits for the rep, who gets one task (not one per email)."""
+    was = mailbox.status
+    mailbox.status, mailbox.last_error = "needs_reconnect", reason
+    if was == "connected":
+        today = now.astimezone(ZoneInfo(user.timezone or "UTC")).date()
+        why = reason.split(":")[0]
+        title = f"Reconnect your {PROVIDER_NAMES[mailbox.provider]} mailbox in Lumo ({why}): {reconnect_words(mailbox, user)}"
+        create_task(session, owner_id=user.id, title=title[:500], due_date=today)
+    log.warning("mail.needs_reconnect user=%s provider=%s reason=%s", user.email, mailbox.provider, reason)

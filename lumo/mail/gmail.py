@@ -89,9 +89,12 @@ class Gmail:
             body["threadId"] = thread_id
         return self._run(self._api.messages().send(userId="me", body=body))
 
-    def history(self, start_history_id: str) -> tuple[list[str], str]:
-        """The ids of messages added since `start_history_id` (every page), and the historyId to resume from."""
-        ids: list[str] = []
+    def history(self, start_history_id: str) -> tuple[list[tuple[str, str]], str]:
+        """(message id, thread id) of messages added since `start_history_id` (every page), and where to resume.
+
+        An expired historyId answers 404: the caller resyncs its threads in full.
+        """
+        added: dict[str, str] = {}
         token: str | None = None
         latest = start_history_id
         while True:
@@ -101,11 +104,12 @@ class Gmail:
                 )
             )
             for record in page.get("history", []):
-                ids += [added["message"]["id"] for added in record.get("messagesAdded", [])]
+                for item in record.get("messagesAdded", []):
+                    added[item["message"]["id"]] = item["message"].get("threadId", "")
             latest = str(page.get("historyId", latest))
             token = page.get("nextPageToken")
             if not token:
-                return list(dict.fromkeys(ids)), latest
+                return list(added.items()), latest
 
     def thread(self, thread_id: str) -> dict[str, Any]:
         return self._run(self._api.threads().get(userId="me", id=thread_id, format="full"))

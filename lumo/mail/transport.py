@@ -16,16 +16,14 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lumo.crm.addresses import header_text, parse_address
 from lumo.crm.errors import InvalidInput, LumoError
-from lumo.crm.tasks import create_task
 from lumo.db.models import Invoice, Mailbox, MailThread, OutboxEmail, User
-from lumo.mail.connect import PROVIDER_NAMES, mailbox_of
+from lumo.mail.connect import PROVIDER_NAMES, lose_grant, mailbox_of, reconnect_words
 from lumo.mail.errors import DeliveryError, ProviderError, ReconnectNeeded
 from lumo.mail.providers import Providers
 from lumo.mail.secrets import Vault
@@ -193,23 +191,7 @@ class MailboxTransport:
             return thread_id
 
     def _reconnect_words(self, email: OutboxEmail) -> str:
-        provider = self.mailbox.provider
-        return (
-            f"{PROVIDER_NAMES[provider]} mailbox {self.mailbox.address} needs reconnecting: "
-            f"`lumo mail connect {provider} --user {self.user.email}`, then `lumo outbox retry {email.id}`"
-        )
+        return f"{reconnect_words(self.mailbox, self.user)}, then `lumo outbox retry {email.id}`"
 
     def _needs_reconnect(self, session: Session, reason: str, email: OutboxEmail, now: dt.datetime) -> None:
-        box = self.mailbox
-        was = box.status
-        box.status, box.last_error = "needs_reconnect", reason
-        if was == "connected":  # one task per lost grant, not one per email
-            today = now.astimezone(ZoneInfo(self.user.timezone or "UTC")).date()
-            create_task(
-                session,
-                owner_id=self.user.id,
-                title=f"Reconnect your {PROVIDER_NAMES[box.provider]} mailbox in Lumo ({reason.split(':')[0]}); "
-                f"emails from it wait: {self._reconnect_words(email)}",
-                due_date=today,
-            )
-        log.warning("mail.needs_reconnect user=%s provider=%s reason=%s", self.user.email, box.provider, reason)
+        lose_grant(session, self.mailbox, self.user, reason, now)
