@@ -70,7 +70,8 @@ def test_a_promise_s_date_is_read_from_its_words(text: str, day: dt.date | None)
 
 
 def test_a_paid_claim_suggests_a_note_and_a_verify_task_never_a_payment() -> None:
-    calls = proposals(classify("We paid this yesterday.", TODAY), "INV-1001", "pat@customer.test", "We paid this yesterday.", TODAY)
+    said = "We paid this yesterday."
+    calls = proposals(classify(said, TODAY), "INV-1001", "pat@customer.test", said, TODAY)
     assert [c["tool"] for c in calls] == ["log_note", "create_follow_up_task"]
     assert "Not verified" in calls[0]["args"]["text"] and calls[1]["args"]["title"].startswith("Verify the payment")
 
