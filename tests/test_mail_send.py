@@ -82,7 +82,6 @@ def test_gmail_sends_once_as_the_rep_and_follow_ups_reply_in_the_thread(
     providers = gmail_providers(
         google_token(),
         ok({"id": "g-msg-1", "threadId": "g-thread-1"}),
-        google_token(),  # each run builds its client: a fresh access token
         ok({"id": "g-msg-2", "threadId": "g-thread-1"}),
     )
     smtp = RecordingSmtp()
@@ -173,7 +172,7 @@ def test_graph_sends_once_with_thread_headers_and_keeps_the_conversation(
         [result] = send_outbox(session_factory, RecordingSmtp(), NOON, mailboxes=providers)
         reply = graph_mime(send.calls[1].request.content)
         assert reply["In-Reply-To"] == sent.message_id and reply["References"] == sent.message_id
-        assert login.call_count == 2  # one token per send run (each run builds its client)
+        assert login.call_count == 2  # Microsoft rotated the refresh token: the kept one is a new grant, a new client
     with session_factory() as session:
         assert session.scalars(select(MailThread.provider_thread_id)).one() == "conv-1"
         from lumo.mail.secrets import Vault
@@ -224,3 +223,23 @@ def test_a_graph_server_error_on_send_is_uncertain_never_resent(session_factory:
         assert result.status == "uncertain" and send.call_count == 1
         assert send_outbox(session_factory, RecordingSmtp(), NOON, mailboxes=Providers(CONFIG)) == []
         assert send.call_count == 1
+
+
+def test_a_follow_up_gmail_files_in_a_new_thread_keeps_both_threads_watched(
+    session_factory: sessionmaker[Session], book: Any
+) -> None:
+    _connect(session_factory, "gmail")
+    number = book["inv"].number
+    _queue(session_factory, number, "Invoice reminder")
+    _queue(session_factory, number, "Final notice")  # Gmail keeps a thread only while the subject matches
+    providers = gmail_providers(
+        google_token(), ok({"id": "g-msg-1", "threadId": "g-thread-1"}), ok({"id": "g-msg-2", "threadId": "g-thread-2"})
+    )
+    results = send_outbox(session_factory, RecordingSmtp(), NOON, mailboxes=providers)
+    assert [r.status for r in results] == ["sent", "sent"]
+    (first, _), (second, thread_asked) = _sends(providers)
+    assert thread_asked == "g-thread-1" and second["In-Reply-To"] == first["Message-ID"]
+    with session_factory() as session:
+        rows = session.scalars(select(MailThread).order_by(MailThread.id)).all()
+        assert [r.provider_thread_id for r in rows] == ["g-thread-1", "g-thread-2"]
+        assert rows[1].message_ids.split() == [first["Message-ID"], second["Message-ID"]]

@@ -113,7 +113,6 @@ def test_done_when_a_gmail_reminder_then_a_paid_claim_pauses_chasing_and_an_out_
     providers = gmail_providers(
         google_token(),
         ok({"id": "g-sent-1", "threadId": "g-thread-1"}),
-        google_token(),
         ok(
             {
                 "history": [

@@ -434,7 +434,10 @@ class Mailbox(Base):
 
 
 class MailThread(Base):
-    """An invoice's email thread in a mailbox: follow-ups reply in it, and replies in it are the customer's."""
+    """An invoice's email thread in a mailbox: follow-ups reply in the latest, and replies in any are the customer's.
+
+    Gmail starts a new thread when a follow-up's subject differs from the thread's, so an invoice can have several.
+    """
 
     __tablename__ = "mail_threads"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -447,7 +450,9 @@ class MailThread(Base):
     message_ids: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (UniqueConstraint("mailbox_id", "invoice_id", name="uq_mail_threads_mailbox_invoice"),)
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "invoice_id", "provider_thread_id", name="uq_mail_threads_mailbox_invoice_thread"),
+    )
 
 
 class MailMessage(Base):

@@ -62,7 +62,7 @@ class Graph:
         self._http = http or httpx.Client(timeout=30)
         self._config = config
         self._refresh_token = refresh_token
-        self._on_refresh_token = on_refresh_token
+        self.on_refresh_token = on_refresh_token
         self._sleep = sleep
         self._access = access_token
         self._app: msal.ConfidentialClientApplication | None = None
@@ -83,7 +83,7 @@ class Graph:
             raise ProviderError(f"Microsoft sign-in failed: {error}")
         if result.get("refresh_token") and result["refresh_token"] != self._refresh_token:
             self._refresh_token = str(result["refresh_token"])
-            self._on_refresh_token(self._refresh_token)
+            self.on_refresh_token(self._refresh_token)
         self._access = str(result["access_token"])
         return self._access
 

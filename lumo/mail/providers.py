@@ -26,8 +26,14 @@ class Providers:
     graph_http: httpx.Client | None = None
     sleep: Callable[[float], None] = field(default=time.sleep)
 
+    # One client per grant, kept across sends and runs: its access token is reused until it expires or is refused.
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
     def gmail(self, refresh_token: str, *, access_token: str | None = None) -> Gmail:
-        return Gmail(
+        cached = self._clients.get(("gmail", refresh_token))
+        if isinstance(cached, Gmail):
+            return cached
+        client = self._clients[("gmail", refresh_token)] = Gmail(
             self.config,
             refresh_token,
             http=self.gmail_http,
@@ -35,11 +41,16 @@ class Providers:
             sleep=self.sleep,
             access_token=access_token,
         )
+        return client
 
     def graph(
         self, refresh_token: str, *, access_token: str | None = None, on_refresh_token: Callable[[str], None] | None = None
     ) -> Graph:
-        return Graph(
+        cached = self._clients.get(("graph", refresh_token))
+        if isinstance(cached, Graph):
+            cached.on_refresh_token = on_refresh_token or (lambda _: None)
+            return cached
+        client = self._clients[("graph", refresh_token)] = Graph(
             self.config,
             refresh_token,
             http=self.http(),
@@ -47,6 +58,7 @@ class Providers:
             sleep=self.sleep,
             access_token=access_token,
         )
+        return client
 
     def http(self) -> httpx.Client:
         if self.graph_http is None:

@@ -30,6 +30,7 @@ from lumo.crm.users import user_by_email
 from lumo.db.models import Invoice, Mailbox, MailMessage, MailThread, User
 from lumo.mail.connect import lose_grant
 from lumo.mail.errors import ProviderError, ReconnectNeeded
+from lumo.mail.gmail import Gmail
 from lumo.mail.providers import Providers
 from lumo.mail.secrets import Vault
 
@@ -94,7 +95,7 @@ def _sync_one(session_factory: sessionmaker[Session], box_id: int, now: dt.datet
             if box.provider == "gmail":
                 messages, cursor, resynced = _gmail(providers, refresh_token, box, threads)
             else:
-                messages, cursor, resynced = _graph(providers, refresh_token, box, threads, session)
+                messages, cursor, resynced = _graph(providers, refresh_token, box, threads)
         except ReconnectNeeded as exc:
             lose_grant(session, box, user, str(exc), now)
             session.commit()
@@ -192,8 +193,18 @@ def _gmail(
                 raise
             log.warning("mail.sync.cursor_expired provider=gmail mailbox=%s", box.id)
     cursor = str(gmail.profile()["historyId"])  # taken first: what arrives while reading is read next time
-    messages = [_gmail_incoming(m) for tid in threads for m in gmail.thread(tid).get("messages", [])]
+    messages = [_gmail_incoming(m) for tid in threads for m in _gmail_thread(gmail, tid)]
     return messages, cursor, bool(box.cursor)
+
+
+def _gmail_thread(gmail: Gmail, thread_id: str) -> list[dict[str, Any]]:
+    try:
+        messages: list[dict[str, Any]] = gmail.thread(thread_id).get("messages", [])
+        return messages
+    except ProviderError as exc:
+        if exc.status == GMAIL_EXPIRED:  # the rep deleted the thread: nothing left to read in it
+            return []
+        raise
 
 
 def _gmail_incoming(message: Mapping[str, Any]) -> Incoming:
@@ -224,7 +235,7 @@ def _plain_text(part: Mapping[str, Any]) -> str:
 
 
 def _graph(
-    providers: Providers, refresh_token: str, box: Mailbox, threads: Mapping[str, list[Invoice]], session: Session
+    providers: Providers, refresh_token: str, box: Mailbox, threads: Mapping[str, list[Invoice]]
 ) -> tuple[list[Incoming], str, bool]:
     def keep(new_token: str) -> None:
         box.refresh_token = Vault(providers.config.token_key).seal(new_token)

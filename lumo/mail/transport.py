@@ -129,13 +129,12 @@ class MailboxTransport:
             raise DeliveryError(self._reconnect_words(email), reconnect=True)
         assert email.message_id is not None, "the sender gives every email its Message-ID before delivering it"
         invoices = list(session.scalars(select(Invoice).where(Invoice.number.in_(split(email.invoice_numbers)))))
-        threads = {
-            t.invoice_id: t
-            for t in session.scalars(
+        rows = list(
+            session.scalars(
                 select(MailThread).where(MailThread.mailbox_id == box.id, MailThread.invoice_id.in_([i.id for i in invoices]))
             )
-        }
-        thread = max(threads.values(), key=lambda t: (t.updated_at, t.id)) if threads else None
+        )
+        thread = max(rows, key=lambda t: (t.updated_at, t.id)) if rows else None  # follow-ups answer the latest
         references = thread.message_ids.split() if thread else []
         try:
             mime = compose(
@@ -165,11 +164,11 @@ class MailboxTransport:
         log.info("mail.sent via=%s to=%s thread=%s", box.provider, email.to, thread_id)
         chain = " ".join([*references, email.message_id])
         for inv in invoices:
-            row = threads.get(inv.id)
+            mine = [t for t in rows if t.invoice_id == inv.id]
+            row = next((t for t in mine if t.provider_thread_id == thread_id), None)
             if row is None:
-                row = MailThread(mailbox_id=box.id, invoice_id=inv.id, subject=email.subject)
+                row = MailThread(mailbox_id=box.id, invoice_id=inv.id, subject=email.subject, provider_thread_id=thread_id)
                 session.add(row)
-            row.provider_thread_id = thread_id or row.provider_thread_id
             row.message_ids, row.updated_at = chain, now
 
     def _send(self, session: Session, refresh_token: str, mime: bytes, thread_id: str | None, email: OutboxEmail) -> str | None:

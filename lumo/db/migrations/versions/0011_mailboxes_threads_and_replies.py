@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], ondelete='CASCADE'),
         sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
         sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('mailbox_id', 'invoice_id', name='uq_mail_threads_mailbox_invoice'),
+        sa.UniqueConstraint('mailbox_id', 'invoice_id', 'provider_thread_id', name='uq_mail_threads_mailbox_invoice_thread'),
     )
     op.create_index('ix_mail_threads_invoice_id', 'mail_threads', ['invoice_id'])
     op.create_index('ix_mail_threads_provider_thread_id', 'mail_threads', ['provider_thread_id'])
