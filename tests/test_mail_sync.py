@@ -357,3 +357,65 @@ def test_a_reply_s_suggestions_are_proposed_for_approval_never_applied(
         assert session.scalars(select(Activity).where(Activity.kind == "note")).all() == []  # waits for approval
     code, out, err = _cli(monkeypatch, capsys, "mail", "propose", str(reply.id), "--user", "u2@acme.test")
     assert code == 3 and "no reply" in err
+
+
+LLM_URL = "http://llm.test/v1"
+
+
+def _read_reply_completion(arguments: str) -> dict[str, Any]:
+    call = {"id": "call_1", "type": "function", "function": {"name": "read_reply", "arguments": arguments}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+    return {"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [choice]}
+
+
+@pytest.mark.parametrize(
+    ("answer", "meaning", "tools"),
+    [
+        ('{"meaning": "paid_claim"}', "paid_claim", ["log_note", "create_follow_up_task"]),
+        (
+            '{"meaning": "promise", "promise_date": "2020-01-01"}',
+            "promise",
+            ["create_follow_up_task"],
+        ),  # a past day is no promise
+        ("not json", "other", ["create_follow_up_task"]),
+    ],
+)
+def test_the_model_reads_only_what_the_rules_could_not_and_only_proposes(
+    session_factory: sessionmaker[Session], book: Any, answer: str, meaning: str, tools: list[str]
+) -> None:
+    from lumo.agent.reply_reader import reply_reader
+    from lumo.llm import LLMSettings
+
+    _thread(session_factory, "gmail", "g-thread-1", cursor="100")
+    remittance = "Please find our remittance advice attached, from the AP team."
+    history = {
+        "history": [{"id": "101", "messagesAdded": [{"message": {"id": "r9", "threadId": "g-thread-1"}}]}],
+        "historyId": "101",
+    }
+    providers = gmail_providers(google_token(), ok(history), _gmail_message("r9", remittance))
+    reader = reply_reader(LLMSettings(api_key="k", base_url=LLM_URL, max_attempts=1))
+    with respx.mock(base_url=LLM_URL, using="httpcore2") as llm:
+        chat = llm.post("/chat/completions").respond(json=_read_reply_completion(answer))
+        [result] = sync_mailboxes(session_factory, LATER, providers=providers, reader=reader)
+    assert result.replies == 1 and chat.call_count == 1
+    assert "remittance advice attached" in json.loads(chat.calls[0].request.content)["messages"][0]["content"]
+    [reply] = _replies(session_factory)
+    assert reply.meaning == meaning and [p["tool"] for p in json.loads(reply.proposals)] == tools
+    with session_factory() as session:
+        assert session.scalars(select(Payment)).all() == [] and session.scalars(select(Invoice.status)).one() == "sent"
+
+
+def test_a_reply_the_rules_read_never_asks_the_model(session_factory: sessionmaker[Session], book: Any) -> None:
+    _thread(session_factory, "gmail", "g-thread-1", cursor="100")
+    history = {
+        "history": [{"id": "101", "messagesAdded": [{"message": {"id": "r1", "threadId": "g-thread-1"}}]}],
+        "historyId": "101",
+    }
+    providers = gmail_providers(google_token(), ok(history), _gmail_message("r1", PAID))
+
+    def reader(text: str, numbers: Any, today: dt.date) -> None:
+        raise AssertionError("the model was asked about a reply the rules read")
+
+    [result] = sync_mailboxes(session_factory, LATER, providers=providers, reader=reader)
+    assert result.replies == 1 and _replies(session_factory)[0].meaning == "paid_claim"

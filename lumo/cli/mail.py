@@ -107,15 +107,18 @@ def mail_sync(
     user: Annotated[str | None, typer.Option("--user", help="Only this rep's mailbox.")] = None, json: JsonOpt = False
 ) -> None:
     """Read new replies in the invoices' threads: a real one pauses chasing and suggests actions to approve."""
+    from lumo.agent.reply_reader import reply_reader
     from lumo.cli.digest import _session_factory
+    from lumo.config import model_settings
+    from lumo.llm import LLMSettings
     from lumo.mail.config import MailConfig
     from lumo.mail.providers import Providers
     from lumo.mail.sync import sync_mailboxes
 
+    reader = reply_reader(LLMSettings.from_env()) if model_settings().live else None  # rules alone when offline
+    providers = Providers(MailConfig.from_settings(settings()))
     with _session_factory() as factory:
-        results = sync_mailboxes(
-            factory, dt.datetime.now(dt.UTC), providers=Providers(MailConfig.from_settings(settings())), user_email=user
-        )
+        results = sync_mailboxes(factory, dt.datetime.now(dt.UTC), providers=providers, user_email=user, reader=reader)
     if json:
         emit_json([r.__dict__ for r in results])
     else:

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -70,8 +70,17 @@ class SyncResult:
         return f"{self.user} ({self.provider}): {self.replies} replies, {self.auto_replies} automatic replies ignored{again}"
 
 
+# Asked when the rules find no meaning in a reply (lumo.agent.reply_reader: the model proposes, never decides).
+Reader = Callable[[str, Sequence[str], dt.date], replies.Meaning | None]
+
+
 def sync_mailboxes(
-    session_factory: sessionmaker[Session], now: dt.datetime, *, providers: Providers, user_email: str | None = None
+    session_factory: sessionmaker[Session],
+    now: dt.datetime,
+    *,
+    providers: Providers,
+    user_email: str | None = None,
+    reader: Reader | None = None,
 ) -> list[SyncResult]:
     """Read new replies of every connected mailbox (or one rep's); one mailbox's failure does not stop the rest."""
     with session_factory() as session:
@@ -79,13 +88,15 @@ def sync_mailboxes(
         if user_email is not None:
             query = query.where(Mailbox.user_id == user_by_email(session, user_email).id)
         ids = list(session.scalars(query))
-    results = [_sync_one(session_factory, box_id, now, providers) for box_id in ids]
+    results = [_sync_one(session_factory, box_id, now, providers, reader) for box_id in ids]
     for r in results:
         log.info("mail.sync.%s user=%s replies=%d auto=%d error=%s", r.status, r.user, r.replies, r.auto_replies, r.error)
     return results
 
 
-def _sync_one(session_factory: sessionmaker[Session], box_id: int, now: dt.datetime, providers: Providers) -> SyncResult:
+def _sync_one(
+    session_factory: sessionmaker[Session], box_id: int, now: dt.datetime, providers: Providers, reader: Reader | None
+) -> SyncResult:
     with session_factory() as session:
         box = session.get_one(Mailbox, box_id)
         user = session.get_one(User, box.user_id)
@@ -115,7 +126,7 @@ def _sync_one(session_factory: sessionmaker[Session], box_id: int, now: dt.datet
         for message in messages:
             if message.provider_id in seen or _is_own(message, box):
                 continue
-            kind = _take(session, box, user, message, threads[message.thread_id], now)
+            kind = _take(session, box, user, message, threads[message.thread_id], now, reader)
             counts[kind] += 1
             seen.add(message.provider_id)
         box.cursor, box.synced_at, box.last_error = cursor, now, None
@@ -145,7 +156,15 @@ def _is_own(message: Incoming, box: Mailbox) -> bool:
     return parseaddr(message.sender)[1].lower() == box.address.lower()
 
 
-def _take(session: Session, box: Mailbox, user: User, message: Incoming, invoices: list[Invoice], now: dt.datetime) -> str:
+def _take(
+    session: Session,
+    box: Mailbox,
+    user: User,
+    message: Incoming,
+    invoices: list[Invoice],
+    now: dt.datetime,
+    reader: Reader | None,
+) -> str:
     """Keep one message; a real reply is logged on its invoices, pauses chasing them and suggests actions."""
     who = parseaddr(message.sender)[1] or message.sender
     numbers = [inv.number for inv in invoices]
@@ -165,6 +184,8 @@ def _take(session: Session, box: Mailbox, user: User, message: Incoming, invoice
     today = now.astimezone(ZoneInfo(user.timezone or "UTC")).date()
     said = replies.excerpt(replies.fresh_text(message.text))
     meaning = replies.classify(message.text, today)
+    if meaning.kind == "other" and reader is not None:  # rules first; the model only when they found nothing
+        meaning = reader(replies.fresh_text(message.text), numbers, today) or meaning
     row.kind, row.meaning, row.excerpt = "reply", meaning.kind, said
     suggested: list[dict[str, Any]] = []
     for inv in invoices:
