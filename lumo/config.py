@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str = ""
     # Reps' own mailboxes (lumo.mail): the Fernet key that encrypts their refresh tokens at rest
     # (`lumo mail key` makes one), the OAuth apps registered with Google and Microsoft (README), and the
-    # public address of this server, where the providers send the rep back (+ /v1/mail/callback/<provider>).
+    # public address of this server, where the providers send the rep back (+ /mail/callback/<provider>).
     mail_token_key: str = Field(default="", repr=False)
     google_client_id: str = ""
     google_client_secret: str = Field(default="", repr=False)

@@ -41,7 +41,7 @@ def test_gmail_callback_keeps_the_refresh_token_encrypted_and_starts_the_cursor(
     providers = gmail_providers(ok({"emailAddress": "u1@acme.test", "historyId": "4242"}))
     url = connect.start(providers, "gmail", book["u1"], now=NOW)
     query = parse_qs(urlsplit(url).query)
-    assert query["access_type"] == ["offline"] and query["redirect_uri"] == ["https://lumo.acme.test/v1/mail/callback/gmail"]
+    assert query["access_type"] == ["offline"] and query["redirect_uri"] == ["https://lumo.acme.test/mail/callback/gmail"]
     scopes = " ".join(["https://www.googleapis.com/auth/gmail.send", "https://www.googleapis.com/auth/gmail.readonly"])
     token = responses.post(
         GOOGLE_TOKEN,
@@ -114,11 +114,11 @@ def test_outlook_connect_over_http_start_then_callback(db_url: str, session: Ses
         url = started.json()["authorization_url"]
         assert url.startswith("https://login.microsoftonline.com/common/oauth2/v2.0/authorize?")
         assert "Mail.Send" in url and "offline_access" in url
-        back = c.get("/v1/mail/callback/outlook", params={"code": "m-code", "state": _state(url)})
+        back = c.get("/mail/callback/outlook", params={"code": "m-code", "state": _state(url)})
         assert back.status_code == 200 and "Connected u1@acme.test" in back.text
         assert parse_qs(login.calls[0].request.content.decode())["code"] == ["m-code"]
         assert me.calls[0].request.headers["Authorization"] == "Bearer m-at"
-        forged = c.get("/v1/mail/callback/outlook", params={"code": "m-code", "state": "nope"})
+        forged = c.get("/mail/callback/outlook", params={"code": "m-code", "state": "nope"})
         assert forged.status_code == 422 and "connect again" in forged.json()["error"]
         status = c.get("/v1/mail/status", headers={"Authorization": f"Bearer {token}"})
         assert status.json() == {"provider": "outlook", "address": "u1@acme.test", "status": "connected"}

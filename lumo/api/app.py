@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     app.include_router(routes_payments.webhooks)
     app.include_router(routes_web.router, dependencies=v1_guards)
     app.include_router(routes_mail.router, dependencies=v1_guards)
+    app.include_router(routes_mail.callbacks, dependencies=v1_guards)
     app.include_router(slack_routes.router)
     web.install(app)
 

@@ -1,7 +1,8 @@
 """Connecting a rep's own mailbox from the web app: start (the consent URL) and the provider's callback.
 
-The callback carries no bearer token (the provider's redirect cannot): who asked is in the sealed `state`
-that `start` made (lumo.mail.secrets), which expires and cannot be forged.
+The callback (/mail/callback/<provider>, outside /v1) carries no bearer token, as a provider's redirect
+cannot: who asked is in the sealed `state` that `start` made (lumo.mail.secrets), which expires and cannot
+be forged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from lumo.mail.config import MailConfig
 from lumo.mail.providers import Providers
 
 router = APIRouter(prefix="/v1/mail", tags=["mail"], responses=ERRORS)
+# Not under /v1: a browser lands here from the provider's consent page (like a webhook, it is no API read).
+callbacks = APIRouter(prefix="/mail", tags=["mail"])
 
 
 class ConnectStart(BaseModel):
@@ -47,7 +50,7 @@ def connect_start(provider: str, request: Request, scope: CurrentScope, now: Now
         return ConnectStart(authorization_url=connect.start(Providers(_config(request)), provider, user, now=now))
 
 
-@router.get("/callback/{provider}", response_class=HTMLResponse, summary="Where the provider sends the rep back")
+@callbacks.get("/callback/{provider}", response_class=HTMLResponse, summary="Where the provider sends the rep back")
 async def connect_callback(
     provider: str,
     request: Request,

@@ -46,7 +46,7 @@ class MailConfig:
         )
 
     def redirect_uri(self, provider: str) -> str:
-        return f"{self.public_url.rstrip('/')}/v1/mail/callback/{provider}"
+        return f"{self.public_url.rstrip('/')}/mail/callback/{provider}"
 
     @property
     def microsoft_authority(self) -> str:

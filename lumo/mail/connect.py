@@ -1,7 +1,7 @@
 """Connecting a rep's mailbox: the OAuth authorization-code flow of a server app, and the stored grant.
 
 `start` gives the provider's consent URL, with a `state` that carries who asked (sealed: it cannot be forged
-or reused after STATE_TTL_S); `finish` takes the code the provider sends back to /v1/mail/callback/<provider>
+or reused after STATE_TTL_S); `finish` takes the code the provider sends back to /mail/callback/<provider>
 (or that the rep pastes into `lumo mail connect`), keeps the refresh token encrypted and starts the reply
 sync's cursor. Google's flow uses PKCE: its verifier travels inside the sealed state.
 """
