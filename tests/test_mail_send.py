@@ -243,3 +243,21 @@ def test_a_follow_up_gmail_files_in_a_new_thread_keeps_both_threads_watched(
         rows = session.scalars(select(MailThread).order_by(MailThread.id)).all()
         assert [r.provider_thread_id for r in rows] == ["g-thread-1", "g-thread-2"]
         assert rows[1].message_ids.split() == [first["Message-ID"], second["Message-ID"]]
+
+
+def test_no_connection_to_graph_sends_nothing_and_a_later_run_tries_again(
+    session_factory: sessionmaker[Session], book: Any
+) -> None:
+    import httpx
+
+    _connect(session_factory, "outlook")
+    outbox_id = _queue(session_factory, book["inv"].number)
+    with respx.mock(assert_all_called=True) as router:
+        microsoft_login(router)
+        send = router.post(f"{GRAPH}/me/sendMail")
+        send.side_effect = [httpx.ConnectError("connection refused"), respx.MockResponse(202)]
+        router.get(SENT_ITEMS).respond(json={"value": []})
+        [first] = send_outbox(session_factory, RecordingSmtp(), NOON, mailboxes=Providers(CONFIG))
+        assert first.status == "queued" and "could not be reached" in str(first.error)
+        [second] = send_outbox(session_factory, RecordingSmtp(), NOON, mailboxes=Providers(CONFIG))
+    assert second.status == "sent" and _email(session_factory, outbox_id).attempts == 2

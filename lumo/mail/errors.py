@@ -30,12 +30,16 @@ class ReconnectNeeded(LumoError):
 
 
 class ProviderError(LumoError):
-    """The provider answered with an error we cannot act on now; `retry_after` when it said when to come back."""
+    """The provider answered with an error we cannot act on now; `retry_after` when it said when to come back.
+
+    `transmitted` False: the request never reached the provider (no connection), so nothing was sent.
+    """
 
     exit_code = 5
     http_status = 502
 
-    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None, transmitted: bool = True) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.transmitted = transmitted

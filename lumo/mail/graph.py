@@ -74,8 +74,10 @@ class Graph:
             if self._app is None:
                 self._app = microsoft_app(self._config, self._http)
             result = self._app.acquire_token_by_refresh_token(self._refresh_token, scopes=list(GRAPH_SCOPES))
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ProviderError(f"Microsoft sign-in could not be reached: {type(exc).__name__}: {exc}") from None
+        except (httpx.HTTPError, ValueError) as exc:  # before any mail call: nothing was sent
+            raise ProviderError(
+                f"Microsoft sign-in could not be reached: {type(exc).__name__}: {exc}", transmitted=False
+            ) from None
         error = token_error(result)
         if error is not None:
             if result.get("error") in ("invalid_grant", "interaction_required", "consent_required"):
@@ -98,8 +100,12 @@ class Graph:
             headers = {"Authorization": f"Bearer {self._token()}", **extra}
             try:
                 response = self._http.request(method, full, headers=headers, **kwargs)
-            except httpx.HTTPError as exc:
-                raise ProviderError(f"Microsoft Graph could not be reached: {type(exc).__name__}: {exc}") from None
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # no connection: the request never left
+                raise ProviderError(
+                    f"Microsoft Graph could not be reached: {type(exc).__name__}: {exc}", transmitted=False
+                ) from None
+            except httpx.HTTPError as exc:  # sent, and no answer: it may have been taken
+                raise ProviderError(f"Microsoft Graph did not answer: {type(exc).__name__}: {exc}") from None
             if response.status_code == 401 and not refreshed:  # the access token expired early or was revoked
                 refreshed = True
                 self._access = None

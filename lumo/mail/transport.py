@@ -158,6 +158,8 @@ class MailboxTransport:
             if exc.status in RECONNECT_STATUSES:
                 self._needs_reconnect(session, str(exc), email, now)
                 raise DeliveryError(f"{exc}; {self._reconnect_words(email)}", reconnect=True) from None
+            if not exc.transmitted:  # no connection: nothing left, a later run tries again
+                raise DeliveryError(f"{name}: {exc}", transient=True) from None
             if exc.status in UNCERTAIN_STATUSES:
                 raise DeliveryError(f"{name}: {exc}: it may have been sent", uncertain=True) from None
             raise DeliveryError(f"{name}: {exc}", transient=exc.status in (429, 503)) from None
