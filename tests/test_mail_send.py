@@ -261,3 +261,22 @@ def test_no_connection_to_graph_sends_nothing_and_a_later_run_tries_again(
         assert first.status == "queued" and "could not be reached" in str(first.error)
         [second] = send_outbox(session_factory, RecordingSmtp(), NOON, mailboxes=Providers(CONFIG))
     assert second.status == "sent" and _email(session_factory, outbox_id).attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("message", "status", "mailbox"),
+    [
+        ("User-rate limit exceeded.", "queued", "connected"),
+        ("Request had insufficient authentication scopes.", "failed", "needs_reconnect"),
+    ],
+)
+def test_a_gmail_403_is_a_rate_limit_or_a_missing_scope(
+    session_factory: sessionmaker[Session], book: Any, message: str, status: str, mailbox: str
+) -> None:
+    _connect(session_factory, "gmail")
+    _queue(session_factory, book["inv"].number)
+    providers = gmail_providers(google_token(), ok({"error": {"code": 403, "message": message}}, status=403))
+    [result] = send_outbox(session_factory, RecordingSmtp(), NOON, mailboxes=providers)
+    assert result.status == status and message in str(result.error)
+    with session_factory() as session:
+        assert session.scalars(select(Mailbox.status)).one() == mailbox

@@ -33,7 +33,6 @@ log = logging.getLogger("lumo.mail")
 # 8bit-safe and CRLF: what both Gmail's `raw` and Graph's MIME sendMail take.
 MIME_POLICY = email.policy.SMTP.clone(cte_type="7bit")
 UNCERTAIN_STATUSES = (0, 500, 502, 504)  # no answer, or the provider failed midway: it may have been sent
-RECONNECT_STATUSES = (401, 403)  # still refused after a fresh token: the grant lacks the scope
 
 
 class SmtpSender(Protocol):
@@ -150,19 +149,19 @@ class MailboxTransport:
         except (InvalidInput, ValueError) as exc:  # this message (or the setup) is bad: never retried
             raise DeliveryError(f"not sent: {exc}") from None
         try:
-            thread_id = self._send(session, refresh_token, mime, thread.provider_thread_id if thread else None, email)
+            thread_id = self._send(refresh_token, mime, thread.provider_thread_id if thread else None, email)
         except ReconnectNeeded as exc:
             self._needs_reconnect(session, str(exc), email, now)
             raise DeliveryError(f"{exc}; {self._reconnect_words(email)}", reconnect=True) from None
         except ProviderError as exc:
-            if exc.status in RECONNECT_STATUSES:
+            if _grant_refused(exc):
                 self._needs_reconnect(session, str(exc), email, now)
                 raise DeliveryError(f"{exc}; {self._reconnect_words(email)}", reconnect=True) from None
             if not exc.transmitted:  # no connection: nothing left, a later run tries again
                 raise DeliveryError(f"{name}: {exc}", transient=True) from None
             if exc.status in UNCERTAIN_STATUSES:
                 raise DeliveryError(f"{name}: {exc}: it may have been sent", uncertain=True) from None
-            raise DeliveryError(f"{name}: {exc}", transient=exc.status in (429, 503)) from None
+            raise DeliveryError(f"{name}: {exc}", transient=exc.status in (403, 429, 503)) from None
         log.info("mail.sent via=%s to=%s thread=%s", box.provider, email.to, thread_id)
         chain = " ".join([*references, email.message_id])
         for inv in invoices:
@@ -173,7 +172,7 @@ class MailboxTransport:
                 session.add(row)
             row.message_ids, row.updated_at = chain, now
 
-    def _send(self, session: Session, refresh_token: str, mime: bytes, thread_id: str | None, email: OutboxEmail) -> str | None:
+    def _send(self, refresh_token: str, mime: bytes, thread_id: str | None, email: OutboxEmail) -> str | None:
         """Send; the provider's thread (or conversation) id, when it says it."""
         if self.mailbox.provider == "gmail":
             sent = self.providers.gmail(refresh_token).send(mime, thread_id)
@@ -196,3 +195,10 @@ class MailboxTransport:
 
     def _needs_reconnect(self, session: Session, reason: str, email: OutboxEmail, now: dt.datetime) -> None:
         lose_grant(session, self.mailbox, self.user, reason, now)
+
+
+def _grant_refused(exc: ProviderError) -> bool:
+    """Still refused with a fresh token (401), or forbidden for want of a scope (403 that is not a rate limit)."""
+    if exc.status == 401:
+        return True
+    return exc.status == 403 and "rate" not in str(exc).lower()
