@@ -164,3 +164,39 @@ def test_lumo_mail_status_and_disconnect(
     assert code == 3 and err.strip() == "error: u1@acme.test has no connected mailbox"
     code, out, _ = _cli(monkeypatch, capsys, "mail", "status")
     assert out.strip() == "no connected mailboxes: emails leave by SMTP"
+
+
+def test_lumo_mail_connect_outlook_asks_for_the_address_it_was_sent_back_to(
+    db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    basic_book(session)
+    session.commit()
+    for name, value in {
+        "LUMO_DATABASE_URL": db_url,
+        "LUMO_MAIL_TOKEN_KEY": KEY,
+        "LUMO_MICROSOFT_CLIENT_ID": "mid",
+        "LUMO_MICROSOFT_CLIENT_SECRET": "msecret",
+        "LUMO_PUBLIC_URL": "https://lumo.acme.test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    shown: list[str] = []
+
+    def paste(text: str) -> str:  # the rep opens the printed address, consents, and pastes where they landed
+        url = capsys.readouterr().out.strip().splitlines()[-1]
+        shown.append(url)
+        return f"https://lumo.acme.test/mail/callback/outlook?code=m-code&state={_state(url)}&session_state=x"
+
+    monkeypatch.setattr(typer, "prompt", paste)
+    with respx.mock(assert_all_called=True) as router:
+        microsoft_login(router, refresh_token="m-rt-cli")
+        router.get(f"{GRAPH}/me").respond(json={"mail": "u1@acme.test"})
+        code, out, err = _cli(monkeypatch, capsys, "mail", "connect", "outlook", "--user", "u1@acme.test")
+    assert code == 0, err
+    assert shown[0].startswith("https://login.microsoftonline.com/common/oauth2/v2.0/authorize?")
+    assert out.strip() == "connected outlook mailbox u1@acme.test for u1@acme.test: approved emails now leave from it"
+    session.expire_all()
+    assert Vault(KEY).open(session.scalars(select(Mailbox.refresh_token)).one()) == "m-rt-cli"
+    code, out, err = _cli(monkeypatch, capsys, "mail", "connect", "yahoo", "--user", "u1@acme.test")
+    assert code == 2 and err.strip() == "error: unknown mail provider 'yahoo': use gmail or outlook"
