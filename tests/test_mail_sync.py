@@ -419,3 +419,34 @@ def test_a_reply_the_rules_read_never_asks_the_model(session_factory: sessionmak
 
     [result] = sync_mailboxes(session_factory, LATER, providers=providers, reader=reader)
     assert result.replies == 1 and _replies(session_factory)[0].meaning == "paid_claim"
+
+
+def test_replies_over_http_listed_and_proposed_for_approval_in_one_s_own_book(
+    db_url: str, session_factory: sessionmaker[Session], book: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from lumo.api.app import create_app
+    from lumo.auth import create_token
+    from lumo.config import Settings
+
+    _thread(session_factory, "gmail", "g-thread-1", cursor="100")
+    history = {
+        "history": [{"id": "101", "messagesAdded": [{"message": {"id": "r1", "threadId": "g-thread-1"}}]}],
+        "historyId": "101",
+    }
+    sync_mailboxes(session_factory, LATER, providers=gmail_providers(google_token(), ok(history), _gmail_message("r1", PAID)))
+    with session_factory() as session:
+        tokens = {who: create_token(session, f"{who}@acme.test", NOON, "test") for who in ("u1", "u2")}
+        session.commit()
+    app = create_app(Settings(database_url=db_url), env={"LUMO_LLM": "offline"})
+    with TestClient(app, raise_server_exceptions=False) as c:
+        mine = {"Authorization": f"Bearer {tokens['u1']}"}
+        [listed] = c.get("/v1/mail/replies", headers=mine).json()["replies"]
+        assert (listed["meaning"], listed["excerpt"]) == ("paid_claim", "We paid this yesterday.")
+        proposed = c.post(f"/v1/mail/replies/{listed['id']}/propose", headers=mine)
+        assert proposed.status_code == 200, proposed.text
+        assert [p["tool"] for p in proposed.json()["pending_actions"]] == ["log_note", "create_follow_up_task"]
+        theirs = {"Authorization": f"Bearer {tokens['u2']}"}
+        assert c.get("/v1/mail/replies", headers=theirs).json() == {"replies": []}
+        assert c.post(f"/v1/mail/replies/{listed['id']}/propose", headers=theirs).status_code == 404

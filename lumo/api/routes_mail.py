@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import html
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from lumo.api.deps import CurrentScope, Now
+from lumo.agent.contracts import TurnResult
+from lumo.api.deps import CurrentScope, LumoDep, Now
 from lumo.api.openapi import ERRORS
+from lumo.api.schemas import ChatResponse
+from lumo.crm.lifecycle import AsOf
 from lumo.db.models import User
 from lumo.mail import connect
 from lumo.mail.config import MailConfig
 from lumo.mail.providers import Providers
+from lumo.mail.sync import pending_replies, reply_calls, reply_of
 
 router = APIRouter(prefix="/v1/mail", tags=["mail"], responses=ERRORS)
 # Not under /v1: a browser lands here from the provider's consent page (like a webhook, it is no API read).
@@ -81,3 +86,49 @@ def mail_status(request: Request, scope: CurrentScope) -> MailboxState:
         if box is None:
             return MailboxState(provider=None, address=None, status="none")
         return MailboxState(provider=box.provider, address=box.address, status=box.status)
+
+
+class Reply(BaseModel):
+    id: int
+    from_address: str
+    received_at: str
+    invoice_numbers: list[str]
+    meaning: str  # paid_claim | dispute | promise | question | other
+    excerpt: str
+    proposals: list[dict[str, Any]]  # tool calls ({tool, args}) that wait for approval once proposed
+
+
+class Replies(BaseModel):
+    replies: list[Reply]
+
+
+@router.get("/replies", response_model=Replies, summary="Your customers' replies, newest first, with what each suggests")
+def list_replies(request: Request, scope: CurrentScope) -> Replies:
+    with request.app.state.session_factory() as session:
+        return Replies(
+            replies=[
+                Reply(
+                    id=m.id,
+                    from_address=m.from_address,
+                    received_at=m.received_at.isoformat(),
+                    invoice_numbers=m.invoice_numbers.split(",") if m.invoice_numbers else [],
+                    meaning=m.meaning,
+                    excerpt=m.excerpt,
+                    proposals=json.loads(m.proposals),
+                )
+                for m in pending_replies(session, scope.user_id)
+            ]
+        )
+
+
+@router.post("/replies/{reply_id}/propose", response_model=ChatResponse, summary="Propose what a reply suggests")
+async def propose_reply(reply_id: int, request: Request, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
+    """The actions wait for a decision (`POST /v1/threads/{id}/decision`); nothing is applied here."""
+    as_of = AsOf.given(None, now, scope.tz)
+
+    def calls() -> list[tuple[str, dict[str, Any]]]:
+        with request.app.state.session_factory() as session:
+            return reply_calls(reply_of(session, scope.user_id, reply_id), as_of.today)
+
+    proposed = await asyncio.to_thread(calls)
+    return await lumo.propose(scope, proposed, message=f"(api) reply #{reply_id}", as_of=as_of, now=now)

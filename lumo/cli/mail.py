@@ -167,20 +167,12 @@ def mail_propose(
     json: JsonOpt = False,
 ) -> None:
     """Propose what a reply suggests: the actions wait for your approval (`lumo approve THREAD`)."""
-    import json as jsonlib
 
     from lumo.cli.record import _propose
-    from lumo.crm.errors import NotFound
-    from lumo.crm.replies import due_today
     from lumo.crm.users import user_by_email
-    from lumo.db.models import Mailbox, MailMessage
+    from lumo.mail.sync import reply_calls, reply_of
 
     with open_session() as session:
         rep = user_by_email(session, user)
-        message = session.get(MailMessage, reply)
-        box = session.get(Mailbox, message.mailbox_id) if message is not None else None
-        if message is None or box is None or box.user_id != rep.id or message.kind != "reply":
-            raise NotFound(f"no reply #{reply} in your mailbox")
-        today = dt.datetime.now(ZoneInfo(rep.timezone or "UTC")).date()
-        calls = due_today(jsonlib.loads(message.proposals), today)
+        calls = reply_calls(reply_of(session, rep.id, reply), dt.datetime.now(ZoneInfo(rep.timezone or "UTC")).date())
     _propose(calls, f"(lumo mail propose) reply #{reply}", rep=user, date=None, as_json=json, thread=None)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.crm import replies
-from lumo.crm.errors import LumoError
+from lumo.crm.errors import LumoError, NotFound
 from lumo.crm.users import user_by_email
 from lumo.db.models import Invoice, Mailbox, MailMessage, MailThread, User
 from lumo.mail.connect import lose_grant
@@ -299,3 +299,20 @@ def pending_replies(session: Session, user_id: str) -> Iterable[MailMessage]:
         .where(Mailbox.user_id == user_id, MailMessage.kind == "reply")
         .order_by(MailMessage.received_at.desc(), MailMessage.id.desc())
     )
+
+
+def reply_of(session: Session, user_id: str, reply_id: int) -> MailMessage:
+    """One of a rep's real replies; another rep's is reported like one that does not exist."""
+    found = session.scalars(
+        select(MailMessage)
+        .join(Mailbox, Mailbox.id == MailMessage.mailbox_id)
+        .where(MailMessage.id == reply_id, Mailbox.user_id == user_id, MailMessage.kind == "reply")
+    ).one_or_none()
+    if found is None:
+        raise NotFound(f"no reply #{reply_id} in your mailbox")
+    return found
+
+
+def reply_calls(message: MailMessage, today: dt.date) -> list[tuple[str, dict[str, Any]]]:
+    """What a reply suggests, as tool calls to propose today (they wait for approval)."""
+    return replies.due_today(json.loads(message.proposals), today)
