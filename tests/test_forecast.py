@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from lumo.api.app import create_app
-from lumo.auth import create_token
-from lumo.cli import main as cli_main
-from lumo.config import Settings
 from lumo.crm.forecast import Behaviour, expect
 from tests import factories as f
+from tests.clients import Cli, OpenApi
 
 TODAY = dt.date(2026, 11, 25)
 D = dt.date.fromisoformat
@@ -56,23 +51,8 @@ def book(session: Session) -> None:
     session.commit()
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lumo", *args])
-    code = 0
-    try:
-        cli_main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_lumo_forecast_json_gives_the_expected_weekly_figures(
-    db_url: str, book: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
-    args = ("forecast", "--rep", "u1@acme.test", "--date", TODAY.isoformat(), "--weeks", "4", "--json")
-    code, out, err = _cli(monkeypatch, capsys, *args)
+def test_lumo_forecast_json_gives_the_expected_weekly_figures(cli: Cli, book: None) -> None:
+    code, out, err = cli("forecast", "--rep", "u1@acme.test", "--date", TODAY.isoformat(), "--weeks", "4", "--json")
     assert code == 0, err
     result = json.loads(out)
     weeks = [(w["week_start"], w["totals"], w["invoices"]) for w in result["expected"]]
@@ -103,47 +83,36 @@ def test_lumo_forecast_json_gives_the_expected_weekly_figures(
     assert collected == {"2026-11-04": {}, "2026-11-11": {}, "2026-11-18": {}, "2026-11-25": {}}
 
 
-def test_collected_counts_the_weeks_behind(
-    db_url: str, book: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
-    code, out, err = _cli(monkeypatch, capsys, "forecast", "--rep", "u1@acme.test", "--date", "2026-10-07", "--json")
+def test_collected_counts_the_weeks_behind(cli: Cli, book: None) -> None:
+    code, out, err = cli("forecast", "--rep", "u1@acme.test", "--date", "2026-10-07", "--json")
     assert code == 0, err
     totals = {w["week_end"]: w["totals"] for w in json.loads(out)["collected"] if w["totals"]}
     # P-1 paid 09-11, P-2 09-25, P-3 10-05: weeks ending on Wednesdays back from 10-07.
     assert totals == {"2026-09-16": {"USD": "1000.00"}, "2026-09-30": {"USD": "1000.00"}, "2026-10-07": {"USD": "2000.00"}}
 
 
-def test_forecast_scope_flags_and_bad_input_are_one_line(
-    db_url: str, book: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
-    code, out, err = _cli(monkeypatch, capsys, "forecast", "--rep", "u1@acme.test", "--weeks", "0")
+def test_forecast_scope_flags_and_bad_input_are_one_line(cli: Cli, book: None) -> None:
+    code, out, err = cli("forecast", "--rep", "u1@acme.test", "--weeks", "0")
     assert code == 2 and err.strip() == "error: weeks must be between 1 and 52, not 0"
-    code, out, err = _cli(monkeypatch, capsys, "forecast", "--rep", "u1@acme.test", "--team")
+    code, out, err = cli("forecast", "--rep", "u1@acme.test", "--team")
     assert code == 2 and "you are a rep" in err
-    code, out, err = _cli(monkeypatch, capsys, "forecast", "--rep", "m1@acme.test", "--all")
+    code, out, err = cli("forecast", "--rep", "m1@acme.test", "--all")
     assert code == 2 and "admins only" in err
     date = ("--date", TODAY.isoformat(), "--json")
-    code, out, err = _cli(monkeypatch, capsys, "forecast", "--rep", "m1@acme.test", "--team", *date)
+    code, out, err = cli("forecast", "--rep", "m1@acme.test", "--team", *date)
     assert code == 0 and json.loads(out)["expected"][0]["totals"] == {"USD": "812.50"}
     # u2's U-1 is the manager's team's: Initech has no history, so the standard accounts' (Globex's) +4 and +10.
     assert json.loads(out)["expected"][1]["totals"] == {"USD": "5449.50"}
     assert json.loads(out)["expected"][2]["totals"] == {"EUR": "320.00", "USD": "5049.50"}
-    code, out, err = _cli(monkeypatch, capsys, "forecast", "--rep", "m1@acme.test", *date)
+    code, out, err = cli("forecast", "--rep", "m1@acme.test", *date)
     assert code == 0 and json.loads(out)["expected_total"] == {}  # the manager's own book is empty
 
 
-def test_get_forecast_is_the_callers_book(db_url: str, session: Session, book: None) -> None:
-    tokens = {
-        who: create_token(session, f"{who}@acme.test", dt.datetime(2026, 11, 25, tzinfo=dt.UTC), "t") for who in ("u1", "u2")
-    }
-    session.commit()
-    app = create_app(Settings(database_url=db_url), env={"LUMO_LLM": "offline"})
-    with TestClient(app, raise_server_exceptions=False) as c:
-        mine = c.get("/v1/forecast?date=2026-11-25&weeks=4", headers={"Authorization": f"Bearer {tokens['u1']}"})
-        theirs = c.get("/v1/forecast?date=2026-11-25&weeks=4", headers={"Authorization": f"Bearer {tokens['u2']}"})
-        bad = c.get("/v1/forecast?weeks=99", headers={"Authorization": f"Bearer {tokens['u1']}"})
+def test_get_forecast_is_the_callers_book(api: OpenApi, book: None) -> None:
+    opened = api("u1", "u2")
+    mine = opened.client.get("/v1/forecast?date=2026-11-25&weeks=4", headers=opened.auth("u1"))
+    theirs = opened.client.get("/v1/forecast?date=2026-11-25&weeks=4", headers=opened.auth("u2"))
+    bad = opened.client.get("/v1/forecast?weeks=99", headers=opened.auth("u1"))
     assert mine.status_code == 200 and mine.json()["expected"][0]["totals"] == {"USD": "812.50"}
     [only] = theirs.json()["expected"][0]["reasons"]  # u2's one invoice, and no history of theirs to learn from
     assert only == "U-1 (Initech) USD 9,999.00: due 2026-11-30: no paid history yet: the due date = 2026-11-30"
