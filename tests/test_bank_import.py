@@ -280,3 +280,65 @@ def test_http_to_match_and_apply(api: OpenApi, session_factory: sessionmaker[Ses
     again = c.post(f"/v1/payments/lines/{line.id}/apply", json=body, headers=u1)
     assert again.status_code == 422 and "already applied" in again.json()["error"]
     assert f.by_number(session_factory, "INV-102").amount_paid == Decimal("500.00")
+
+
+# --- POST /v1/payments/import ------------------------------------------------------------------------
+
+
+def _post_statement(api: OpenApi, who: str, body: str, query: str = "", media: str = "text/csv", **settings: Any) -> Any:
+    opened = api(who, **settings)
+    headers = {**opened.auth(who), "Content-Type": media}
+    return opened.client.post(f"/v1/payments/import?date={TODAY.isoformat()}{query}", content=body.encode(), headers=headers)
+
+
+def test_http_import_matches_and_suggests_like_the_cli_and_twice_adds_nothing(
+    api: OpenApi, session_factory: sessionmaker[Session], book: Any
+) -> None:
+    first = _post_statement(api, "m1", STATEMENT, "&filename=nov.csv")
+    assert first.status_code == 200, first.text
+    # The manager's scope is the team's: u2's INV-108 is matched too (a rep's import left it unmatched).
+    assert first.json() == {"lines": 7, "new": 7, "already": 0, "matched": 2, "suggested": 4, "unmatched": 1}
+    assert f.by_number(session_factory, "INV-108").status == "paid"
+    assert {ln.source_file for ln in _lines(session_factory).values()} == {"nov.csv"}
+    payments = _payment_count(session_factory)
+    again = _post_statement(api, "m1", STATEMENT)
+    assert again.json() == {"lines": 7, "new": 0, "already": 7, "matched": 0, "suggested": 0, "unmatched": 0}
+    assert _payment_count(session_factory) == payments
+
+
+def test_http_import_reads_camt053_by_its_content_type(api: OpenApi, session_factory: sessionmaker[Session], book: Any) -> None:
+    response = _post_statement(api, "admin", CAMT, media="application/xml")
+    assert response.status_code == 200 and response.json()["matched"] == 1 and response.json()["suggested"] == 1
+    assert f.by_number(session_factory, "INV-101").status == "paid"
+
+
+def test_http_import_is_for_finance_not_reps(api: OpenApi, session_factory: sessionmaker[Session], book: Any) -> None:
+    response = _post_statement(api, "u1", STATEMENT)
+    assert response.status_code == 403 and "managers and finance" in response.json()["error"]
+    assert _lines(session_factory) == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "status", "error"),
+    [
+        ("date,amount,currency,reference\n2026-11-20,ten,USD,x\n", "", 422, "1 problem(s); nothing was imported"),
+        ("", "", 422, "the statement is empty: send the file as the request body"),
+        (STATEMENT, "&format=ofx", 422, "query.format: Input should be 'csv' or 'camt053'"),
+        (STATEMENT, "&format=camt053", 422, "1 problem(s); nothing was imported"),  # a CSV read as XML
+    ],
+)
+def test_http_import_of_a_bad_file_says_why_and_writes_nothing(
+    api: OpenApi, session_factory: sessionmaker[Session], book: Any, body: str, query: str, status: int, error: str
+) -> None:
+    response = _post_statement(api, "m1", body, query)
+    assert response.status_code == status and response.json()["error"] == error, response.text
+    assert ("problems" in response.json()) == ("problem(s)" in error)  # one line a problem, as the CLI prints them
+    assert _lines(session_factory) == {} and _payment_count(session_factory) == 0
+
+
+def test_http_import_has_its_own_size_limit(api: OpenApi, session_factory: sessionmaker[Session], book: Any) -> None:
+    larger = _post_statement(api, "m1", STATEMENT, max_request_bytes=100)  # larger than any other body may be
+    assert larger.status_code == 200
+    too_large = _post_statement(api, "m1", STATEMENT + "2026-11-25,1.00,USD,x\n", max_statement_bytes=100)
+    assert too_large.status_code == 413 and too_large.json() == {"error": "request body too large"}
+    assert len(_lines(session_factory)) == 7  # only the first import's
