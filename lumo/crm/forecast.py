@@ -35,6 +35,7 @@ from lumo.db.models import Account, Invoice, Payment
 
 MIN_PAID = 3  # paid invoices an account needs before its own history can call an invoice doubtful
 SHRINK = 3  # the segment's history counts as this many of the account's own paid invoices
+PRIOR_POINTS = 40  # a segment's delays are read at this many amount-weighted quantiles (the mid-points of 40 bands)
 AT_RISK_DAYS = 90  # past due by more than this: at risk, not expected
 MAX_WEEKS = 52
 COUNTBACK_MAX_DAYS = 3650
@@ -53,6 +54,7 @@ class History:
     delays: list[tuple[int, Decimal]] = field(default_factory=list)
     unpaid: int = 0
     _shares: list[tuple[int, Decimal]] | None = field(default=None, repr=False)
+    _quantiles: list[tuple[int, Decimal]] | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -71,6 +73,21 @@ class History:
             weight = self.weight
             self._shares = [(d, a / weight) for d, a in sorted(by_delay.items())] if weight > 0 else []
         return self._shares
+
+    def quantiles(self) -> list[tuple[int, Decimal]]:
+        """The delays at PRIOR_POINTS amount-weighted quantiles, 1 / PRIOR_POINTS each (equal ones merged): a
+        segment's thousands of paid invoices, summed up in a few points every invoice can be spread over."""
+        if self._quantiles is None:
+            out: dict[int, Decimal] = defaultdict(lambda: ZERO)
+            shares, i, seen = self.shares(), 0, ZERO
+            for k in range(PRIOR_POINTS):
+                q = Decimal(2 * k + 1) / (2 * PRIOR_POINTS)
+                while i < len(shares) - 1 and seen + shares[i][1] < q:
+                    seen += shares[i][1]
+                    i += 1
+                out[shares[i][0]] += ONE / PRIOR_POINTS
+            self._quantiles = sorted(out.items())
+        return self._quantiles
 
 
 @dataclass
@@ -122,7 +139,7 @@ class Behaviour:
             for d, share in own.shares():
                 points[d] += own_share * share
         if prior is not None and own_share < 1:
-            for d, share in prior[0].shares():
+            for d, share in prior[0].quantiles():
                 points[d] += (ONE - own_share) * share
         if not points:
             said = "no paid history yet: the due date" if late <= 0 else "no paid history yet: today"
