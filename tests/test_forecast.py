@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from lumo.crm.forecast import Behaviour, expect
+from lumo.crm.forecast import Behaviour, cash_forecast, expect
+from lumo.crm.lifecycle import AsOf
+from lumo.crm.scope import scope_for_email
 from tests import factories as f
 from tests.clients import Cli, OpenApi
 
@@ -199,6 +201,21 @@ def test_an_account_that_left_invoices_unpaid_is_counted_on_for_less() -> None:
     got = expect(f.row(id="o", due_date=D("2026-12-01")), TODAY, Behaviour.learn([*rows, gone], on, before=TODAY))
     assert got.parts == ((D("2026-12-06"), Decimal("800.00")),)  # (3 paid + 1) / (3 + 1 unpaid + 1)
     assert "counted on at 80% (Globex left 1 invoice unpaid over 90 days past due)" in got.reason
+
+
+def test_an_invoice_paid_in_instalments_teaches_each_at_its_own_delay(session: Session) -> None:
+    f.basic_book(session)
+    for number, due in (("P-1", "2026-09-01"), ("P-2", "2026-10-01"), ("P-3", "2026-11-01")):
+        paid = _inv(session, "a1", number, "1000.00", due, status="paid")
+        f.pay(session, paid, "250.00", dt.datetime.combine(D(due), dt.time(12), dt.UTC))  # a quarter on the day
+        f.pay(session, paid, "750.00", dt.datetime.combine(D(due) + dt.timedelta(days=20), dt.time(12), dt.UTC))
+    _inv(session, "a1", "O-1", "800.00", "2026-12-01")
+    session.commit()
+    scope = scope_for_email(session, "u1@acme.test")
+    result = cash_forecast(session, scope, AsOf(TODAY, dt.UTC), weeks=6)
+    by_week = {w["week_start"]: w["totals"] for w in result["expected"] if w["totals"]}
+    # A quarter on the due date (12-01, week 0), three quarters 20 days later (12-21, week 3): not all on 12-21.
+    assert by_week == {"2026-11-25": {"USD": "200.00"}, "2026-12-16": {"USD": "600.00"}}
 
 
 def test_a_promise_ahead_is_the_whole_balance_on_its_day() -> None:

@@ -1,7 +1,7 @@
 """Expected vs collected cash: when each open invoice should be paid, by week and currency, with reasons.
 
-An open invoice's balance is spread over the days its account has paid before: each paid invoice's delay (the
-day the balance cleared minus the due date) weighs its amount. An account with n paid invoices is shrunk toward
+An open invoice's balance is spread over the days its account has paid before: each payment's delay (the day
+it came in minus the due date) weighs its amount, so an invoice paid in instalments counts each at its own day. An account with n paid invoices is shrunk toward
 its segment (its tier's, else the book's): its own delays weigh n / (n + SHRINK), the segment's the rest, so a
 new account takes its segment's habit and a long history its own. Delays shorter than how late the invoice
 already is did not happen and are dropped (the rest renormalised); an account with `MIN_PAID` paid invoices
@@ -48,17 +48,19 @@ ONE = Decimal("1")
 
 @dataclass
 class History:
-    """Paid invoices' delays (days from due date to the day the balance cleared) with their amounts, and the
-    invoices left unpaid more than AT_RISK_DAYS past due."""
+    """What paid invoices' cash did: each payment's delay (days from the due date to the day it came in) with its
+    amount; each paid invoice's delay to the day its balance cleared; the invoices left unpaid more than
+    AT_RISK_DAYS past due."""
 
     delays: list[tuple[int, Decimal]] = field(default_factory=list)
+    cleared: list[int] = field(default_factory=list)
     unpaid: int = 0
     _shares: list[tuple[int, Decimal]] | None = field(default=None, repr=False)
     _quantiles: list[tuple[int, Decimal]] | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
-        return len(self.delays)
+        return len(self.cleared)
 
     @property
     def weight(self) -> Decimal:
@@ -99,8 +101,15 @@ class Behaviour:
     book: History = field(default_factory=History)
 
     @classmethod
-    def learn(cls, rows: Iterable[InvoiceRow], paid_on: Mapping[str, dt.date], before: dt.date) -> Behaviour:
-        """From invoices paid before `before` and those open then (never what happened after that day)."""
+    def learn(
+        cls,
+        rows: Iterable[InvoiceRow],
+        paid_on: Mapping[str, dt.date],
+        before: dt.date,
+        payments: Mapping[str, list[tuple[dt.date, Decimal]]] | None = None,
+    ) -> Behaviour:
+        """From invoices paid before `before` and those open then (never what happened after that day). With
+        `payments` (per invoice: day and amount), an invoice paid in instalments counts each at its own delay."""
         b = cls()
         for r in rows:
             if r.amount <= 0:
@@ -108,8 +117,10 @@ class Behaviour:
             histories = (b.accounts[r.account_id], b.tiers[r.account_tier], b.book)
             day = paid_on.get(r.id)
             if r.status == "paid" and day is not None and day < before:
+                pieces = _instalments(r, (payments or {}).get(r.id, []), day)
                 for h in histories:
-                    h.delays.append(((day - r.due_date).days, r.amount))
+                    h.delays.extend(((d - r.due_date).days, a) for d, a in pieces)
+                    h.cleared.append((day - r.due_date).days)
             elif is_open(r) and (before - r.due_date).days > AT_RISK_DAYS:
                 for h in histories:
                     h.unpaid += 1
@@ -131,7 +142,7 @@ class Behaviour:
         own = self.accounts.get(inv.account_id) or History()
         prior = self.prior(inv)
         n = own.count
-        if n >= MIN_PAID and late > 0 and not any(d >= late for d, _ in own.delays):
+        if n >= MIN_PAID and late > 0 and not any(d >= late for d in own.cleared):
             return Spread((), f"{inv.account_name} never paid an invoice this late", ONE, doubtful=True)
         own_share = ONE if prior is None else Decimal(n) / Decimal(n + SHRINK) if n else ZERO
         points: dict[int, Decimal] = defaultdict(lambda: ZERO)
@@ -163,8 +174,16 @@ class Behaviour:
         """The chance the account pays at all: its paid invoices as late against those it left unpaid (at risk)."""
         if own.unpaid == 0:
             return ONE
-        paid = sum(1 for d, _ in own.delays if d >= late)
+        paid = sum(1 for d in own.cleared if d >= late)
         return Decimal(paid + 1) / Decimal(paid + own.unpaid + 1)
+
+
+def _instalments(r: InvoiceRow, payments: list[tuple[dt.date, Decimal]], cleared: dt.date) -> list[tuple[dt.date, Decimal]]:
+    """The invoice's cash as it came in; the whole amount on the day it cleared when the payments do not add up to
+    it plainly (a refund or reversal among them, or none known)."""
+    if payments and all(a > 0 for _, a in payments) and sum((a for _, a in payments), ZERO) == r.amount:
+        return sorted(payments)
+    return [(cleared, r.amount)]
 
 
 @dataclass(frozen=True)
@@ -306,8 +325,9 @@ def cash_forecast(
     fx = fx or load_fx(session)
     today = as_of.today
     rows = fetch_rows(session, rows_query(scope))
-    paid_on = last_payment_dates(session, [r.id for r in rows if r.status == "paid"], as_of)
-    behaviour = Behaviour.learn(rows, paid_on, today)
+    paid_ids = [r.id for r in rows if r.status == "paid"]
+    paid_on = last_payment_dates(session, paid_ids, as_of)
+    behaviour = Behaviour.learn(rows, paid_on, today, payments_of(session, paid_ids, as_of))
     expected = [expect(r, today, behaviour) for r in rows if is_open(r)]
     buckets = expected_by_week(expected, today, weeks)
     horizon_end = _week(today, weeks - 1)[1]
@@ -394,6 +414,18 @@ def _sum_weeks(buckets: list[dict[str, Decimal]]) -> dict[str, Decimal]:
         for c, a in b.items():
             total[c] += a
     return total
+
+
+def payments_of(session: Session, invoice_ids: list[str], as_of: AsOf) -> dict[str, list[tuple[dt.date, Decimal]]]:
+    """Each invoice's payments (the day in the caller's zone, the amount), for learning instalments."""
+    out: dict[str, list[tuple[dt.date, Decimal]]] = defaultdict(list)
+    for start in range(0, len(invoice_ids), 1000):
+        chunk = invoice_ids[start : start + 1000]
+        for invoice_id, amount, paid_at in session.execute(
+            select(Payment.invoice_id, Payment.amount, Payment.paid_at).where(Payment.invoice_id.in_(chunk))
+        ).all():
+            out[invoice_id].append((as_of.local_date(paid_at), amount))
+    return out
 
 
 def collected_by_week(session: Session, scope: Scope, as_of: AsOf, weeks: int) -> list[dict[str, Any]]:
