@@ -1,15 +1,16 @@
 """Expected vs collected cash: when each open invoice should be paid, by week and currency, with reasons.
 
 An open invoice's balance is spread over the days its account has paid before: each payment's delay (the day
-it came in minus the due date) weighs its amount, so an invoice paid in instalments counts each at its own day. An account with n paid invoices is shrunk toward
-its segment (its tier's, else the book's): its own delays weigh n / (n + SHRINK), the segment's the rest, so a
-new account takes its segment's habit and a long history its own. Delays shorter than how late the invoice
-already is did not happen and are dropped (the rest renormalised); an account with `MIN_PAID` paid invoices
-and none as late is doubtful, not counted on. An account that left invoices unpaid more than `AT_RISK_DAYS`
-past due is counted on for only a share of the balance (its paid invoices as late, plus one, against those
-plus the unpaid, plus one); the rest is doubtful. A promise to pay still ahead puts the whole balance on its
-day. More than `AT_RISK_DAYS` past due is not counted on at all: the share at risk. Beside it: cash collected
-per past week, the simple DSO and the countback DSO. Everything is computed from the rows and `today` handed in.
+it came in minus the due date) weighs its amount, so an invoice paid in instalments counts each at its own
+day. An account with n paid invoices is shrunk toward its segment (its tier's, else the book's, read at
+PRIOR_POINTS quantiles): its own delays weigh n / (n + SHRINK), the segment's the rest, so a new account takes
+its segment's habit and a long history its own. Delays shorter than how late the invoice already is did not
+happen and are dropped (the rest renormalised); an account with `MIN_PAID` paid invoices and none as late is
+doubtful, not counted on. An account that left invoices unpaid more than `AT_RISK_DAYS` past due is counted on
+for only a share of the balance (its paid invoices as late, plus one, against those plus the unpaid, plus
+one); the rest is doubtful. A promise to pay still ahead puts the whole balance on its day. More than
+`AT_RISK_DAYS` past due is not counted on at all: the share at risk. Beside it: cash collected per past week,
+the simple DSO and the countback DSO. Everything is computed from the rows and `today` handed in.
 """
 
 from __future__ import annotations
