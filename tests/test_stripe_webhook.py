@@ -19,7 +19,7 @@ from lumo.crm.priorities import compute_priorities
 from lumo.crm.stale import stale_findings
 from lumo.db.models import Invoice, Payment, PaymentEvent
 from tests import factories as f
-from tests.agent_support import AS_OF, TODAY, build_book, scope_of
+from tests.agent_support import AS_OF, NOW, TODAY, build_book, scope_of
 from tests.clients import Api, Cli, OpenApi
 
 SECRET = "whsec_test_secret"
@@ -293,3 +293,27 @@ def test_http_link_is_proposed_and_refused_clearly(opened: Api, session_factory:
     decided = client.post(f"/v1/threads/{proposed.json()['thread_id']}/decision", json=decision, headers=opened.auth("m1"))
     assert decided.status_code == 200 and "evt_usd" in decided.json()["reply"]
     assert f.by_number(session_factory, "INV-2001").status == "paid"
+
+
+def test_two_relinks_racing_apply_the_event_once(client: TestClient, session_factory: sessionmaker[Session]) -> None:
+    from lumo.crm import provider_events
+
+    event = invoice_event("evt_race", "invoice.paid", amount_paid=90000, id="in_race", metadata={}, number="")
+    send(client, event)
+    with session_factory() as first, session_factory() as second:
+        waiting = first.scalar(select(PaymentEvent).where(PaymentEvent.event_id == "evt_race"))
+        inv = first.scalar(select(Invoice).where(Invoice.number == "INV-2001"))
+        assert waiting is not None and inv is not None
+        inv.external_id = "in_race"
+        first.flush()
+        # The other request links it and commits between this one's read and its claim.
+        theirs = second.scalar(select(Invoice).where(Invoice.number == "INV-2001"))
+        assert theirs is not None
+        first.commit()
+        second.refresh(theirs)
+        assert [r.event_id for r in provider_events.relink(second, now=NOW)] == ["evt_race"]
+        second.commit()
+        assert provider_events._claim(first, waiting, inv) is False
+        assert provider_events.relink(first, now=NOW) == []
+        first.commit()
+    assert _payments(session_factory) == [Decimal("900.00")]

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from babel.numbers import get_currency_precision
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from lumo.crm import ledger
@@ -126,6 +126,21 @@ def _link(session: Session, row: PaymentEvent, event: ProviderEvent, inv: Invoic
     session.flush()
 
 
+def _claim(session: Session, row: PaymentEvent, inv: Invoice) -> bool:
+    """Take a waiting event for the invoice; False when another transaction took it first (PostgreSQL waits on
+    the row, then sees it taken), so a relink racing another applies nothing twice."""
+    claimed = session.execute(
+        update(PaymentEvent)
+        .where(PaymentEvent.id == row.id, PaymentEvent.invoice_id.is_(None), PaymentEvent.status == "unmatched")
+        .values(invoice_id=inv.id)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        session.refresh(row)
+        return False
+    return True
+
+
 def _stored(row: PaymentEvent) -> ProviderEvent:
     return ProviderEvent(row.event_id, row.type, row.created_at, json.loads(row.payload))
 
@@ -146,7 +161,7 @@ def relink(session: Session, *, now: dt.datetime) -> list[PaymentEvent]:
     for row in session.scalars(_waiting().order_by(PaymentEvent.created_at, PaymentEvent.event_id)).all():
         event = _stored(row)
         inv, _ = _find(session, event)
-        if inv is not None:
+        if inv is not None and _claim(session, row, inv):
             _link(session, row, event, inv, now)
             done.append(row)
     return done
@@ -189,6 +204,8 @@ def link_event(session: Session, scope: Scope, event_id: str, number: str, *, no
     event = _stored(row)
     if event.stripe_invoice_id and inv.external_id is None:
         inv.external_id = event.stripe_invoice_id
+    if not _claim(session, row, inv):
+        raise InvalidInput(f"payment event {event_id} was just applied by another request")
     _link(session, row, event, inv, now)
     others = relink(session, now=now)
     return {
