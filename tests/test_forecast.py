@@ -192,7 +192,7 @@ def test_a_short_history_is_shrunk_toward_its_segment() -> None:
     # 1 paid invoice against SHRINK = 3: a quarter on its own habit (+0), three quarters on its segment's, which
     # includes it (+0 on a quarter, +20 on three quarters): 1/4 + 3/4 x 1/4 = 7/16 at +0, 9/16 at +20.
     assert got.parts == ((D("2026-12-01"), Decimal("437.50")), (D("2026-12-21"), Decimal("562.50")))
-    assert "Globex's 1 paid invoices (25%) and the standard accounts' 4 (75%)" in got.reason
+    assert "Globex's 1 paid invoice (25%) and the standard accounts' 4 (75%)" in got.reason
 
 
 def test_an_account_that_left_invoices_unpaid_is_counted_on_for_less() -> None:

@@ -160,11 +160,12 @@ class Behaviour:
         total = sum((w for _, w in kept), ZERO)
         if not kept or total <= 0:
             return Spread(((late, ONE),), "no paid invoice was as late: today", ONE, fallback=True)
+        paid = f"{n} paid invoice" + ("" if n == 1 else "s")
         if n and prior is not None:
             pct = int((own_share * 100).quantize(ONE, rounding=ROUND_HALF_EVEN))
-            source = f"{inv.account_name}'s {n} paid invoices ({pct}%) and {prior[1]} {prior[0].count} ({100 - pct}%)"
+            source = f"{inv.account_name}'s {paid} ({pct}%) and {prior[1]} {prior[0].count} ({100 - pct}%)"
         elif n:
-            source = f"{inv.account_name}'s {n} paid invoices"
+            source = f"{inv.account_name}'s {paid}"
         else:
             assert prior is not None
             source = f"{prior[1]} {prior[0].count} paid invoices"
