@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # HTTP API limits.
     max_request_bytes: int = 64_000
+    # A bank statement (POST /v1/payments/import) may be larger than any other body.
+    max_statement_bytes: int = Field(default=5_000_000, gt=0)
     # The model: one time budget per chat turn (every call and retry of the turn), then the offline model;
     # tool schemas in OpenAI's strict mode (for servers that enforce them).
     turn_deadline_s: float = Field(default=45.0, gt=0)

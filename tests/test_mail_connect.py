@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,12 +18,12 @@ from sqlalchemy.orm import Session
 
 from lumo.api.app import create_app
 from lumo.auth import create_token
-from lumo.cli import main as cli_main
 from lumo.config import Settings
 from lumo.crm.errors import InvalidInput
 from lumo.db.models import Mailbox
 from lumo.mail import connect
 from lumo.mail.secrets import Vault
+from tests.clients import run_cli
 from tests.factories import NOON, basic_book
 from tests.mail_support import CONFIG, GOOGLE_TOKEN, GRAPH, KEY, gmail_providers, microsoft_login, ok
 
@@ -127,17 +126,6 @@ def test_outlook_connect_over_http_start_then_callback(db_url: str, session: Ses
     assert Vault(KEY).open(box.refresh_token) == "m-rt-1" and box.cursor is None
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lumo", *args])
-    code = 0
-    try:
-        cli_main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_lumo_mail_status_and_disconnect(
     db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -155,14 +143,14 @@ def test_lumo_mail_status_and_disconnect(
     )
     session.commit()
     monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
-    code, out, _ = _cli(monkeypatch, capsys, "mail", "status", "--json")
+    code, out, _ = run_cli(monkeypatch, capsys, "mail", "status", "--json")
     rows: list[dict[str, Any]] = json.loads(out)
     assert code == 0 and [(r["user"], r["provider"], r["status"]) for r in rows] == [("u1@acme.test", "gmail", "connected")]
-    code, out, _ = _cli(monkeypatch, capsys, "mail", "disconnect", "--user", "u1@acme.test")
+    code, out, _ = run_cli(monkeypatch, capsys, "mail", "disconnect", "--user", "u1@acme.test")
     assert code == 0 and "disconnected gmail mailbox u1@acme.test" in out
-    code, out, err = _cli(monkeypatch, capsys, "mail", "disconnect", "--user", "u1@acme.test")
+    code, out, err = run_cli(monkeypatch, capsys, "mail", "disconnect", "--user", "u1@acme.test")
     assert code == 3 and err.strip() == "error: u1@acme.test has no connected mailbox"
-    code, out, _ = _cli(monkeypatch, capsys, "mail", "status")
+    code, out, _ = run_cli(monkeypatch, capsys, "mail", "status")
     assert out.strip() == "no connected mailboxes: emails leave by SMTP"
 
 
@@ -192,11 +180,11 @@ def test_lumo_mail_connect_outlook_asks_for_the_address_it_was_sent_back_to(
     with respx.mock(assert_all_called=True) as router:
         microsoft_login(router, refresh_token="m-rt-cli")
         router.get(f"{GRAPH}/me").respond(json={"mail": "u1@acme.test"})
-        code, out, err = _cli(monkeypatch, capsys, "mail", "connect", "outlook", "--user", "u1@acme.test")
+        code, out, err = run_cli(monkeypatch, capsys, "mail", "connect", "outlook", "--user", "u1@acme.test")
     assert code == 0, err
     assert shown[0].startswith("https://login.microsoftonline.com/common/oauth2/v2.0/authorize?")
     assert out.strip() == "connected outlook mailbox u1@acme.test for u1@acme.test: approved emails now leave from it"
     session.expire_all()
     assert Vault(KEY).open(session.scalars(select(Mailbox.refresh_token)).one()) == "m-rt-cli"
-    code, out, err = _cli(monkeypatch, capsys, "mail", "connect", "yahoo", "--user", "u1@acme.test")
+    code, out, err = run_cli(monkeypatch, capsys, "mail", "connect", "yahoo", "--user", "u1@acme.test")
     assert code == 2 and err.strip() == "error: unknown mail provider 'yahoo': use gmail or outlook"

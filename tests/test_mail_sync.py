@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import sys
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +13,6 @@ import respx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.cli import main as cli_main
 from lumo.crm.drafts import skip_reason
 from lumo.crm.invoices import get_row
 from lumo.crm.lifecycle import AsOf
@@ -24,6 +22,7 @@ from lumo.db.models import Activity, Invoice, Mailbox, MailMessage, MailThread, 
 from lumo.digest.run import send_outbox
 from lumo.mail.providers import Providers
 from lumo.mail.sync import sync_mailboxes
+from tests.clients import run_cli
 from tests.factories import NOON, TODAY, basic_book, invoice, outbox_email
 from tests.mail_support import (
     CONFIG,
@@ -314,17 +313,6 @@ def test_a_429_on_sync_waits_and_revoked_consent_asks_the_rep(session_factory: s
     assert sync_mailboxes(session_factory, LATER, providers=Providers(CONFIG)) == []  # waits for the rep to reconnect
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lumo", *args])
-    code = 0
-    try:
-        cli_main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_a_reply_s_suggestions_are_proposed_for_approval_never_applied(
     db_url: str,
     session_factory: sessionmaker[Session],
@@ -347,15 +335,15 @@ def test_a_reply_s_suggestions_are_proposed_for_approval_never_applied(
     [reply] = _replies(session_factory)
     monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
     monkeypatch.setenv("LUMO_LLM", "offline")
-    code, out, err = _cli(monkeypatch, capsys, "mail", "replies", "--user", "u1@acme.test")
+    code, out, err = run_cli(monkeypatch, capsys, "mail", "replies", "--user", "u1@acme.test")
     assert code == 0 and f"#{reply.id} " in out and "(paid_claim): We paid this yesterday." in out
-    code, out, err = _cli(monkeypatch, capsys, "mail", "propose", str(reply.id), "--user", "u1@acme.test", "--json")
+    code, out, err = run_cli(monkeypatch, capsys, "mail", "propose", str(reply.id), "--user", "u1@acme.test", "--json")
     assert code == 0, err
     pending = json.loads(out)["pending_actions"]
     assert [p["tool"] for p in pending] == ["log_note", "create_follow_up_task"]
     with session_factory() as session:
         assert session.scalars(select(Activity).where(Activity.kind == "note")).all() == []  # waits for approval
-    code, out, err = _cli(monkeypatch, capsys, "mail", "propose", str(reply.id), "--user", "u2@acme.test")
+    code, out, err = run_cli(monkeypatch, capsys, "mail", "propose", str(reply.id), "--user", "u2@acme.test")
     assert code == 3 and "no reply" in err
 
 

@@ -41,7 +41,11 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         redoc_url=None,  # ReDoc only ships from a CDN
         description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.",
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        paths={routes_payments.IMPORT_PATH: settings.max_statement_bytes},
+    )
     errors.install(app)
     docs.install(app)
     v1_guards = [Depends(no_nul_characters)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from lumo.crm.lifecycle import InvoiceRow, days
 from lumo.crm.money import format_code
@@ -62,6 +62,11 @@ class Weights:
     # A task on no listed invoice protects no balance that can be priced: it is worth the median item of the day
     # (so it ranks mid-list, higher the later it is), or this much in an empty book.
     task_empty_book: float = 1.0
+
+    @cached_property
+    def chances(self) -> tuple[float, ...]:
+        """`loss_curve` day by day, computed once per Weights (an lru_cache would hash all the fields per call)."""
+        return _chances(self.loss_curve)
 
 
 @dataclass(slots=True)
@@ -260,14 +265,12 @@ def signals_for(w: Weights) -> dict[tuple[str, bool], tuple[Signal, ...]]:
 
 def chance_of_loss(days_past_due: int, w: Weights) -> float:
     """The provision matrix: linear between the points of `loss_curve`, flat after the last."""
-    table = _chances(w)
+    table = w.chances
     return table[min(max(days_past_due, 0), len(table) - 1)]
 
 
-@lru_cache(maxsize=8)
-def _chances(w: Weights) -> tuple[float, ...]:
-    """The chance for each day from 0 to the curve's last point (computed once: it is on the hot path)."""
-    points = w.loss_curve
+def _chances(points: tuple[tuple[int, float], ...]) -> tuple[float, ...]:
+    """The chance for each day from 0 to the curve's last point."""
     out = []
     for day in range(points[-1][0] + 1):
         chance = points[0][1]

@@ -52,9 +52,15 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
 
-        # SQLite keeps ISO text in UTC: one C-level parse instead of two layers of processing (hot path).
+        # SQLite keeps naive ISO text in UTC: one C-level parse with the offset appended, instead of two layers of
+        # processing or a parse then `replace` (several times slower; thousands per read on the hot path).
         def parse(value: str | None) -> dt.datetime | None:
-            return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+            if value is None:
+                return None
+            try:
+                return dt.datetime.fromisoformat(value + "+00:00")
+            except ValueError:  # written with an offset by something else: still a moment, in UTC
+                return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
 
         return parse
 
