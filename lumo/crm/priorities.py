@@ -121,7 +121,7 @@ class _Scorer:
     def __init__(self, rows: list[InvoiceRow], as_of: AsOf, fx: FxTable, w: Weights, rules: stale.StaleThresholds):
         today = as_of.today
         self.as_of, self.fx, self.w, self.rules = as_of, fx, w, rules
-        # Every overdue invoice and every broken promise is an item, so the rows count them as the items would.
+        # Counted over the rows: every overdue invoice and every broken promise is an item, whatever its kind.
         self.overdue = Counter(inv.account_id for inv in rows if days_overdue(inv, today))
         self.broken = Counter(inv.account_id for inv in rows if promise_broken(inv, today))
         self.tables = signals_for(w)
@@ -143,7 +143,7 @@ class _Scorer:
         if f is None:
             return None
         f.others_overdue = self.overdue[inv.account_id] - (1 if f.days_overdue else 0)
-        f.others_broken = self.broken[inv.account_id] - (1 if f.kind == "promise_broken" else 0)
+        f.others_broken = self.broken[inv.account_id] - (1 if promise_broken(inv, self.as_of.today) else 0)
         fired = tuple([s for s in self.tables[f.kind, inv.balance > 0] if s.applies(f)])
         rate = self.rate(inv.currency)
         balance, amount = float(inv.balance) * rate, float(inv.amount) * rate
