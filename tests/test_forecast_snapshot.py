@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from lumo.crm.forecast import Behaviour, expect, payments_of
-from lumo.crm.health import last_payment_dates
+from lumo.crm.forecast import Behaviour, expect, paid_payments
 from lumo.crm.invoices import fetch_rows, rows_query
 from lumo.crm.lifecycle import AsOf, is_open
 from lumo.crm.scope import scope_for_email
@@ -53,9 +52,8 @@ def _expectations(engine: Engine, day: str) -> dict[str, Any]:
         scope = scope_for_email(session, ADMIN_EMAIL)
         as_of = AsOf(dt.date.fromisoformat(day), scope.tz)
         rows = fetch_rows(session, rows_query(scope))
-        paid_ids = [r.id for r in rows if r.status == "paid"]
-        paid_on = last_payment_dates(session, paid_ids, as_of)
-        behaviour = Behaviour.learn(rows, paid_on, as_of.today, payments_of(session, paid_ids, as_of))
+        paid_on, payments = paid_payments(session, scope, as_of)
+        behaviour = Behaviour.learn(rows, paid_on, as_of.today, payments)
     digest = hashlib.sha256()
     count = 0
     for r in sorted((r for r in rows if is_open(r)), key=lambda r: r.number):
