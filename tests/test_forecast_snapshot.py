@@ -52,7 +52,7 @@ def _expectations(engine: Engine, day: str) -> dict[str, Any]:
         scope = scope_for_email(session, ADMIN_EMAIL)
         as_of = AsOf(dt.date.fromisoformat(day), scope.tz)
         rows = fetch_rows(session, rows_query(scope))
-        paid_on, payments = paid_payments(session, scope, as_of)
+        paid_on, payments = paid_payments(session, [r.id for r in rows if r.status == "paid"], as_of)
         behaviour = Behaviour.learn(rows, paid_on, as_of.today, payments)
     digest = hashlib.sha256()
     count = 0
