@@ -20,7 +20,7 @@ from lumo.crm.invoices import fetch_rows, rows_query
 from lumo.crm.lifecycle import AsOf, is_open
 from lumo.crm.scope import scope_for_email
 from lumo.db.models import User
-from lumo.db.seed import ADMIN_EMAIL, DEMO_REP_EMAIL, seed_demo
+from lumo.demo.seed import ADMIN_EMAIL, DEMO_REP_EMAIL, seed_demo
 from tests.clients import Cli
 
 SNAPSHOT = Path(__file__).parent / "data" / "forecast_snapshot.json"
