@@ -34,8 +34,8 @@ from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope, scope_for_email
 from lumo.db.migrate import upgrade
 from lumo.db.models import Invoice, User
-from lumo.demo.seed import ADMIN_EMAIL, DEMO_REP_EMAIL, database_is_empty, seed_demo
 from lumo.db.session import make_engine, make_sessionmaker
+from lumo.demo.seed import ADMIN_EMAIL, DEMO_REP_EMAIL, database_is_empty, seed_demo
 
 SEED_DAY = dt.date(2026, 11, 25)
 
