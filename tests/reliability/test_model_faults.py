@@ -162,6 +162,7 @@ def _raise_or_return(outcome: Any) -> Any:
     return outcome
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the model's stall, not the database's
 async def test_a_model_that_stalls_is_cut_at_the_turn_deadline_and_every_chat_answered(
     http: tuple[httpx.AsyncClient, dict[str, str]], route: respx.Route
 ) -> None:

@@ -243,6 +243,7 @@ def test_a_421_greeting_is_retried_and_each_email_goes_once_when_the_server_reco
     assert len(server.kept) == 2 and set(server.message_ids()) == sent_rows(session_factory)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # 8 MB over the wire: once is enough
 def test_a_large_email_cut_while_it_is_written_is_retried_because_its_end_never_left(
     session_factory: sessionmaker[Session], server: FaultySmtp
 ) -> None:
