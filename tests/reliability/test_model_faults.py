@@ -239,3 +239,22 @@ async def test_a_hijacked_model_that_calls_side_effects_changes_nothing_without_
     assert waiting == {("update_invoice_status", "INV-1042"), ("update_invoice_status", "INV-2001")}  # u1's own, waiting
     assert "INV-3001" not in response.text and "attacker@evil.test" not in json.dumps(body["pending_actions"])
     nothing_changed(session_factory)
+
+
+async def test_every_stream_ends_with_its_answer_while_the_model_fails(
+    http: tuple[httpx.AsyncClient, dict[str, str]], route: respx.Route
+) -> None:
+    draw = random.Random(4)  # noqa: S311  (a reproducible mix, not a secret)
+    route.side_effect = lambda request: _raise_or_return(FAULTS[draw.choice(list(FAULTS))]())
+    client, headers = http
+
+    async def stream() -> list[str]:
+        async with client.stream("POST", "/v1/chat/stream", json={"message": TODAY_Q, "date": DATE}, headers=headers) as r:
+            assert r.status_code == 200
+            return [line async for line in r.aiter_lines()]
+
+    for lines in await asyncio.gather(*(stream() for _ in range(6))):
+        names = [line.removeprefix("event: ").strip() for line in lines if line.startswith("event:")]
+        assert names[0] == "thread" and names[-1] == "message" and "error" not in names, names
+        [last] = [json.loads(line.removeprefix("data:")) for line in lines if line.startswith("data:")][-1:]
+        assert "INV-1042" in last["reply"]

@@ -379,3 +379,17 @@ def test_a_stripe_event_signed_ten_minutes_ago_is_refused_as_a_replay(api: Api) 
     headers = {"stripe-signature": f"t={ts},v1={mac}", "content-type": "application/json"}
     response = api.send("POST", "/webhooks/stripe", headers, content=body)
     assert (response.status_code, response.json()) == (400, {"error": "bad Stripe signature"})
+
+
+def test_lumo_ask_with_an_unknown_thread_says_so_in_one_line_and_exits_3(
+    api: Api, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lumo.cli import main
+
+    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
+    monkeypatch.setenv("LUMO_LLM", "offline")
+    monkeypatch.setattr("sys.argv", ["lumo", "ask", "hello", "--rep", "u1@acme.test", "--thread", "no-such-thread"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    assert exited.value.code == 3 and (out + err).strip() == "error: thread no-such-thread not found"
