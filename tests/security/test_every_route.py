@@ -191,25 +191,27 @@ def example_body(method: str, path: str, thread_id: str, action_id: str) -> dict
 
 
 def test_another_users_token_with_the_first_users_thread_action_and_invoice_gets_nothing(api: Api) -> None:
-    """u2 aiming at u1's thread, action and invoice gets exactly what ids that do not exist get: no 5xx, no data."""
+    """u2 aiming at u1's thread, action, invoice and book gets exactly what ids that do not exist get: no 5xx, no data."""
     thread_id, action_id = waiting_thread(api, "u1")
     before = api.send("GET", f"/v1/threads/{thread_id}", api.auth("u1")).json()
-    aimed = {"thread_id": thread_id, "number": "INV-1042", "action_id": action_id}
-    nowhere = {"thread_id": "nosuchthread", "number": "INV-9999", "action_id": "a0-nosuch"}
+    aimed = {"thread_id": thread_id, "number": "INV-1042", "action_id": action_id, "rep": "u1@acme.test"}
+    nowhere = {"thread_id": "nosuchthread", "number": "INV-9999", "action_id": "a0-nosuch", "rep": "nobody@acme.test"}
 
-    def answer(method: str, path: str, values: dict[str, str]) -> tuple[int, str]:
+    def answer(method: str, path: str, values: dict[str, str], switch: bool = False) -> tuple[int, str]:
         body = example_body(method, path, values["thread_id"], values["action_id"])
         if body and "invoice_numbers" in body:
             body["invoice_numbers"] = [values["number"]]
         if body and "args" in body:
             body["args"]["invoice_number"] = values["number"]
-        response = api.send(method, fill(path, values | {"line_id": "424242"}), api.auth("u2"), json=body)
+        params = {"rep": values["rep"]} if switch else None  # a manager's switch to one rep's book
+        response = api.send(method, fill(path, values | {"line_id": "424242"}), api.auth("u2"), json=body, params=params)
         text = response.text
         for key, value in values.items():
             text = text.replace(value, f"<{key}>")  # what the caller sent may be echoed back ("INV-1042 not found")
         return response.status_code, text
 
-    got = {(m, p): (answer(m, p, aimed), answer(m, p, nowhere)) for m, p in api.authed()}
+    got = {(m, p, False): (answer(m, p, aimed), answer(m, p, nowhere)) for m, p in api.authed()}
+    got |= {(m, p, True): (answer(m, p, aimed, True), answer(m, p, nowhere, True)) for m, p in api.authed() if m == "GET"}
     assert {route: a for route, (a, _) in got.items() if a[0] >= 500} == {}
     assert {route: a for route, (a, b) in got.items() if a != b} == {}  # outside the scope reads as not there
     assert {route: a for route, (a, _) in got.items() if any(word in a[1] for word in U1_ONLY)} == {}
