@@ -35,8 +35,20 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     # Stripe: the webhook endpoint's signing secret (whsec_...); unset, POST /webhooks/stripe answers 503.
     stripe_webhook_secret: str = ""
+    # Reps' own mailboxes (lumo.mail): the Fernet key that encrypts their refresh tokens at rest
+    # (`lumo mail key` makes one), the OAuth apps registered with Google and Microsoft (README), and the
+    # public address of this server, where the providers send the rep back (+ /mail/callback/<provider>).
+    mail_token_key: str = Field(default="", repr=False)
+    google_client_id: str = ""
+    google_client_secret: str = Field(default="", repr=False)
+    microsoft_client_id: str = ""
+    microsoft_client_secret: str = Field(default="", repr=False)
+    microsoft_tenant: str = "common"
+    public_url: str = "http://127.0.0.1:8000"
     # HTTP API limits.
     max_request_bytes: int = 64_000
+    # A bank statement (POST /v1/payments/import) may be larger than any other body.
+    max_statement_bytes: int = Field(default=5_000_000, gt=0)
     # The model: one time budget per chat turn (every call and retry of the turn), then the offline model;
     # tool schemas in OpenAI's strict mode (for servers that enforce them).
     turn_deadline_s: float = Field(default=45.0, gt=0)

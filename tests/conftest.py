@@ -9,6 +9,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lumo.db.migrate import upgrade
 from lumo.db.models import Base
 from lumo.db.session import make_engine, make_sessionmaker
+from tests.clients import Cli, OpenApi, open_api, run_cli
 
 PG_URL = os.environ.get("LUMO_TEST_DATABASE_URL")
 PG_SKIP = "LUMO_TEST_DATABASE_URL is not set: PostgreSQL tests skipped (.ci/run sets it)"
@@ -83,3 +85,22 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     with session_factory() as s:
         yield s
+
+
+# --- shared by the CLI and HTTP tests (tests/clients.py) --------------------------------------------------
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """`cli("forecast", "--json")`: runs `lumo` on the test's database (offline model); (exit code, stdout, stderr)."""
+    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
+    monkeypatch.setenv("LUMO_LLM", "offline")
+    return lambda *args: run_cli(monkeypatch, capsys, *args)
+
+
+@pytest.fixture
+def api(db_url: str, session: Session) -> Iterator[OpenApi]:
+    """`api("u1", "m1", stripe_webhook_secret=...)`: the app on the test's database (offline model), with a token for
+    each user named (`<id>@acme.test`, already in the book); closed at the end of the test."""
+    with ExitStack() as stack:
+        yield lambda *users, **settings: stack.enter_context(open_api(db_url, session, users, **settings))

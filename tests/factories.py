@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.crm import ledger, outbox
 from lumo.crm.lifecycle import InvoiceRow
@@ -120,6 +121,14 @@ def invoice(
         session.add(InvoiceContact(invoice_id=inv.id, contact_id=cid, position=position))
     session.flush()
     return inv
+
+
+def by_number(factory: sessionmaker[Session], number: str) -> Invoice:
+    """The invoice as the database holds it now (a session of its own: what another request committed)."""
+    with factory() as s:
+        inv = s.scalar(select(Invoice).where(Invoice.number == number))
+        assert inv is not None, number
+        return inv
 
 
 def pay(session: Session, inv: Invoice, amount: str, at: dt.datetime = NOON) -> None:

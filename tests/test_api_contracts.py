@@ -56,6 +56,17 @@ def test_every_read_route_declares_its_response_model() -> None:
     assert reads_without_response_model(app) == []
 
 
+def test_the_payment_routes_that_write_declare_their_response_models_too() -> None:
+    app = create_app(Settings(database_url="sqlite://"), env={})
+    writes = {
+        r.path: r.response_model
+        for r in iter_route_contexts(app.routes)
+        if r.path and r.path.startswith("/v1/payments/") and "POST" in (r.methods or ())
+    }
+    assert "/v1/payments/import" in writes and "/v1/payments/events/{event_id}/link" in writes
+    assert sorted(path for path, model in writes.items() if not _typed(model)) == []
+
+
 def test_the_check_finds_a_read_route_without_a_response_model() -> None:
     router = APIRouter(prefix="/v1")
 

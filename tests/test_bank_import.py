@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lumo.api.app import create_app
-from lumo.auth import create_token
-from lumo.cli import main as cli_main
-from lumo.config import Settings
 from lumo.crm.bank_files import line_hashes, parse_camt053, parse_csv
 from lumo.crm.errors import ImportRejected, InvalidInput
 from lumo.crm.reconcile import import_lines, lines_to_match
-from lumo.db.models import BankLine, Invoice, Payment
+from lumo.db.models import BankLine, Payment
 from tests import factories as f
 from tests.agent_support import AS_OF, NOW, TODAY, approve, ask, open_lumo, scope_of
+from tests.clients import Cli, OpenApi
 
 STATEMENT = """date,amount,currency,reference,counterparty
 2026-11-20,1000.00,USD,Invoice INV-101,Globex Ltd
@@ -65,13 +60,6 @@ def _import(session_factory: sessionmaker[Session], email: str = "u1@acme.test",
     return report.as_json()
 
 
-def _inv(factory: sessionmaker[Session], number: str) -> Invoice:
-    with factory() as s:
-        inv = s.scalar(select(Invoice).where(Invoice.number == number))
-        assert inv is not None
-        return inv
-
-
 def _lines(factory: sessionmaker[Session]) -> dict[str, BankLine]:
     with factory() as s:
         return {ln.reference: ln for ln in s.scalars(select(BankLine))}
@@ -85,7 +73,7 @@ def _payment_count(factory: sessionmaker[Session]) -> int:
 def test_an_exact_line_is_applied_and_the_rest_are_suggested(session_factory: sessionmaker[Session], book: Any) -> None:
     report = _import(session_factory)
     assert report == {"lines": 7, "new": 7, "already": 0, "matched": 1, "suggested": 4, "unmatched": 2}
-    a1 = _inv(session_factory, "INV-101")
+    a1 = f.by_number(session_factory, "INV-101")
     assert a1.status == "paid" and a1.amount_paid == Decimal("1000.00")
     kinds = {ref: (ln.status, ln.kind) for ref, ln in _lines(session_factory).items()}
     assert kinds == {
@@ -97,7 +85,7 @@ def test_an_exact_line_is_applied_and_the_rest_are_suggested(session_factory: se
         "rent refund": ("unmatched", "none"),
         "INV-108": ("unmatched", "none"),  # another rep's invoice: not in u1's book
     }
-    assert _inv(session_factory, "INV-102").amount_paid == Decimal("0")  # a suggestion changes nothing yet
+    assert f.by_number(session_factory, "INV-102").amount_paid == Decimal("0")  # a suggestion changes nothing yet
 
 
 def test_reimporting_the_statement_changes_nothing(session_factory: sessionmaker[Session], book: Any) -> None:
@@ -144,12 +132,12 @@ async def _approve_line(db_url: str, factory: sessionmaker[Session], ref: str, *
 async def test_suggestions_are_applied_only_once_approved(db_url: str, session_factory: sessionmaker[Session], book: Any) -> None:
     _import(session_factory)
     await _approve_line(db_url, session_factory, "part payment INV-102")
-    b1 = _inv(session_factory, "INV-102")
+    b1 = f.by_number(session_factory, "INV-102")
     assert b1.amount_paid == Decimal("500.00") and b1.status == "partially_paid"
     await _approve_line(db_url, session_factory, "INV-103 and INV-104")
-    assert [_inv(session_factory, n).status for n in ("INV-103", "INV-104")] == ["paid", "paid"]
+    assert [f.by_number(session_factory, n).status for n in ("INV-103", "INV-104")] == ["paid", "paid"]
     await _approve_line(db_url, session_factory, "INV-107")
-    e1 = _inv(session_factory, "INV-107")  # USD 1,166.40 at EUR 1.08 = EUR 1,080.00
+    e1 = f.by_number(session_factory, "INV-107")  # USD 1,166.40 at EUR 1.08 = EUR 1,080.00
     assert e1.amount_paid == Decimal("1080.00") and e1.status == "paid"
     assert _lines(session_factory)["part payment INV-102"].status == "applied"
 
@@ -159,7 +147,7 @@ async def test_an_applied_line_cannot_be_applied_again(db_url: str, session_fact
     await _approve_line(db_url, session_factory, "part payment INV-102")
     with pytest.raises(InvalidInput, match="already applied"):
         await _approve_line(db_url, session_factory, "part payment INV-102")
-    assert _inv(session_factory, "INV-102").amount_paid == Decimal("500.00")
+    assert f.by_number(session_factory, "INV-102").amount_paid == Decimal("500.00")
 
 
 async def test_an_ambiguous_line_needs_the_invoice_named(db_url: str, session_factory: sessionmaker[Session], book: Any) -> None:
@@ -167,7 +155,7 @@ async def test_an_ambiguous_line_needs_the_invoice_named(db_url: str, session_fa
     with pytest.raises(InvalidInput, match="could pay INV-105, INV-106"):
         await _approve_line(db_url, session_factory, "november services")
     await _approve_line(db_url, session_factory, "november services", invoice_numbers=["INV-106"])
-    assert (_inv(session_factory, "INV-105").status, _inv(session_factory, "INV-106").status) == ("sent", "paid")
+    assert (f.by_number(session_factory, "INV-105").status, f.by_number(session_factory, "INV-106").status) == ("sent", "paid")
 
 
 def test_a_rep_sees_only_suggestions_of_their_book_and_a_manager_the_unmatched(
@@ -196,7 +184,7 @@ async def test_chat_lists_payments_to_match_and_proposes_one(
         [action] = proposed["pending_actions"]
         assert action["tool"] == "apply_bank_line" and "USD 500.00 to INV-102" in action["description"]
         done = await approve(lumo, scope, proposed["thread_id"])
-    assert "bank line" in done["reply"] and _inv(session_factory, "INV-102").amount_paid == Decimal("500.00")
+    assert "bank line" in done["reply"] and f.by_number(session_factory, "INV-102").amount_paid == Decimal("500.00")
 
 
 CAMT = """<?xml version="1.0" encoding="UTF-8"?>
@@ -239,81 +227,118 @@ def test_a_bad_camt053_is_refused_whole() -> None:
 # --- CLI and HTTP ---------------------------------------------------------------------------------
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lumo", *args])
-    code = 0
-    try:
-        cli_main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_lumo_payments_import_twice_then_apply(
-    db_url: str,
-    session_factory: sessionmaker[Session],
-    book: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: Cli, session_factory: sessionmaker[Session], book: Any, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
-    monkeypatch.setenv("LUMO_LLM", "offline")
     path = tmp_path / "nov.xml"
     path.write_text(CAMT)
     rep = ("--rep", "u1@acme.test", "--date", TODAY.isoformat())
-    code, out, err = _cli(monkeypatch, capsys, "payments", "import", str(path), *rep, "--json")
+    code, out, err = cli("payments", "import", str(path), *rep, "--json")
     assert code == 0, err
     assert json.loads(out) == {"lines": 2, "new": 2, "already": 0, "matched": 1, "suggested": 1, "unmatched": 0}
-    code, out, err = _cli(monkeypatch, capsys, "payments", "import", str(path), "--format", "camt053", *rep)
+    code, out, err = cli("payments", "import", str(path), "--format", "camt053", *rep)
     assert code == 0 and out.strip() == "2 lines: 0 new (0 matched and applied, 0 suggested, 0 unmatched), 2 already imported"
     line = _lines(session_factory)["INV-102"]
-    code, out, err = _cli(monkeypatch, capsys, "payments", "apply", str(line.id), *rep, "--json")
+    code, out, err = cli("payments", "apply", str(line.id), *rep, "--json")
     assert code == 0, err
     proposed = json.loads(out)
-    code, out, err = _cli(monkeypatch, capsys, "approve", proposed["thread_id"], *rep, "--json")
+    code, out, err = cli("approve", proposed["thread_id"], *rep, "--json")
     assert code == 0, err
-    assert _inv(session_factory, "INV-102").amount_paid == Decimal("500.00")
+    assert f.by_number(session_factory, "INV-102").amount_paid == Decimal("500.00")
 
 
-def test_lumo_payments_errors_are_one_line(
-    db_url: str, book: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
+def test_lumo_payments_errors_are_one_line(cli: Cli, book: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("date,amount,currency,reference\n2026-11-20,ten,USD,x\n")
-    code, out, err = _cli(monkeypatch, capsys, "payments", "import", str(bad), "--rep", "u1@acme.test")
+    code, out, err = cli("payments", "import", str(bad), "--rep", "u1@acme.test")
     assert code == 2 and err.splitlines() == [
         "line 2: amount 'ten' is not a number with at most 2 decimals",
         "error: 1 problem(s); nothing was imported",
     ]
-    code, out, err = _cli(monkeypatch, capsys, "payments", "import", str(tmp_path / "none.csv"), "--rep", "u1@acme.test")
+    code, out, err = cli("payments", "import", str(tmp_path / "none.csv"), "--rep", "u1@acme.test")
     assert code == 2 and err.startswith("error: cannot read") and len(err.splitlines()) == 1
-    code, out, err = _cli(monkeypatch, capsys, "payments", "import", str(bad), "--format", "ofx", "--rep", "u1@acme.test")
+    code, out, err = cli("payments", "import", str(bad), "--format", "ofx", "--rep", "u1@acme.test")
     assert code == 2 and "unknown --format 'ofx'" in err
-    code, out, err = _cli(monkeypatch, capsys, "payments", "unmatched", "--rep", "u1@acme.test")
+    code, out, err = cli("payments", "unmatched", "--rep", "u1@acme.test")
     assert code == 2 and "managers" in err
 
 
-def test_http_to_match_and_apply(db_url: str, session: Session, session_factory: sessionmaker[Session], book: Any) -> None:
-    tokens = {who: create_token(session, f"{who}@acme.test", NOW, "test") for who in ("u1", "u2")}
-    session.commit()
+def test_http_to_match_and_apply(api: OpenApi, session_factory: sessionmaker[Session], book: Any) -> None:
+    opened = api("u1", "u2")
     _import(session_factory)
     line = _lines(session_factory)["part payment INV-102"]
-    app = create_app(Settings(database_url=db_url), env={"LUMO_LLM": "offline"})
-    with TestClient(app, raise_server_exceptions=False) as c:
-        u1 = {"Authorization": f"Bearer {tokens['u1']}"}
-        u2 = {"Authorization": f"Bearer {tokens['u2']}"}
-        listed = c.get("/v1/payments/to-match", headers=u1)
-        assert listed.status_code == 200 and len(listed.json()["suggested"]) == 4
-        body = {"date": TODAY.isoformat()}
-        assert c.post(f"/v1/payments/lines/{line.id}/apply", json=body, headers=u2).status_code == 404
-        proposed = c.post(f"/v1/payments/lines/{line.id}/apply", json=body, headers=u1)
-        assert proposed.status_code == 200, proposed.text
-        thread = proposed.json()["thread_id"]
-        decided = c.post(f"/v1/threads/{thread}/decision", json={"decision": "approve", "date": TODAY.isoformat()}, headers=u1)
-        assert decided.status_code == 200
-        again = c.post(f"/v1/payments/lines/{line.id}/apply", json=body, headers=u1)
-        assert again.status_code == 422 and "already applied" in again.json()["error"]
-    assert _inv(session_factory, "INV-102").amount_paid == Decimal("500.00")
+    c, u1, u2 = opened.client, opened.auth("u1"), opened.auth("u2")
+    listed = c.get("/v1/payments/to-match", headers=u1)
+    assert listed.status_code == 200 and len(listed.json()["suggested"]) == 4
+    body = {"date": TODAY.isoformat()}
+    assert c.post(f"/v1/payments/lines/{line.id}/apply", json=body, headers=u2).status_code == 404
+    proposed = c.post(f"/v1/payments/lines/{line.id}/apply", json=body, headers=u1)
+    assert proposed.status_code == 200, proposed.text
+    thread = proposed.json()["thread_id"]
+    decided = c.post(f"/v1/threads/{thread}/decision", json={"decision": "approve", "date": TODAY.isoformat()}, headers=u1)
+    assert decided.status_code == 200
+    again = c.post(f"/v1/payments/lines/{line.id}/apply", json=body, headers=u1)
+    assert again.status_code == 422 and "already applied" in again.json()["error"]
+    assert f.by_number(session_factory, "INV-102").amount_paid == Decimal("500.00")
+
+
+# --- POST /v1/payments/import ------------------------------------------------------------------------
+
+
+def _post_statement(api: OpenApi, who: str, body: str, query: str = "", media: str = "text/csv", **settings: Any) -> Any:
+    opened = api(who, **settings)
+    headers = {**opened.auth(who), "Content-Type": media}
+    return opened.client.post(f"/v1/payments/import?date={TODAY.isoformat()}{query}", content=body.encode(), headers=headers)
+
+
+def test_http_import_matches_and_suggests_like_the_cli_and_twice_adds_nothing(
+    api: OpenApi, session_factory: sessionmaker[Session], book: Any
+) -> None:
+    first = _post_statement(api, "m1", STATEMENT, "&filename=nov.csv")
+    assert first.status_code == 200, first.text
+    # The manager's scope is the team's: u2's INV-108 is matched too (a rep's import left it unmatched).
+    assert first.json() == {"lines": 7, "new": 7, "already": 0, "matched": 2, "suggested": 4, "unmatched": 1}
+    assert f.by_number(session_factory, "INV-108").status == "paid"
+    assert {ln.source_file for ln in _lines(session_factory).values()} == {"nov.csv"}
+    payments = _payment_count(session_factory)
+    again = _post_statement(api, "m1", STATEMENT)
+    assert again.json() == {"lines": 7, "new": 0, "already": 7, "matched": 0, "suggested": 0, "unmatched": 0}
+    assert _payment_count(session_factory) == payments
+
+
+def test_http_import_reads_camt053_by_its_content_type(api: OpenApi, session_factory: sessionmaker[Session], book: Any) -> None:
+    response = _post_statement(api, "admin", CAMT, media="application/xml")
+    assert response.status_code == 200 and response.json()["matched"] == 1 and response.json()["suggested"] == 1
+    assert f.by_number(session_factory, "INV-101").status == "paid"
+
+
+def test_http_import_is_for_finance_not_reps(api: OpenApi, session_factory: sessionmaker[Session], book: Any) -> None:
+    response = _post_statement(api, "u1", STATEMENT)
+    assert response.status_code == 403 and "managers and finance" in response.json()["error"]
+    assert _lines(session_factory) == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "status", "error"),
+    [
+        ("date,amount,currency,reference\n2026-11-20,ten,USD,x\n", "", 422, "1 problem(s); nothing was imported"),
+        ("", "", 422, "the statement is empty: send the file as the request body"),
+        (STATEMENT, "&format=ofx", 422, "query.format: Input should be 'csv' or 'camt053'"),
+        (STATEMENT, "&format=camt053", 422, "1 problem(s); nothing was imported"),  # a CSV read as XML
+    ],
+)
+def test_http_import_of_a_bad_file_says_why_and_writes_nothing(
+    api: OpenApi, session_factory: sessionmaker[Session], book: Any, body: str, query: str, status: int, error: str
+) -> None:
+    response = _post_statement(api, "m1", body, query)
+    assert response.status_code == status and response.json()["error"] == error, response.text
+    assert ("problems" in response.json()) == ("problem(s)" in error)  # one line a problem, as the CLI prints them
+    assert _lines(session_factory) == {} and _payment_count(session_factory) == 0
+
+
+def test_http_import_has_its_own_size_limit(api: OpenApi, session_factory: sessionmaker[Session], book: Any) -> None:
+    larger = _post_statement(api, "m1", STATEMENT, max_request_bytes=100)  # larger than any other body may be
+    assert larger.status_code == 200
+    too_large = _post_statement(api, "m1", STATEMENT + "2026-11-25,1.00,USD,x\n", max_statement_bytes=100)
+    assert too_large.status_code == 413 and too_large.json() == {"error": "request body too large"}
+    assert len(_lines(session_factory)) == 7  # only the first import's

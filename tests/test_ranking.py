@@ -167,3 +167,51 @@ def test_demo_seed_ranks_the_key_account_debt_above_the_small_ancient_one(engine
     late_call = by_number["INV-100003"]  # its call task is 3 days late
     assert late_call["task_id"] == "t-0000002" and any(r.startswith("task due 3 days ago") for r in late_call["reasons"])
     assert any(i["task_id"] for i in items if any(r.startswith("task due today") for r in i["reasons"]))
+
+
+def _count_scored(monkeypatch: Any) -> dict[str, int]:
+    from lumo.crm import priorities
+
+    scored = {"n": 0}
+    original = priorities._Scorer.item
+
+    def counting(self: Any, inv: Any) -> Any:
+        scored["n"] += 1
+        return original(self, inv)
+
+    monkeypatch.setattr(priorities._Scorer, "item", counting)
+    return scored
+
+
+def _top(session: Session, scope: Any, limit: int | None) -> list[tuple[Any, ...]]:
+    items = compute_priorities(session, scope, AsOf(f.TODAY, scope.tz), limit=limit)
+    return [(i.rank, i.kind, i.invoice.number if i.invoice else i.task_id, i.score, i.reasons, i.action) for i in items]
+
+
+def test_the_top_items_are_those_of_the_whole_ranking_cut_short(engine, session: Session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The top `limit` skips invoices that cannot reach it: it must be exactly the whole ranking's first `limit`,
+    with tasks weighing up their invoices, and with a task of its own (worth the day's median)."""
+    from lumo.db.seed import seed_demo
+
+    seed_demo(engine, invoices=1500, reps=2, seed=7, today=f.TODAY)
+    scope = scope_for_email(session, "demo@lumenbase.test")
+    owner = sorted(scope.owner_ids or [])[0]
+    # A task late on the smallest overdue invoice: its weight must count in what that invoice can score.
+    small = min(
+        (i for i in compute_priorities(session, scope, AsOf(f.TODAY, scope.tz), limit=None) if i.invoice and i.days_overdue),
+        key=lambda i: i.invoice.balance if i.invoice else 0,
+    )
+    assert small.invoice is not None
+    f.task(session, "t-small", owner, f.TODAY - dt.timedelta(days=9), title="Call", invoice_id=small.invoice.id)
+    session.commit()
+    whole = _top(session, scope, None)
+    scored = _count_scored(monkeypatch)
+    for limit in (1, 5, 20, 50):
+        assert _top(session, scope, limit) == whole[:limit], limit
+    assert 0 < scored["n"] < 4 * len(whole) / 2  # the four cut-short rankings scored less than half the invoices each
+    f.task(session, "t-own", owner, f.TODAY, title="Prepare the quarterly review")  # on no invoice: every score counts
+    session.commit()
+    whole = _top(session, scope, None)
+    assert any(row[2] == "t-own" for row in whole)
+    for limit in (5, 20):
+        assert _top(session, scope, limit) == whole[:limit], limit

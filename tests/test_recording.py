@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from decimal import Decimal
 from typing import Any
 
@@ -15,30 +14,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent.graph import DAY_PLAN_TOOLS
-from lumo.api.app import create_app
-from lumo.auth import create_token
-from lumo.cli import main as cli_main
-from lumo.config import Settings
 from lumo.crm.drafts import draft_for_invoice
 from lumo.crm.errors import InvalidInput, NotFound
 from lumo.crm.invoices import get_row
 from lumo.crm.priorities import compute_priorities
 from lumo.crm.stale import findings_for
 from lumo.db.models import Activity, Invoice, Payment
+from tests import factories as f
 from tests.agent_support import AS_OF, NOW, TODAY, approve, ask, build_book, open_lumo, scope_of
+from tests.clients import Cli, OpenApi
 from tools import REGISTRY
 
 
 @pytest.fixture
 def book(session: Session) -> dict[str, Any]:
     return build_book(session)
-
-
-def _invoice(session_factory: sessionmaker[Session], number: str) -> Invoice:
-    with session_factory() as s:
-        inv = s.scalar(select(Invoice).where(Invoice.number == number))
-        assert inv is not None
-        return inv
 
 
 def _events(session_factory: sessionmaker[Session], number: str) -> list[Activity]:
@@ -63,10 +53,10 @@ async def test_a_promise_waits_for_approval_then_stops_the_reminders(
         out = await ask(lumo, scope, "Gavin promised to pay INV-2001 by the 30th")
         [action] = out["pending_actions"]
         assert action["tool"] == "record_promise" and action["args"]["date"] == "2026-11-30"
-        assert _invoice(session_factory, "INV-2001").promise_to_pay_date is None  # nothing before approval
+        assert f.by_number(session_factory, "INV-2001").promise_to_pay_date is None  # nothing before approval
         done = await approve(lumo, scope, out["thread_id"])
     assert "2026-11-30" in done["reply"]
-    assert _invoice(session_factory, "INV-2001").promise_to_pay_date == dt.date(2026, 11, 30)
+    assert f.by_number(session_factory, "INV-2001").promise_to_pay_date == dt.date(2026, 11, 30)
     event = _events(session_factory, "INV-2001")[-1]
     assert (event.kind, event.by_id, event.at) == ("note", "u1", NOW)
     assert event.text.startswith("Customer promised to pay the balance USD 900.00 of INV-2001 by 2026-11-30")
@@ -81,7 +71,7 @@ async def test_a_partial_payment_marks_the_invoice_partially_paid(
 ) -> None:
     done = await _said_and_approved(db_url, session_factory, "We got a payment of USD 400 for INV-2001 by card")
     assert "balance USD 500.00" in done["reply"]
-    inv = _invoice(session_factory, "INV-2001")
+    inv = f.by_number(session_factory, "INV-2001")
     assert (inv.amount_paid, inv.status) == (Decimal("400.00"), "partially_paid")
     with session_factory() as s:
         assert [p.amount for p in s.scalars(select(Payment).where(Payment.invoice_id == inv.id))] == [Decimal("400.00")]
@@ -96,7 +86,7 @@ async def test_a_payment_in_full_marks_it_paid_and_ends_the_chasing(
     db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
 ) -> None:
     await _said_and_approved(db_url, session_factory, "received USD 900.00 on INV-2001 yesterday")
-    inv = _invoice(session_factory, "INV-2001")
+    inv = f.by_number(session_factory, "INV-2001")
     assert inv.status == "paid" and inv.amount_paid == Decimal("900.00")
     with session_factory() as s:
         assert s.scalar(select(Payment.paid_at).where(Payment.invoice_id == inv.id)) == dt.datetime(
@@ -111,7 +101,7 @@ async def test_opening_a_dispute_turns_the_reminder_into_a_dispute_follow_up(
     db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
 ) -> None:
     await _said_and_approved(db_url, session_factory, "INV-1042 is disputed: two seats were never delivered")
-    inv = _invoice(session_factory, "INV-1042")
+    inv = f.by_number(session_factory, "INV-1042")
     assert (inv.status, inv.dispute_reason) == ("disputed", "two seats were never delivered")
     event = _events(session_factory, "INV-1042")[-1]
     assert (event.from_status, event.to_status, event.by_id) == ("sent", "disputed", "u1")
@@ -123,7 +113,7 @@ async def test_resolving_a_dispute_sets_the_status_the_facts_call_for(
     db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any]
 ) -> None:
     await _said_and_approved(db_url, session_factory, "Resolve the dispute on INV-2002: credit note for the extra seats")
-    inv = _invoice(session_factory, "INV-2002")
+    inv = f.by_number(session_factory, "INV-2002")
     assert (inv.status, inv.dispute_reason) == ("overdue", None)  # 20 days past due, balance open
     event = _events(session_factory, "INV-2002")[-1]
     assert event.text == "Dispute resolved (wrong seat count): credit note for the extra seats"
@@ -179,47 +169,23 @@ async def test_propose_refuses_an_invoice_outside_the_book(
 # --- CLI ----------------------------------------------------------------------------------------
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lumo", *args])
-    code = 0
-    try:
-        cli_main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_lumo_record_payment_then_approve(
-    db_url: str,
-    session_factory: sessionmaker[Session],
-    book: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
-    monkeypatch.setenv("LUMO_LLM", "offline")
+def test_lumo_record_payment_then_approve(cli: Cli, session_factory: sessionmaker[Session], book: dict[str, Any]) -> None:
     rep = ("--rep", "u1@acme.test", "--date", TODAY.isoformat())
-    code, out, err = _cli(
-        monkeypatch, capsys, "record", "payment", "INV-2001", "--amount", "250", "--method", "check", *rep, "--json"
-    )
+    code, out, err = cli("record", "payment", "INV-2001", "--amount", "250", "--method", "check", *rep, "--json")
     assert code == 0, err
     proposed = json.loads(out)
     [action] = proposed["pending_actions"]
     assert action["tool"] == "record_payment" and "USD 250.00" in action["description"]
-    assert _invoice(session_factory, "INV-2001").amount_paid == Decimal("0")
-    code, out, err = _cli(monkeypatch, capsys, "approve", proposed["thread_id"], *rep, "--json")
+    assert f.by_number(session_factory, "INV-2001").amount_paid == Decimal("0")
+    code, out, err = cli("approve", proposed["thread_id"], *rep, "--json")
     assert code == 0, err
-    assert _invoice(session_factory, "INV-2001").amount_paid == Decimal("250.00")
+    assert f.by_number(session_factory, "INV-2001").amount_paid == Decimal("250.00")
 
 
-def test_lumo_record_rejects_a_bad_date_in_one_line(
-    db_url: str, book: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("LUMO_DATABASE_URL", db_url)
-    code, out, err = _cli(monkeypatch, capsys, "record", "promise", "INV-2001", "--by", "soon", "--rep", "u1@acme.test")
+def test_lumo_record_rejects_a_bad_date_in_one_line(cli: Cli, book: dict[str, Any]) -> None:
+    code, out, err = cli("record", "promise", "INV-2001", "--by", "soon", "--rep", "u1@acme.test")
     assert code == 2 and err.strip() == "error: bad --by 'soon': use YYYY-MM-DD"
-    code, out, err = _cli(monkeypatch, capsys, "record", "call", "INV-3001", "--outcome", "hello", "--rep", "u1@acme.test")
+    code, out, err = cli("record", "call", "INV-3001", "--outcome", "hello", "--rep", "u1@acme.test")
     assert code == 3 and err.strip() == "error: invoice INV-3001 not found"
 
 
@@ -227,14 +193,10 @@ def test_lumo_record_rejects_a_bad_date_in_one_line(
 
 
 @pytest.fixture
-def client(db_url: str, session: Session, book: dict[str, Any]) -> Any:
-    tokens = {who: create_token(session, f"{who}@acme.test", NOW, "test") for who in ("u1", "u2")}
-    session.commit()
-    app = create_app(Settings(database_url=db_url), env={"LUMO_LLM": "offline"})
-    with TestClient(app, raise_server_exceptions=False) as c:
-        c.headers["Authorization"] = f"Bearer {tokens['u1']}"
-        c.tokens = tokens  # type: ignore[attr-defined]
-        yield c
+def client(api: OpenApi, book: dict[str, Any]) -> TestClient:
+    opened = api("u1")
+    opened.client.headers.update(opened.auth("u1"))
+    return opened.client
 
 
 def test_http_record_is_a_pending_action_decided_like_any(client: TestClient, session_factory: sessionmaker[Session]) -> None:
@@ -245,7 +207,7 @@ def test_http_record_is_a_pending_action_decided_like_any(client: TestClient, se
     assert [a["tool"] for a in response.json()["pending_actions"]] == ["open_dispute"]
     decided = client.post(f"/v1/threads/{thread}/decision", json={"decision": "approve", "date": "2026-11-25"})
     assert decided.status_code == 200
-    assert _invoice(session_factory, "INV-2001").status == "disputed"
+    assert f.by_number(session_factory, "INV-2001").status == "disputed"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from lumo.crm import forecast, reconcile
+from lumo.crm import forecast, provider_events, reconcile
 from tools.base import Args, ToolContext, tool
 
 
@@ -38,11 +38,26 @@ def apply_bank_line(ctx: ToolContext, args: ApplyLineArgs, session: Session) -> 
     return reconcile.apply_line(session, ctx.scope, args.line_id, args.invoice_numbers, as_of=ctx.as_of, now=ctx.now)
 
 
+class LinkEventArgs(Args):
+    event_id: str = Field(min_length=1, max_length=100, description="The Stripe event's id (evt_...), from the unmatched list.")
+    invoice_number: str = Field(min_length=1, max_length=64, description="The Lumo invoice it pays.")
+
+
+def _describe_link(ctx: ToolContext, args: LinkEventArgs, session: Session) -> str:
+    return provider_events.check_link(session, ctx.scope, args.event_id, args.invoice_number)
+
+
+@tool(LinkEventArgs, side_effect=True, describe=_describe_link)
+def link_payment_event(ctx: ToolContext, args: LinkEventArgs, session: Session) -> dict[str, Any]:
+    """Link an unmatched Stripe payment event to the invoice it is for, and apply it (managers; needs approval)."""
+    return provider_events.link_event(session, ctx.scope, args.event_id, args.invoice_number, now=ctx.now)
+
+
 class ForecastArgs(Args):
     weeks: int = Field(default=13, ge=1, le=forecast.MAX_WEEKS, description="Weeks ahead.")
 
 
 @tool(ForecastArgs)
 def cash_forecast(ctx: ToolContext, args: ForecastArgs, session: Session) -> dict[str, Any]:
-    """Expected cash per week by currency (due date + the account's usual delay), collected so far, DSO and at risk."""
+    """Expected cash per week by currency (spread over the account's usual delays), collected so far, DSO and at risk."""
     return forecast.cash_forecast(session, ctx.scope, ctx.as_of, weeks=args.weeks, detail=3)

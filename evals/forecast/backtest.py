@@ -7,7 +7,7 @@ invoices' cash per week and currency, and the seeded history says what those inv
 following 4 and 13 weeks. Errors are in the base currency over (week, currency) cells:
 WAPE = sum |forecast - actual| / sum actual, MAPE = mean over cells with cash of |forecast - actual| / actual.
 
-    .venv/bin/python -m evals.forecast.backtest [--accounts 400] [--seeds 3,7,11] [--dates 6] [--json]
+    .venv/bin/python -m evals.forecast.backtest [--accounts 400] [--seeds 1,2,3,4,5,7,11,13] [--dates 6] [--json]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ STEP_DAYS = 28
 RATES = {"EUR": Decimal("1.08"), "GBP": Decimal("1.27")}
 FX = FxTable("USD", RATES)
 NOON = dt.time(12)
+DEFAULT_SEEDS = (1, 2, 3, 4, 5, 7, 11, 13)
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,34 @@ class Errors:
         return float(sum(self.ape or [], Decimal("0")) / len(self.ape)) if self.ape else 0.0
 
 
+FORECASTERS: dict[str, Forecaster] = {
+    "lumo": lumo_forecast,
+    "naive": naive_forecast,
+    "naive_dropping_late": naive_dropping_late,
+}
+
+
+def _errors() -> dict[str, Errors]:
+    return {name: Errors() for name in FORECASTERS}
+
+
+def _figures(errors: dict[str, Errors]) -> dict[str, Any]:
+    lumo = errors["lumo"]
+    # The baseline is the better of its two readings: the comparison never flatters Lumo.
+    naive = min(errors["naive"], errors["naive_dropping_late"], key=lambda e: e.wape())
+    return {
+        "naive_reading": "past due this week" if naive is errors["naive"] else "past due not expected",
+        "wape_naive_past_due_this_week": round(errors["naive"].wape(), 4),
+        "wape_naive_past_due_dropped": round(errors["naive_dropping_late"].wape(), 4),
+        "wape_lumo": round(lumo.wape(), 4),
+        "wape_naive": round(naive.wape(), 4),
+        "wape_reduction": round(1 - lumo.wape() / naive.wape(), 4) if naive.wape() else 0.0,
+        "mape_lumo": round(lumo.mape(), 4),
+        "mape_naive": round(naive.mape(), 4),
+        "mape_reduction": round(1 - lumo.mape() / naive.mape(), 4) if naive.mape() else 0.0,
+    }
+
+
 def run(accounts: int = 400, seeds: Sequence[int] = (7,), dates: int = 6) -> dict[str, Any]:
     """Errors pooled over every seed's book and every forecast date."""
     forecast_dates = [FIRST_T + dt.timedelta(days=STEP_DAYS * i) for i in range(dates)]
@@ -204,35 +234,30 @@ def run(accounts: int = 400, seeds: Sequence[int] = (7,), dates: int = 6) -> dic
         "dates": [d.isoformat() for d in forecast_dates],
     }
     for weeks in (4, 13):
-        errors = {"lumo": Errors(), "naive": Errors(), "naive_dropping_late": Errors()}
-        for book in books:
+        pooled = _errors()
+        per_seed = {}
+        for seed, book in zip(seeds, books, strict=True):
+            mine = _errors()
             for t in forecast_dates:
                 rows, paid_on = cut(book, t)
                 real = actual(book, t, weeks)
-                errors["lumo"].add(lumo_forecast(rows, paid_on, t, weeks), real)
-                errors["naive"].add(naive_forecast(rows, paid_on, t, weeks), real)
-                errors["naive_dropping_late"].add(naive_dropping_late(rows, paid_on, t, weeks), real)
-        lumo = errors["lumo"]
-        # The baseline is the better of its two readings: the comparison never flatters Lumo.
-        naive = min(errors["naive"], errors["naive_dropping_late"], key=lambda e: e.wape())
-        result[f"{weeks}w"] = {
-            "naive_reading": "past due this week" if naive is errors["naive"] else "past due not expected",
-            "wape_naive_past_due_this_week": round(errors["naive"].wape(), 4),
-            "wape_naive_past_due_dropped": round(errors["naive_dropping_late"].wape(), 4),
-            "wape_lumo": round(lumo.wape(), 4),
-            "wape_naive": round(naive.wape(), 4),
-            "wape_reduction": round(1 - lumo.wape() / naive.wape(), 4) if naive.wape() else None,
-            "mape_lumo": round(lumo.mape(), 4),
-            "mape_naive": round(naive.mape(), 4),
-            "mape_reduction": round(1 - lumo.mape() / naive.mape(), 4) if naive.mape() else None,
-        }
+                for name, forecaster in FORECASTERS.items():
+                    f = forecaster(rows, paid_on, t, weeks)
+                    pooled[name].add(f, real)
+                    mine[name].add(f, real)
+            per_seed[seed] = _figures(mine)
+        result[f"{weeks}w"] = _figures(pooled)
+        reductions = sorted(r["wape_reduction"] for r in per_seed.values())
+        result[f"{weeks}w"]["per_seed"] = per_seed
+        result[f"{weeks}w"]["wape_reduction_median"] = round(statistics.median(reductions), 4)
+        result[f"{weeks}w"]["wape_reduction_worst"] = reductions[0]
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.forecast.backtest", description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=400)
-    parser.add_argument("--seeds", default="3,7,11", help="comma-separated; errors are pooled over them")
+    parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="comma-separated; pooled and per seed")
     parser.add_argument("--dates", type=int, default=6, help="forecast dates, 4 weeks apart")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -256,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{weeks:>4}: WAPE lumo {r['wape_lumo']:.1%} vs naive {r['wape_naive']:.1%} ({r['wape_reduction']:.0%} lower); "
             f"MAPE lumo {r['mape_lumo']:.1%} vs naive {r['mape_naive']:.1%} ({r['mape_reduction']:.0%} lower); "
             f"naive read as: {r['naive_reading']}"
+        )
+        seeds_line = ", ".join(f"{seed}: {x['wape_reduction']:.1%}" for seed, x in r["per_seed"].items())
+        print(
+            f"      WAPE lower by, per seed: {seeds_line}; "
+            f"median {r['wape_reduction_median']:.1%}, worst {r['wape_reduction_worst']:.1%}"
         )
     return 0
 

@@ -56,6 +56,7 @@ SIDE_EFFECTS = frozenset(
         "resolve_dispute",
         "log_call",
         "apply_bank_line",
+        "link_payment_event",
     }
 )
 EMAIL_FIELDS = ("to", "cc", "subject", "body", "invoice_numbers")

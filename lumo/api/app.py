@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from lumo import __version__, web
 from lumo.agent.runtime import open_lumo
-from lumo.api import docs, errors, routes_chat, routes_payments, routes_reads, routes_record, routes_web
+from lumo.api import docs, errors, routes_chat, routes_mail, routes_payments, routes_reads, routes_record, routes_web
 from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
@@ -41,7 +41,11 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
         redoc_url=None,  # ReDoc only ships from a CDN
         description="Lumo, the assistant of Lumenbase CRM. Authenticate with `Authorization: Bearer <token>`.",
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        paths={routes_payments.IMPORT_PATH: settings.max_statement_bytes},
+    )
     errors.install(app)
     docs.install(app)
     v1_guards = [Depends(no_nul_characters)]
@@ -51,6 +55,8 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
     app.include_router(routes_payments.router, dependencies=v1_guards)
     app.include_router(routes_payments.webhooks)
     app.include_router(routes_web.router, dependencies=v1_guards)
+    app.include_router(routes_mail.router, dependencies=v1_guards)
+    app.include_router(routes_mail.callbacks, dependencies=v1_guards)
     app.include_router(slack_routes.router)
     web.install(app)
 

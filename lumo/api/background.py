@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from lumo.config import Settings
 from lumo.digest.mailer import Mailer
 from lumo.digest.run import digest_scheduler, send_outbox
+from lumo.mail.config import MailConfig
+from lumo.mail.providers import Providers
 
 log = logging.getLogger("lumo.api")
 OUTBOX_EVERY_SECONDS = 60
@@ -22,10 +24,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def _outbox_loop(session_factory: sessionmaker[Session], mailer: Mailer) -> None:
+async def _outbox_loop(session_factory: sessionmaker[Session], mailer: Mailer, mailboxes: Providers) -> None:
     while True:
         try:
-            await asyncio.to_thread(send_outbox, session_factory, mailer, _now())
+            await asyncio.to_thread(lambda: send_outbox(session_factory, mailer, _now(), mailboxes=mailboxes))
         except Exception:  # noqa: BLE001  (the next round retries)
             log.exception("outbox.loop_failed")
         await asyncio.sleep(OUTBOX_EVERY_SECONDS)
@@ -41,7 +43,7 @@ async def mail_jobs(settings: Settings, session_factory: sessionmaker[Session]) 
     at = dt.time.fromisoformat(settings.digest_at)
     tasks = [
         asyncio.create_task(digest_scheduler(session_factory, mailer, at, clock=_now, sleep=asyncio.sleep)),
-        asyncio.create_task(_outbox_loop(session_factory, mailer)),
+        asyncio.create_task(_outbox_loop(session_factory, mailer, Providers(MailConfig.from_settings(settings)))),
     ]
     try:
         yield

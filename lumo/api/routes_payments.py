@@ -22,7 +22,8 @@ from lumo.api.deps import AsOfDep, CurrentScope, LumoDep, Now, SessionDep
 from lumo.api.openapi import DATE_HELP, ERRORS, DateText, ErrorBody
 from lumo.api.schemas import ChatResponse, ThreadId
 from lumo.crm import forecast, provider_events, reconcile
-from lumo.crm.errors import LumoError
+from lumo.crm.bank_files import Format, parse_statement
+from lumo.crm.errors import Forbidden, InvalidInput, LumoError
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 
@@ -35,11 +36,6 @@ class BadWebhook(LumoError):
 
 class NotConfigured(LumoError):
     http_status = 503
-
-
-class Forbidden(LumoError):
-    http_status = 403
-    exit_code = 2
 
 
 webhooks = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -132,6 +128,73 @@ def unmatched(session: SessionDep, scope: CurrentScope) -> dict[str, Any]:
     }
 
 
+class ImportResponse(BaseModel):
+    """What an imported statement did: lines read, new (stored now) or already imported, and of the new ones
+    how many were matched and applied, suggested for approval, or left unmatched for finance."""
+
+    lines: int
+    new: int
+    already: int
+    matched: int
+    suggested: int
+    unmatched: int
+
+
+IMPORT_PATH = "/v1/payments/import"
+STATEMENT_TYPES = {"text/csv": "csv", "application/xml": "camt053", "text/xml": "camt053"}
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.post(
+    "/payments/import",
+    response_model=ImportResponse,
+    summary="Import a bank statement (CSV or CAMT.053): exact matches applied, the rest suggested",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The statement file as the raw body: CSV (date,amount,currency,reference[,counterparty,"
+            "bank_id]) or CAMT.053 XML.",
+            "content": {t: BINARY for t in (*STATEMENT_TYPES, "application/octet-stream")},
+        }
+    },
+    responses={
+        413: {"model": ErrorBody, "description": "Larger than LUMO_MAX_STATEMENT_BYTES"},
+        422: {"model": ErrorBody, "description": "A bad file, with one problem a line: nothing was imported"},
+    },
+)
+async def import_statement(
+    request: Request,
+    scope: CurrentScope,
+    as_of: AsOfDep,
+    now: Now,
+    fmt: Annotated[
+        Format | None, Query(alias="format", description="csv or camt053 (default: from the Content-Type, else csv).")
+    ] = None,
+    filename: Annotated[str, Query(max_length=300, description="The file's name, kept with its lines.")] = "",
+) -> ImportResponse:
+    """Managers and admins (finance). Re-importing the same or an overlapping statement adds nothing twice; a bad file
+    writes nothing. Suggestions are approved with POST /v1/payments/lines/{id}/apply."""
+    if scope.role == "rep":
+        raise Forbidden("importing bank statements is for managers and finance: ask your manager")
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    chosen: Format = fmt or ("camt053" if STATEMENT_TYPES.get(media) == "camt053" else "csv")
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidInput("the statement is empty: send the file as the request body")
+    factory = request.app.state.session_factory
+
+    def store() -> ImportResponse:
+        lines = parse_statement(raw, chosen)  # ImportRejected (422, one problem a line) before anything is written
+        with factory() as session:
+            source = filename.strip() or f"upload {now.isoformat()}"
+            report = reconcile.import_lines(session, scope, lines, source_file=source, as_of=as_of, now=now)
+            session.commit()
+        log.info("payments.import user=%s lines=%s new=%s matched=%s", scope.user_id, report.lines, report.new, report.matched)
+        return ImportResponse(**report.as_json())
+
+    return await asyncio.to_thread(store)
+
+
 class ApplyLineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     invoice_numbers: list[str] | None = Field(default=None, max_length=20, description="Omit: the suggested invoices.")
@@ -148,6 +211,28 @@ async def apply_line(line_id: int, body: ApplyLineRequest, scope: CurrentScope, 
         args["invoice_numbers"] = body.invoice_numbers
     message = f"(api) apply bank line {line_id}"
     return await lumo.propose(scope, [("apply_bank_line", args)], message=message, as_of=as_of, now=now, thread_id=body.thread_id)
+
+
+class LinkEventRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    invoice_number: str = Field(min_length=1, max_length=64, description="The Lumo invoice the event is for.")
+    thread_id: str | None = ThreadId
+    date: DateText | None = Field(default=None, description=f"The day it is, {DATE_HELP}.")
+
+
+@router.post(
+    "/payments/events/{event_id}/link",
+    response_model=ChatResponse,
+    summary="Propose linking an unmatched Stripe event to an invoice (managers)",
+)
+async def link_event(event_id: str, body: LinkEventRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
+    """Applied once approved (POST /v1/threads/{id}/decision), with by = stripe and the event id in the history."""
+    as_of = AsOf.given(body.date, now, scope.tz)
+    args = {"event_id": event_id, "invoice_number": body.invoice_number}
+    message = f"(api) link Stripe event {event_id} to {body.invoice_number}"
+    return await lumo.propose(
+        scope, [("link_payment_event", args)], message=message, as_of=as_of, now=now, thread_id=body.thread_id
+    )
 
 
 class ForecastResponse(BaseModel):

@@ -77,14 +77,20 @@ def seed(
 def import_(file: Annotated[Path, typer.Argument(help="Workspace snapshot (JSON, ARCHITECTURE.md section 5).")]) -> None:
     """Load a workspace snapshot; writes nothing if any record is bad."""
     from lumo.crm.exchange import import_snapshot, load_file
+    from lumo.crm.provider_events import relink
     from lumo.db.migrate import upgrade
 
     data = load_file(file)
     upgrade(settings().database_url)
     with open_session() as session:
         summary = import_snapshot(session, data)
+        # Stripe events that waited for an invoice this snapshot brings are applied with it, in one commit.
+        linked = relink(session, now=dt.datetime.now(dt.UTC))
         session.commit()
     typer.echo(f"imported {file}: {summary}")
+    if linked:
+        ids = ", ".join(r.event_id for r in linked)
+        typer.echo(f"applied {len(linked)} Stripe event(s) that waited for these invoices: {ids}")
 
 
 @app.command()

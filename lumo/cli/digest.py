@@ -83,11 +83,14 @@ def _preview(result: DigestResult) -> str:
 
 @outbox_app.command("send")
 def outbox_send(json: JsonOpt = False) -> None:
-    """Send the queued approved emails (each exactly once)."""
+    """Send the queued approved emails (each exactly once), from the rep's own mailbox when connected."""
     from lumo.digest.run import outbox_waiting, send_outbox
+    from lumo.mail.config import MailConfig
+    from lumo.mail.providers import Providers
 
     with _session_factory() as factory:
-        results = send_outbox(factory, _mailer(), dt.datetime.now(dt.UTC))
+        mailboxes = Providers(MailConfig.from_settings(settings()))  # reps with a connected mailbox send from it
+        results = send_outbox(factory, _mailer(), dt.datetime.now(dt.UTC), mailboxes=mailboxes)
         with factory() as session:
             waiting = [e.id for e in outbox_waiting(session) if e.id not in {r.id for r in results}]
     if json:

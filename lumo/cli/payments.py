@@ -112,6 +112,8 @@ def unmatched(rep: RepOpt, json: JsonOpt = False) -> None:
         _show_lines(found["bank_lines"], "Unmatched bank lines")
     for ev in found["provider_events"]:
         typer.echo(f"{ev['provider']} {ev['event_id']} {ev['type']} ({ev['created_at']}): {ev['detail']}")
+    if any(ev["action"] for ev in found["provider_events"]):
+        typer.echo("Link one to its invoice with `lumo payments link EVENT_ID INVOICE`.")
 
 
 @payments_app.command("apply")
@@ -134,6 +136,23 @@ def apply(
     _propose(
         [("apply_bank_line", args)], f"(lumo payments apply) bank line {line}", rep=rep, date=date, as_json=json, thread=thread
     )
+
+
+@payments_app.command("link")
+def link(
+    event: Annotated[str, typer.Argument(help="The Stripe event's id (evt_..., from `lumo payments unmatched`).")],
+    invoice: Annotated[str, typer.Argument(help="The Lumo invoice it pays.")],
+    rep: RepOpt,
+    date: DateOpt = None,
+    json: JsonOpt = False,
+    thread: ThreadOpt = None,
+) -> None:
+    """Propose linking an unmatched Stripe event to an invoice, applying it (managers; approve with `lumo approve`)."""
+    args = {"event_id": event.strip(), "invoice_number": invoice.strip()}
+    if not args["event_id"] or not args["invoice_number"]:
+        raise InvalidInput("give the event id and the invoice number")
+    message = f"(lumo payments link) {event} to {invoice}"
+    _propose([("link_payment_event", args)], message, rep=rep, date=date, as_json=json, thread=thread)
 
 
 def _narrowed(scope: Scope, team: bool, everyone: bool) -> Scope:

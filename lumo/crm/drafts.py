@@ -71,6 +71,8 @@ def skip_reason(inv: InvoiceRow, as_of: AsOf, cooldown_days: int = COOLDOWN_DAYS
         return "zero_balance"
     if inv.status not in OPEN_STATUSES:
         return "not_sent"
+    if inv.customer_replied_at is not None:
+        return "customer_replied"  # the customer answered: the rep reads it before anyone chases again
     if inv.status != "disputed":
         if promise_pending(inv, as_of.today):
             return "promise_pending"

@@ -22,6 +22,13 @@ class UnknownUser(LumoError):
     http_status = 401
 
 
+class Forbidden(LumoError):
+    """Allowed to the caller's role no further (e.g. finance's work for a rep): said, not hidden."""
+
+    exit_code = 2
+    http_status = 403
+
+
 class InvalidInput(LumoError):
     exit_code = 2
     http_status = 422

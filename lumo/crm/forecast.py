@@ -1,18 +1,20 @@
 """Expected vs collected cash: when each open invoice should be paid, by week and currency, with reasons.
 
-An open invoice's expected pay date is its due date plus its account's amount-weighted average delay over
-its paid invoices (delay = the day the balance cleared minus the due date); an account with fewer than
-`MIN_PAID` paid invoices takes its segment's (tier's) average, then the book's, then no delay. A promise to
-pay still ahead replaces it. An invoice already later than expected is expected when its account's paid
-invoices that were as late were paid on average (the book's when the account has little history); later than
-its account ever paid, it is doubtful and not counted on. One more than
-`AT_RISK_DAYS` past due is not counted on at all: it is the share at risk. Beside it: cash collected per past
-week, the simple DSO and the countback DSO. Everything is computed from the rows and `today` handed in.
+An open invoice's balance is spread over the days its account has paid before: each payment's delay (the day
+it came in minus the due date) weighs its amount, so an invoice paid in instalments counts each at its own
+day. An account with n paid invoices is shrunk toward its segment (its tier's, else the book's, read at
+PRIOR_POINTS quantiles): its own delays weigh n / (n + SHRINK), the segment's the rest, so a new account takes
+its segment's habit and a long history its own. Delays shorter than how late the invoice already is did not
+happen and are dropped (the rest renormalised); an account with `MIN_PAID` paid invoices and none as late is
+doubtful, not counted on. An account that left invoices unpaid more than `AT_RISK_DAYS` past due is counted on
+for only a share of the balance (its paid invoices as late, plus one, against those plus the unpaid, plus
+one); the rest is doubtful. A promise to pay still ahead puts the whole balance on its day. More than
+`AT_RISK_DAYS` past due is not counted on at all: the share at risk. Beside it: cash collected per past week,
+the simple DSO and the countback DSO. Everything is computed from the rows and `today` handed in.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -28,108 +30,171 @@ from lumo.crm.errors import InvalidInput
 from lumo.crm.health import last_payment_dates
 from lumo.crm.invoices import fetch_rows, rows_query
 from lumo.crm.lifecycle import AsOf, InvoiceRow, is_open
-from lumo.crm.money import FxTable, amount_str, format_code, load_fx
+from lumo.crm.money import CENT, FxTable, amount_str, format_code, load_fx
 from lumo.crm.scope import Scope
 from lumo.db.models import Account, Invoice, Payment
 
-MIN_PAID = 3  # paid invoices an account needs before its own average is trusted
+MIN_PAID = 3  # paid invoices an account needs before its own history can call an invoice doubtful
+SHRINK = 3  # the segment's history counts as this many of the account's own paid invoices
+PRIOR_POINTS = 40  # a segment's delays are read at this many amount-weighted quantiles (the mid-points of 40 bands)
 AT_RISK_DAYS = 90  # past due by more than this: at risk, not expected
 MAX_WEEKS = 52
 COUNTBACK_MAX_DAYS = 3650
 ZERO = Decimal("0")
+ONE = Decimal("1")
 
 
 # --- payment behaviour ------------------------------------------------------------------------------
 
 
 @dataclass
-class _Weighted:
-    weight: Decimal = ZERO
-    total: Decimal = ZERO
-    count: int = 0
+class History:
+    """What paid invoices' cash did: each payment's delay (days from the due date to the day it came in) with its
+    amount; each paid invoice's delay to the day its balance cleared; the invoices left unpaid more than
+    AT_RISK_DAYS past due."""
 
-    def add(self, amount: Decimal, delay: int) -> None:
-        self.weight += amount
-        self.total += amount * delay
-        self.count += 1
+    delays: list[tuple[int, Decimal]] = field(default_factory=list)
+    cleared: list[int] = field(default_factory=list)
+    unpaid: int = 0
+    _shares: list[tuple[int, Decimal]] | None = field(default=None, repr=False)
+    _quantiles: list[tuple[int, Decimal]] | None = field(default=None, repr=False)
 
-    def mean(self) -> Decimal | None:
-        return self.total / self.weight if self.weight > 0 else None
+    @property
+    def count(self) -> int:
+        return len(self.cleared)
 
+    @property
+    def weight(self) -> Decimal:
+        return sum((a for _, a in self.delays), ZERO)
 
-@dataclass(frozen=True)
-class Delay:
-    days: int
-    reason: str
+    def shares(self) -> list[tuple[int, Decimal]]:
+        """Each distinct delay with its share of the paid amount (computed once, after learning)."""
+        if self._shares is None:
+            by_delay: dict[int, Decimal] = defaultdict(lambda: ZERO)
+            for d, a in self.delays:
+                by_delay[d] += a
+            weight = self.weight
+            self._shares = [(d, a / weight) for d, a in sorted(by_delay.items())] if weight > 0 else []
+        return self._shares
+
+    def quantiles(self) -> list[tuple[int, Decimal]]:
+        """The delays at PRIOR_POINTS amount-weighted quantiles, 1 / PRIOR_POINTS each (equal ones merged): a
+        segment's thousands of paid invoices, summed up in a few points every invoice can be spread over."""
+        if self._quantiles is None:
+            out: dict[int, Decimal] = defaultdict(lambda: ZERO)
+            shares, i, seen = self.shares(), 0, ZERO
+            for k in range(PRIOR_POINTS):
+                q = Decimal(2 * k + 1) / (2 * PRIOR_POINTS)
+                while i < len(shares) - 1 and seen + shares[i][1] < q:
+                    seen += shares[i][1]
+                    i += 1
+                out[shares[i][0]] += ONE / PRIOR_POINTS
+            self._quantiles = sorted(out.items())
+        return self._quantiles
 
 
 @dataclass
 class Behaviour:
-    """Average delays learnt from paid invoices: per account, per tier (segment), for the whole book."""
+    """Payment histories learnt from the book: per account, per tier (segment), for the whole book."""
 
-    accounts: dict[str, _Weighted] = field(default_factory=lambda: defaultdict(_Weighted))
-    tiers: dict[str, _Weighted] = field(default_factory=lambda: defaultdict(_Weighted))
-    book: _Weighted = field(default_factory=_Weighted)
-    # Every paid invoice's delay with its amount, by delay: what "still open this late" has meant before.
-    delays: list[tuple[int, Decimal]] = field(default_factory=list)
-    by_account: dict[str, list[tuple[int, Decimal]]] = field(default_factory=lambda: defaultdict(list))
-    _tail: list[tuple[Decimal, Decimal]] = field(default_factory=list)  # suffix sums (amount, amount x delay)
+    accounts: dict[str, History] = field(default_factory=lambda: defaultdict(History))
+    tiers: dict[str, History] = field(default_factory=lambda: defaultdict(History))
+    book: History = field(default_factory=History)
 
     @classmethod
-    def learn(cls, rows: Iterable[InvoiceRow], paid_on: Mapping[str, dt.date], before: dt.date) -> Behaviour:
-        """From invoices paid before `before` (never what happened after the day the forecast is made)."""
+    def learn(
+        cls,
+        rows: Iterable[InvoiceRow],
+        paid_on: Mapping[str, dt.date],
+        before: dt.date,
+        payments: Mapping[str, list[tuple[dt.date, Decimal]]] | None = None,
+    ) -> Behaviour:
+        """From invoices paid before `before` and those open then (never what happened after that day). With
+        `payments` (per invoice: day and amount), an invoice paid in instalments counts each at its own delay."""
         b = cls()
         for r in rows:
-            day = paid_on.get(r.id)
-            if r.status != "paid" or day is None or day >= before or r.amount <= 0:
+            if r.amount <= 0:
                 continue
-            delay = (day - r.due_date).days
-            b.accounts[r.account_id].add(r.amount, delay)
-            b.tiers[r.account_tier].add(r.amount, delay)
-            b.book.add(r.amount, delay)
-            b.delays.append((delay, r.amount))
-            b.by_account[r.account_id].append((delay, r.amount))
-        b.delays.sort()
-        weight, total = ZERO, ZERO
-        b._tail = [(ZERO, ZERO)] * (len(b.delays) + 1)
-        for i in range(len(b.delays) - 1, -1, -1):
-            weight += b.delays[i][1]
-            total += b.delays[i][1] * b.delays[i][0]
-            b._tail[i] = (weight, total)
+            histories = (b.accounts[r.account_id], b.tiers[r.account_tier], b.book)
+            day = paid_on.get(r.id)
+            if r.status == "paid" and day is not None and day < before:
+                pieces = _instalments(r, (payments or {}).get(r.id, []), day)
+                for h in histories:
+                    h.delays.extend(((d - r.due_date).days, a) for d, a in pieces)
+                    h.cleared.append((day - r.due_date).days)
+            elif is_open(r) and (before - r.due_date).days > AT_RISK_DAYS:
+                for h in histories:
+                    h.unpaid += 1
         return b
 
-    def still_late(self, inv: InvoiceRow, late: int) -> Delay | None:
-        """For an invoice `late` days past due and later than expected: the amount-weighted average delay of the
-        paid invoices that were later than that, its account's (the book's when the account has fewer than
-        MIN_PAID). None: its account, with a history, never paid one this late (not counted on)."""
-        own = self.by_account.get(inv.account_id, [])
-        if len(own) >= MIN_PAID:
-            later = [(d, a) for d, a in own if d > late]
-            weight = sum((a for _, a in later), ZERO)
-            if not later or weight <= 0:
-                return None
-            days = int((sum((a * d for d, a in later), ZERO) / weight).quantize(Decimal("1"), rounding=ROUND_HALF_EVEN))
-            n = len(later)
-            return Delay(days, f"{inv.account_name}'s {n} paid invoices as late were paid at {_signed(days)} on average")
-        i = bisect.bisect_right(self.delays, (late, Decimal("Infinity")))
-        weight, total = self._tail[i]
-        count = len(self.delays) - i
-        if count < MIN_PAID or weight <= 0:
-            return Delay(late, "no paid invoice was as late: this week")
-        days = int((total / weight).quantize(Decimal("1"), rounding=ROUND_HALF_EVEN))
-        return Delay(days, f"the book's {count} paid invoices as late were paid at {_signed(days)} on average")
+    def prior(self, inv: InvoiceRow) -> tuple[History, str] | None:
+        """The segment an account with a short history is shrunk toward: its tier's, else the book's."""
+        tier = self.tiers.get(inv.account_tier)
+        if tier is not None and tier.count >= MIN_PAID:
+            return tier, f"the {inv.account_tier} accounts'"
+        if self.book.count >= MIN_PAID:
+            return self.book, "the book's"
+        return None
 
-    def delay_for(self, inv: InvoiceRow) -> Delay:
-        own = self.accounts.get(inv.account_id)
-        for source, label in (
-            (own, f"{inv.account_name}'s"),
-            (self.tiers.get(inv.account_tier), f"the {inv.account_tier} accounts'"),
-            (self.book, "the book's"),
-        ):
-            if source is not None and source.count >= MIN_PAID and (mean := source.mean()) is not None:
-                days = int(mean.quantize(Decimal("1"), rounding=ROUND_HALF_EVEN))
-                return Delay(days, f"{label} average delay of {_signed(days)} over {source.count} paid invoices")
-        return Delay(0, "no paid history yet: the due date")
+    def spread(self, inv: InvoiceRow, late: int) -> Spread:
+        """The delays this invoice may be paid at, each with its share, given it is unpaid `late` days after its due
+        date: its account's paid delays shrunk toward its segment's (an account with n paid invoices weighs
+        n / (n + SHRINK)), those earlier than `late` dropped (they did not happen), the rest renormalised."""
+        own = self.accounts.get(inv.account_id) or History()
+        prior = self.prior(inv)
+        n = own.count
+        if n >= MIN_PAID and late > 0 and not any(d >= late for d in own.cleared):
+            return Spread((), f"{inv.account_name} never paid an invoice this late", ONE, doubtful=True)
+        own_share = ONE if prior is None else Decimal(n) / Decimal(n + SHRINK) if n else ZERO
+        points: dict[int, Decimal] = defaultdict(lambda: ZERO)
+        if n:
+            for d, share in own.shares():
+                points[d] += own_share * share
+        if prior is not None and own_share < 1:
+            for d, share in prior[0].quantiles():
+                points[d] += (ONE - own_share) * share
+        if not points:
+            said = "no paid history yet: the due date" if late <= 0 else "no paid history yet: today"
+            return Spread(((max(late, 0), ONE),), said, ONE, fallback=True)
+        kept = [(d, w) for d, w in sorted(points.items()) if d >= late]
+        total = sum((w for _, w in kept), ZERO)
+        if not kept or total <= 0:
+            return Spread(((late, ONE),), "no paid invoice was as late: today", ONE, fallback=True)
+        paid = f"{n} paid invoice" + ("" if n == 1 else "s")
+        if n and prior is not None:
+            pct = int((own_share * 100).quantize(ONE, rounding=ROUND_HALF_EVEN))
+            source = f"{inv.account_name}'s {paid} ({pct}%) and {prior[1]} {prior[0].count} ({100 - pct}%)"
+        elif n:
+            source = f"{inv.account_name}'s {paid}"
+        else:
+            assert prior is not None
+            source = f"{prior[1]} {prior[0].count} paid invoices"
+        as_late = " as late or later" if late > 0 and kept[0][0] != min(points) else ""
+        return Spread(tuple((d, w / total) for d, w in kept), f"the delays of {source}{as_late}", self.paying(own, late))
+
+    def paying(self, own: History, late: int) -> Decimal:
+        """The chance the account pays at all: its paid invoices as late against those it left unpaid (at risk)."""
+        if own.unpaid == 0:
+            return ONE
+        paid = sum(1 for d in own.cleared if d >= late)
+        return Decimal(paid + 1) / Decimal(paid + own.unpaid + 1)
+
+
+def _instalments(r: InvoiceRow, payments: list[tuple[dt.date, Decimal]], cleared: dt.date) -> list[tuple[dt.date, Decimal]]:
+    """The invoice's cash as it came in; the whole amount on the day it cleared when the payments do not add up to
+    it plainly (a refund or reversal among them, or none known)."""
+    if payments and all(a > 0 for _, a in payments) and sum((a for _, a in payments), ZERO) == r.amount:
+        return sorted(payments)
+    return [(cleared, r.amount)]
+
+
+@dataclass(frozen=True)
+class Spread:
+    delays: tuple[tuple[int, Decimal], ...]  # (days after the due date, share of what is counted on), shares sum to 1
+    reason: str
+    paying: Decimal  # the share of the balance counted on at all
+    doubtful: bool = False
+    fallback: bool = False  # no history to spread over: one day, said in the reason
 
 
 def _signed(days: int) -> str:
@@ -144,40 +209,80 @@ def _signed(days: int) -> str:
 @dataclass(frozen=True)
 class Expected:
     inv: InvoiceRow
-    day: dt.date | None  # None: not expected (at risk, or doubtful)
+    day: dt.date | None  # the median day it is expected; None: not expected (at risk, or doubtful)
     reason: str
     doubtful: bool = False  # later than its account ever paid, but not yet AT_RISK_DAYS past due
+    parts: tuple[tuple[dt.date, Decimal], ...] = ()  # the balance counted on, spread over the days it may come in
+
+    @property
+    def counted(self) -> Decimal:
+        return sum((a for _, a in self.parts), ZERO)
+
+    def in_range(self, start: dt.date, end: dt.date) -> Decimal:
+        return sum((a for d, a in self.parts if start <= d <= end), ZERO)
+
+
+def _split(amount: Decimal, shares: list[tuple[dt.date, Decimal]]) -> tuple[tuple[dt.date, Decimal], ...]:
+    """The amount over the days by their shares, in cents that add up to it exactly (rounded cumulatively)."""
+    out, cum, given = [], ZERO, ZERO
+    for day, share in shares:
+        cum += share
+        upto = (amount * cum).quantize(CENT, rounding=ROUND_HALF_EVEN)
+        if upto - given != 0:
+            out.append((day, upto - given))
+        given = upto
+    return tuple(out)
 
 
 def expect(inv: InvoiceRow, today: dt.date, behaviour: Behaviour) -> Expected:
-    """When this open invoice's balance should come in, and why."""
+    """When this open invoice's balance should come in (spread over the days its account's history says), and why."""
     late = (today - inv.due_date).days
     if late > AT_RISK_DAYS:
         return Expected(inv, None, f"{late} days past due: at risk, not counted on")
     if inv.promise_to_pay_date is not None and inv.promise_to_pay_date >= today:
-        return Expected(inv, inv.promise_to_pay_date, f"promised for {inv.promise_to_pay_date.isoformat()}")
-    delay = behaviour.delay_for(inv)
-    day = inv.due_date + dt.timedelta(days=delay.days)
-    reason = f"due {inv.due_date.isoformat()} + {delay.reason}"
-    if day < today:
-        again = behaviour.still_late(inv, max(late, 0))
-        if again is None:
-            why = f"{reason} = {day.isoformat()}, passed; {inv.account_name} never paid an invoice this late"
-            return Expected(inv, None, f"{why}: doubtful, not counted on", doubtful=True)
-        later = max(inv.due_date + dt.timedelta(days=again.days), today)
-        return Expected(inv, later, f"{reason} = {day.isoformat()}, passed; {again.reason}: {later.isoformat()}")
-    return Expected(inv, day, f"{reason} = {day.isoformat()}")
+        day = inv.promise_to_pay_date
+        return Expected(inv, day, f"promised for {day.isoformat()}", parts=((day, inv.balance),))
+    spread = behaviour.spread(inv, late)
+    head = f"due {inv.due_date.isoformat()}" + (f", {late} days past due" if late > 0 else "")
+    if spread.doubtful:
+        return Expected(inv, None, f"{head}: {spread.reason}: doubtful, not counted on", doubtful=True)
+    days = [(inv.due_date + dt.timedelta(days=d), s) for d, s in spread.delays]
+    counted = (inv.balance * spread.paying).quantize(CENT, rounding=ROUND_HALF_EVEN)
+    parts = _split(counted, days)
+    if not parts:
+        why = f"{head}: {spread.reason}; counted on at 0%: doubtful, not counted on"
+        return Expected(inv, None, why, doubtful=True)
+    cum, median = ZERO, days[-1][0]
+    for day, share in days:
+        cum += share
+        if cum * 2 >= 1:
+            median = day
+            break
+    lo, hi = spread.delays[0][0], spread.delays[-1][0]
+    if spread.fallback:
+        return Expected(inv, median, f"{head}: {spread.reason} = {median.isoformat()}", parts=parts)
+    when = (
+        f"{_signed(lo)} = {days[0][0].isoformat()}"
+        if lo == hi
+        else f"{_signed(lo)} to {_signed(hi)}, median {median.isoformat()}: {days[0][0].isoformat()} to {days[-1][0].isoformat()}"
+    )
+    reason = f"{head} + {spread.reason}: {when}"
+    if spread.paying < 1:
+        pct = (spread.paying * 100).quantize(ONE, rounding=ROUND_HALF_EVEN)
+        unpaid = behaviour.accounts[inv.account_id].unpaid
+        left = "1 invoice" if unpaid == 1 else f"{unpaid} invoices"
+        reason += f"; counted on at {pct}% ({inv.account_name} left {left} unpaid over {AT_RISK_DAYS} days past due)"
+    return Expected(inv, median, reason, parts=parts)
 
 
 def expected_by_week(expected: Iterable[Expected], today: dt.date, weeks: int) -> list[dict[str, Decimal]]:
     """Expected cash per week from today (week 0 = today to today + 6), per currency."""
     out: list[dict[str, Decimal]] = [defaultdict(lambda: ZERO) for _ in range(weeks)]
     for e in expected:
-        if e.day is None:
-            continue
-        week = (e.day - today).days // 7
-        if 0 <= week < weeks:
-            out[week][e.inv.currency] += e.inv.balance
+        for day, amount in e.parts:
+            week = (day - today).days // 7
+            if 0 <= week < weeks:
+                out[week][e.inv.currency] += amount
     return out
 
 
@@ -222,8 +327,9 @@ def cash_forecast(
     fx = fx or load_fx(session)
     today = as_of.today
     rows = fetch_rows(session, rows_query(scope))
-    paid_on = last_payment_dates(session, [r.id for r in rows if r.status == "paid"], as_of)
-    behaviour = Behaviour.learn(rows, paid_on, today)
+    paid_ids = [r.id for r in rows if r.status == "paid"]
+    paid_on = last_payment_dates(session, paid_ids, as_of)
+    behaviour = Behaviour.learn(rows, paid_on, today, payments_of(session, paid_ids, as_of))
     expected = [expect(r, today, behaviour) for r in rows if is_open(r)]
     buckets = expected_by_week(expected, today, weeks)
     horizon_end = _week(today, weeks - 1)[1]
@@ -231,8 +337,8 @@ def cash_forecast(
     for k, totals in enumerate(buckets):
         start, end = _week(today, k)
         lines = sorted(
-            (e for e in expected if e.day is not None and start <= e.day <= end),
-            key=lambda e: (-fx.to_base(e.inv.balance, e.inv.currency), e.inv.number),
+            ((e, part) for e in expected if (part := e.in_range(start, end)) > 0),
+            key=lambda ep: (-fx.to_base(ep[1], ep[0].inv.currency), ep[0].inv.number),
         )
         weekly.append(
             {
@@ -240,21 +346,18 @@ def cash_forecast(
                 "week_end": end.isoformat(),
                 "totals": _totals(totals),
                 "invoices": len(lines),
-                "reasons": [
-                    f"{e.inv.number} ({e.inv.account_name}) {format_code(e.inv.balance, e.inv.currency)}: {e.reason}"
-                    for e in lines[:detail]
-                ],
+                "reasons": [_line(e, part) for e, part in lines[:detail]],
             }
         )
     later: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for e in expected:
-        if e.day is not None and e.day > horizon_end:
-            later[e.inv.currency] += e.inv.balance
+        later[e.inv.currency] += e.in_range(horizon_end + dt.timedelta(days=1), dt.date.max)
     risk = [e for e in expected if e.day is None and not e.doubtful]
-    doubtful = [e for e in expected if e.doubtful]
+    # Doubtful: what is expected of no one (later than its account ever paid) or not counted on of the rest.
+    doubtful = [e for e in expected if e.doubtful or (e.day is not None and e.counted < e.inv.balance)]
     doubtful_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for e in doubtful:
-        doubtful_by[e.inv.currency] += e.inv.balance
+        doubtful_by[e.inv.currency] += e.inv.balance - e.counted
     risk_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for e in risk:
         risk_by[e.inv.currency] += e.inv.balance
@@ -269,9 +372,10 @@ def cash_forecast(
         "weeks": weeks,
         "base_currency": fx.base,
         "definition": (
-            f"expected pay date = due date + the account's amount-weighted average delay over its paid invoices "
-            f"(its tier's, then the book's, with fewer than {MIN_PAID}); a promise to pay ahead replaces it; "
-            f"more than {AT_RISK_DAYS} days past due is at risk, not expected"
+            f"each balance spread over due date + its account's paid delays (amount-weighted), shrunk toward its "
+            f"tier's or the book's (n paid weigh n / (n + {SHRINK})), delays shorter than it is late dropped; a "
+            f"promise to pay ahead replaces it; an account that left invoices unpaid over {AT_RISK_DAYS} days is "
+            f"counted on for a share; more than {AT_RISK_DAYS} days past due is at risk, not expected"
         ),
         "expected": weekly,
         "expected_total": _totals(_sum_weeks(buckets)),
@@ -300,12 +404,30 @@ def cash_forecast(
     }
 
 
+def _line(e: Expected, part: Decimal) -> str:
+    whole = format_code(e.inv.balance, e.inv.currency)
+    amount = whole if part == e.inv.balance else f"{format_code(part, e.inv.currency)} of {whole}"
+    return f"{e.inv.number} ({e.inv.account_name}) {amount}: {e.reason}"
+
+
 def _sum_weeks(buckets: list[dict[str, Decimal]]) -> dict[str, Decimal]:
     total: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for b in buckets:
         for c, a in b.items():
             total[c] += a
     return total
+
+
+def payments_of(session: Session, invoice_ids: list[str], as_of: AsOf) -> dict[str, list[tuple[dt.date, Decimal]]]:
+    """Each invoice's payments (the day in the caller's zone, the amount), for learning instalments."""
+    out: dict[str, list[tuple[dt.date, Decimal]]] = defaultdict(list)
+    for start in range(0, len(invoice_ids), 1000):
+        chunk = invoice_ids[start : start + 1000]
+        for invoice_id, amount, paid_at in session.execute(
+            select(Payment.invoice_id, Payment.amount, Payment.paid_at).where(Payment.invoice_id.in_(chunk))
+        ).all():
+            out[invoice_id].append((as_of.local_date(paid_at), amount))
+    return out
 
 
 def collected_by_week(session: Session, scope: Scope, as_of: AsOf, weeks: int) -> list[dict[str, Any]]:

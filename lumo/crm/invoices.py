@@ -47,6 +47,7 @@ ROW_COLUMNS = (
     Invoice.payment_url,
     Invoice.last_activity_at,
     Invoice.last_contacted_at,
+    Invoice.customer_replied_at,
 )
 MAX_PAGE_SIZE = 500
 

@@ -96,6 +96,8 @@ def record_activity(
         invoice.last_activity_at = at
     if kind in CONTACT_KINDS and (invoice.last_contacted_at is None or at > invoice.last_contacted_at):
         invoice.last_contacted_at = at
+    if by_id is not None and invoice.customer_replied_at is not None and at >= invoice.customer_replied_at:
+        invoice.customer_replied_at = None  # the rep acted on the customer's reply: chasing may resume
     return activity
 
 

@@ -89,6 +89,7 @@ class InvoiceRow:
     payment_url: str | None
     last_activity_at: dt.datetime | None
     last_contacted_at: dt.datetime | None
+    customer_replied_at: dt.datetime | None = None  # a reply the rep has not acted on yet (crm.replies)
     balance: Decimal = field(init=False)  # what is left to pay, never negative
 
     def __post_init__(self) -> None:

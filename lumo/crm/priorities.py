@@ -9,6 +9,8 @@ Ties break on (due date, invoice number, task id) so the order never depends on 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,7 +25,7 @@ from lumo.crm.invoices import actionable_clause, fetch_rows, rows_query
 from lumo.crm.lifecycle import AsOf, InvoiceRow, days, days_overdue, is_open, promise_broken, promise_pending
 from lumo.crm.money import FxTable, amount_str, load_fx
 from lumo.crm.scope import Scope
-from lumo.crm.signals import Facts, Signal, Weights, signals_for, task_weight, value
+from lumo.crm.signals import Facts, Signal, Weights, signals, signals_for, task_weight, value
 from lumo.crm.tasks import task_rows
 from lumo.crm.tone import tone_for
 from lumo.db.models import Invoice, Task
@@ -68,6 +70,8 @@ class Item:
 
 
 def _kind(inv: InvoiceRow, today: dt.date, late: int, kinds: list[str], due_soon: bool) -> str | None:
+    if inv.customer_replied_at is not None and is_open(inv):
+        return "customer_replied"  # an answer waits for the rep: before any chasing
     if promise_broken(inv, today):
         return "promise_broken"
     if late:
@@ -92,6 +96,7 @@ def _facts(inv: InvoiceRow, as_of: AsOf, w: Weights, rules: stale.StaleThreshold
     if kind is None:
         return None
     contacted = as_of.days_since(inv.last_contacted_at) if inv.last_contacted_at else None
+    status_since = as_of.local_date(inv.status_updated_at)  # once: time-zone conversions add up over a big book
     return Facts(
         inv=inv,
         today=today,
@@ -101,45 +106,97 @@ def _facts(inv: InvoiceRow, as_of: AsOf, w: Weights, rules: stale.StaleThreshold
         due_soon=due_soon,
         stale_kinds=tuple(kinds),
         contacted_days=contacted,
-        quiet_days=contacted if contacted is not None else as_of.days_since(inv.status_updated_at),
+        quiet_days=contacted if contacted is not None else (today - status_since).days,
         activity_days=as_of.days_since(inv.last_touch) if "no_recent_activity" in kinds else 0,
-        status_since=as_of.local_date(inv.status_updated_at),
+        status_since=status_since,
+        replied_on=as_of.local_date(inv.customer_replied_at) if inv.customer_replied_at else None,
         others_overdue=0,
         others_broken=0,
     )
 
 
-def _invoice_items(rows: list[InvoiceRow], as_of: AsOf, fx: FxTable, w: Weights, rules: stale.StaleThresholds) -> list[Item]:
-    """Score every invoice that is an item today; words come later, and only for the items shown."""
-    facts = [f for inv in rows if (f := _facts(inv, as_of, w, rules)) is not None]
-    overdue = Counter(f.inv.account_id for f in facts if f.days_overdue)
-    broken = Counter(f.inv.account_id for f in facts if f.kind == "promise_broken")
-    tables = signals_for(w)
-    rates: dict[str, float] = {}
-    items = []
-    for f in facts:
-        inv = f.inv
-        f.others_overdue = overdue[inv.account_id] - (1 if f.days_overdue else 0)
-        f.others_broken = broken[inv.account_id] - (1 if f.kind == "promise_broken" else 0)
-        fired = tuple([s for s in tables[f.kind, inv.balance > 0] if s.applies(f)])
+class _Scorer:
+    """Scores the invoices of one book for one day: the book-wide counts and rates are computed once."""
+
+    def __init__(self, rows: list[InvoiceRow], as_of: AsOf, fx: FxTable, w: Weights, rules: stale.StaleThresholds):
+        today = as_of.today
+        self.as_of, self.fx, self.w, self.rules = as_of, fx, w, rules
+        # Counted over the rows: every overdue invoice and every broken promise is an item, whatever its kind.
+        self.overdue = Counter(inv.account_id for inv in rows if days_overdue(inv, today))
+        self.broken = Counter(inv.account_id for inv in rows if promise_broken(inv, today))
+        self.tables = signals_for(w)
+        self.rates: dict[str, float] = {}
+        self.most_stake = math.prod(max(s.stake, 1.0) for s in signals(w))
+        self.most_cost = sum(s.cost for s in signals(w))
+
+    def rate(self, currency: str) -> float:
         # The score is a ranking weight, never shown or summed as money (amounts stay Decimal in the item): floats
         # keep the hot path of a 1M-invoice book fast.
-        rate = rates.get(inv.currency)
+        rate = self.rates.get(currency)
         if rate is None:
-            rate = rates[inv.currency] = float(fx.to_base(Decimal(1), inv.currency))
+            rate = self.rates[currency] = float(self.fx.to_base(Decimal(1), currency))
+        return rate
+
+    def item(self, inv: InvoiceRow) -> Item | None:
+        """The invoice's item today, scored (None: it is not one)."""
+        f = _facts(inv, self.as_of, self.w, self.rules)
+        if f is None:
+            return None
+        f.others_overdue = self.overdue[inv.account_id] - (1 if f.days_overdue else 0)
+        f.others_broken = self.broken[inv.account_id] - (1 if promise_broken(inv, self.as_of.today) else 0)
+        fired = tuple([s for s in self.tables[f.kind, inv.balance > 0] if s.applies(f)])
+        rate = self.rate(inv.currency)
         balance, amount = float(inv.balance) * rate, float(inv.amount) * rate
-        items.append(
-            Item(
-                kind=f.kind,
-                score=round(value(f, fired, balance, amount, w), 6),
-                sort_key=(inv.due_date, inv.number, ""),
-                invoice=inv,
-                facts=f,
-                fired=fired,
-                days_overdue=f.days_overdue,
-            )
+        return Item(
+            kind=f.kind,
+            score=round(value(f, fired, balance, amount, self.w), 6),
+            sort_key=(inv.due_date, inv.number, ""),
+            invoice=inv,
+            facts=f,
+            fired=fired,
+            days_overdue=f.days_overdue,
         )
-    return items
+
+    def most(self, inv: InvoiceRow) -> float:
+        """The most `item(inv)` can score, whatever its signals: every stake, every cost, the highest chance."""
+        rate, w = self.rate(inv.currency), self.w
+        balance, amount = float(inv.balance) * rate, float(inv.amount) * rate
+        carrying = balance * w.capital_rate * w.delay_days / 365
+        return (self.most_stake * (balance * w.max_chance + self.most_cost * amount) + carrying) * (1 + 1e-9) + 1e-6
+
+
+def _invoice_items(rows: list[InvoiceRow], tasks: list[_TaskRow], scorer: _Scorer, limit: int | None) -> tuple[list[Item], bool]:
+    """The scored items that can rank in the top `limit` (all of them when `limit` is None), and whether that
+    is every item of the day.
+
+    The top `limit` alone needs only the invoices that could still beat the `limit`-th score found so far, in
+    order of the most each could score: a 1M-invoice book ranks its top 20 without scoring every invoice. The
+    day's median (what a task on no listed invoice is worth) needs every score: then all are scored.
+    """
+    weights = _task_weights(tasks, scorer.as_of, scorer.w)
+    on_invoice = {inv.id: inv for inv in rows if inv.id in weights}
+    tasks_on_items = all(invoice_id in on_invoice and scorer.item(on_invoice[invoice_id]) is not None for *_, invoice_id in tasks)
+    if limit is None or not tasks_on_items or len(rows) <= limit:
+        return [item for inv in rows if (item := scorer.item(inv)) is not None], True
+    best: list[float] = []  # a min-heap of the `limit` best scores so far
+    items = []
+    for most, inv in sorted(((scorer.most(inv) * weights.get(inv.id, 1.0), inv) for inv in rows), key=_first, reverse=True):
+        if len(best) == limit and most < best[0]:
+            break  # neither this invoice nor any after it can reach the top `limit`
+        item = scorer.item(inv)
+        if item is None:
+            continue
+        items.append(item)
+        score = round(item.score * weights[inv.id], 6) if inv.id in weights else item.score  # as _add_tasks will
+        if len(best) < limit:
+            heapq.heappush(best, score)
+        elif score > best[0]:
+            heapq.heapreplace(best, score)
+    return items, False
+
+
+def _first(pair: tuple[float, InvoiceRow]) -> float:
+    return pair[0]
 
 
 def _explain(item: Item, as_of: AsOf, w: Weights) -> None:
@@ -162,6 +219,8 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
     inv = item.invoice
     assert inv is not None
     today = as_of.today
+    if item.kind == "customer_replied":
+        return f"Read the customer's reply about {inv.number} (`lumo mail replies`) and approve or change what it suggests"
     if item.kind == "promise_broken":
         return f"Call about the broken promise to pay {inv.number} and agree a new date"
     if promise_pending(inv, today):
@@ -181,19 +240,36 @@ def _invoice_action(item: Item, kinds: set[str], contacted: int | None, as_of: A
     return f"Check in on {inv.number} and log the latest contact"
 
 
-def _add_tasks(session: Session, scope: Scope, as_of: AsOf, w: Weights, items: list[Item]) -> None:
-    """Tasks due today or late: each weighs up the invoice item it is for, or becomes an item of its own."""
+def _due_tasks(session: Session, scope: Scope, as_of: AsOf) -> list[_TaskRow]:
+    """Tasks due today or late, the latest first (the first of an invoice is the one that weighs)."""
     query = (
         task_rows(scope)
         .add_columns(Task.invoice_id)
         .where(Task.done.is_(False), Task.due_date <= as_of.today, Task.owner_id.in_(_task_owners(session, scope)))
-        .order_by(Task.due_date, Task.id)  # the latest task of an invoice (first here) is the one that weighs
+        .order_by(Task.due_date, Task.id)
     )
+    return cast(list[_TaskRow], session.connection().execute(query).all())  # add_columns loses the row type
+
+
+def _task_weights(tasks: list[_TaskRow], as_of: AsOf, w: Weights) -> dict[str, float]:
+    """invoice id -> how much its first task weighs its item up."""
+    weights: dict[str, float] = {}
+    for _, _, due, _, _, invoice_id in tasks:
+        if invoice_id and due is not None and invoice_id not in weights:
+            weights[invoice_id] = task_weight((as_of.today - due).days, w)
+    return weights
+
+
+def _add_tasks(tasks: list[_TaskRow], as_of: AsOf, w: Weights, items: list[Item], every_item: bool) -> None:
+    """Each task weighs up the invoice item it is for, or becomes an item of its own, worth the day's median.
+
+    With `every_item` False, `items` holds only the invoices that can rank: a task of any other invoice is left
+    out with it (the caller has made sure no task is an item of its own then).
+    """
     by_invoice = {i.invoice.id: i for i in items if i.invoice is not None}
     scores = sorted(i.score for i in items)
     median = scores[len(scores) // 2] if scores else w.task_empty_book
-    found = cast(list[_TaskRow], session.connection().execute(query).all())  # add_columns loses the row type
-    for task_id, title, due, account, number, invoice_id in found:
+    for task_id, title, due, account, number, invoice_id in tasks:
         if due is None:  # the query keeps only tasks due on or before today; this tells the type checker
             continue
         weight = task_weight((as_of.today - due).days, w)
@@ -202,6 +278,8 @@ def _add_tasks(session: Session, scope: Scope, as_of: AsOf, w: Weights, items: l
             if item.task_id is None:
                 item.score = round(item.score * weight, 6)
                 item.task_id, item.task_title, item.task_due = task_id, title, due
+            continue
+        if not every_item:
             continue
         reasons = [_task_words(due, as_of.today)]
         if number:
@@ -244,8 +322,9 @@ def compute_priorities(
     """
     fx = fx or load_fx(session)
     candidates = _candidates(session, scope, as_of, weights, rules) if rows is None else rows
-    items = _invoice_items(candidates, as_of, fx, weights, rules)
-    _add_tasks(session, scope, as_of, weights, items)
+    tasks = _due_tasks(session, scope, as_of)
+    items, every_item = _invoice_items(candidates, tasks, _Scorer(candidates, as_of, fx, weights, rules), limit)
+    _add_tasks(tasks, as_of, weights, items, every_item)
     items.sort(key=lambda i: (-i.score, *i.sort_key))
     top = items if limit is None else items[:limit]
     for item in top:
@@ -273,6 +352,7 @@ def _candidates(session: Session, scope: Scope, as_of: AsOf, w: Weights, rules: 
         Invoice.amount_paid >= Invoice.amount,
         Invoice.promise_to_pay_date < today,
         Invoice.status == "disputed",
+        Invoice.customer_replied_at.is_not(None),
         and_(Invoice.status == "draft", Invoice.issue_date < today - dt.timedelta(days=rules.draft_days)),
         and_(Invoice.status == "sent", Invoice.status_updated_at < sent_before),
         and_(Invoice.status.in_(("sent", "viewed")), Invoice.amount_paid > 0),

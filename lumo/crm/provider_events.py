@@ -5,7 +5,9 @@ add "a payment": it carries the provider's snapshot of the invoice (`amount_paid
 (`amount_refunded`), and Lumo brings its provider-sourced payments to what the latest snapshot says. So a
 replay, a twin event (`invoice.paid` and `invoice.payment_succeeded`) or an old event arriving late changes
 nothing twice, and a refund or a failed payment after a payment reopens the invoice. An event whose invoice
-Lumo does not know is stored as unmatched for finance, never dropped.
+Lumo does not know is stored as unmatched for finance, never dropped, and applied once its invoice is known:
+when a later event or a snapshot import brings the invoice's Stripe id or number (`relink`), or when finance
+links it by hand through an approved `link_payment_event` (`check_link`, `link_event`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from decimal import Decimal
 from typing import Any
 
 from babel.numbers import get_currency_precision
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from lumo.crm import ledger
-from lumo.crm.errors import InvalidInput
+from lumo.crm.errors import Forbidden, InvalidInput, NotFound
+from lumo.crm.invoices import get_invoice
 from lumo.crm.money import format_code
 from lumo.crm.recording import status_after_dispute
+from lumo.crm.scope import Scope
 from lumo.db.models import Invoice, Payment, PaymentEvent
 
 STRIPE = "stripe"
@@ -100,7 +104,7 @@ def receive(session: Session, event: ProviderEvent, *, now: dt.datetime) -> tupl
         row.detail = f"{event.type} is not a payment event Lumo reads"
         session.flush()
         return row, True
-    inv = find_invoice(session, event)
+    inv, by_number = _find(session, event)
     if inv is None:
         row.status = "unmatched"
         number = _named_number(event.obj)
@@ -109,11 +113,109 @@ def receive(session: Session, event: ProviderEvent, *, now: dt.datetime) -> tupl
         )
         session.flush()
         return row, True
+    _link(session, row, event, inv, now)
+    if by_number:  # the invoice just learnt its Stripe id: earlier events of it may be waiting
+        relink(session, now=now)
+    return row, True
+
+
+def _link(session: Session, row: PaymentEvent, event: ProviderEvent, inv: Invoice, now: dt.datetime) -> None:
     row.invoice_id = inv.id
     session.flush()
     _apply(session, inv, event, row, now)
     session.flush()
-    return row, True
+
+
+def _claim(session: Session, row: PaymentEvent, inv: Invoice) -> bool:
+    """Take a waiting event for the invoice; False when another transaction took it first (PostgreSQL waits on
+    the row, then sees it taken), so a relink racing another applies nothing twice."""
+    claimed = session.execute(
+        update(PaymentEvent)
+        .where(PaymentEvent.id == row.id, PaymentEvent.invoice_id.is_(None), PaymentEvent.status == "unmatched")
+        .values(invoice_id=inv.id)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        session.refresh(row)
+        return False
+    return True
+
+
+def _stored(row: PaymentEvent) -> ProviderEvent:
+    return ProviderEvent(row.event_id, row.type, row.created_at, json.loads(row.payload))
+
+
+def _waiting() -> Any:
+    return select(PaymentEvent).where(
+        PaymentEvent.provider == STRIPE,
+        PaymentEvent.status == "unmatched",
+        PaymentEvent.invoice_id.is_(None),
+        PaymentEvent.type.in_(HANDLED),
+    )
+
+
+def relink(session: Session, *, now: dt.datetime) -> list[PaymentEvent]:
+    """Apply the unmatched events whose invoice Lumo now knows (its Stripe id or its number), oldest first, so
+    each is applied once and an older one after a newer is superseded as on arrival. The caller commits."""
+    done = []
+    for row in session.scalars(_waiting().order_by(PaymentEvent.created_at, PaymentEvent.event_id)).all():
+        event = _stored(row)
+        inv, _ = _find(session, event)
+        if inv is not None and _claim(session, row, inv):
+            _link(session, row, event, inv, now)
+            done.append(row)
+    return done
+
+
+def _waiting_event(session: Session, scope: Scope, event_id: str) -> PaymentEvent:
+    if scope.role == "rep":
+        raise Forbidden("linking payments is for managers and finance: ask your manager")
+    row = session.scalar(select(PaymentEvent).where(PaymentEvent.provider == STRIPE, PaymentEvent.event_id == event_id))
+    if row is None:
+        raise NotFound(f"payment event {event_id} not found")
+    if row.status != "unmatched":
+        raise InvalidInput(f"payment event {event_id} is {row.status} already")
+    if row.invoice_id is not None or row.type not in HANDLED:
+        raise InvalidInput(f"payment event {event_id} cannot be linked: {row.detail}")
+    return row
+
+
+def check_link(session: Session, scope: Scope, event_id: str, number: str) -> str:
+    """What linking the event to the invoice will do, in words; refused when it cannot (before approval)."""
+    row = _waiting_event(session, scope, event_id)
+    inv = get_invoice(session, scope, number)
+    event = _stored(row)
+    stripe_id = event.stripe_invoice_id
+    if stripe_id and inv.external_id not in (None, stripe_id):
+        raise InvalidInput(f"{inv.number} is Stripe invoice {inv.external_id}, not {stripe_id}")
+    currency = str(event.obj.get("currency") or "").upper()
+    if currency and currency != inv.currency:
+        raise InvalidInput(f"{inv.number} is billed in {inv.currency}, the Stripe event is in {currency}")
+    also = f"; later events of Stripe invoice {stripe_id} will find it" if stripe_id and inv.external_id is None else ""
+    return f"Apply Stripe {row.type} ({row.event_id}, {row.created_at.date().isoformat()}) to {inv.number}{also}"
+
+
+def link_event(session: Session, scope: Scope, event_id: str, number: str, *, now: dt.datetime) -> dict[str, Any]:
+    """Finance's link, once approved: the invoice takes the event's Stripe id, and the event (with any other
+    waiting for that invoice) is applied as if it had been matched on arrival. The caller commits."""
+    check_link(session, scope, event_id, number)
+    row = _waiting_event(session, scope, event_id)
+    inv = get_invoice(session, scope, number)
+    event = _stored(row)
+    if event.stripe_invoice_id and inv.external_id is None:
+        inv.external_id = event.stripe_invoice_id
+    if not _claim(session, row, inv):
+        raise InvalidInput(f"payment event {event_id} was just applied by another request")
+    _link(session, row, event, inv, now)
+    others = relink(session, now=now)
+    return {
+        "event_id": row.event_id,
+        "invoice_number": inv.number,
+        "status": row.status,
+        "detail": row.detail,
+        "also_applied": [r.event_id for r in others],
+        "invoice_status": inv.status,
+    }
 
 
 def _named_number(obj: dict[str, Any]) -> str:
@@ -126,20 +228,22 @@ def _named_number(obj: dict[str, Any]) -> str:
     return number.strip() if isinstance(number, str) else ""
 
 
-def find_invoice(session: Session, event: ProviderEvent) -> Invoice | None:
-    """By the stored external id, else by the invoice number in metadata or Stripe's number (then linked)."""
+def _find(session: Session, event: ProviderEvent) -> tuple[Invoice | None, bool]:
+    """By the stored external id, else by the invoice number in metadata or Stripe's number (then linked);
+    and whether it was found by its number (and so just learnt its Stripe id)."""
     stripe_id = event.stripe_invoice_id
     if stripe_id:
         inv = session.scalar(select(Invoice).where(Invoice.external_id == stripe_id))
         if inv is not None:
-            return inv
+            return inv, False
     number = _named_number(event.obj)
     if not number:
-        return None
+        return None, False
     inv = session.scalar(select(Invoice).where(func.upper(Invoice.number) == number.upper()))
     if inv is not None and stripe_id and inv.external_id is None:
         inv.external_id = stripe_id  # the next event finds it by id
-    return inv
+        return inv, True
+    return inv, False
 
 
 def _latest(session: Session, inv: Invoice, types: tuple[str, ...], object_id: str | None = None) -> PaymentEvent | None:
@@ -252,4 +356,6 @@ def event_json(r: PaymentEvent) -> dict[str, Any]:
         "object_id": r.object_id,
         "status": r.status,
         "detail": r.detail,
+        # Waiting for an invoice: finance links it (approved like any action).
+        "action": {"tool": "link_payment_event", "args": {"event_id": r.event_id}} if r.invoice_id is None else None,
     }

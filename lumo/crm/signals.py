@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from lumo.crm.lifecycle import InvoiceRow, days
 from lumo.crm.money import format_code
@@ -45,6 +45,7 @@ class Weights:
     per_other_broken: float = 0.15  # per other broken promise of the account, up to max_others
     max_others: int = 5
     promise_pending: float = 0.25  # a promised payment is on its way: wait for it
+    customer_replied: float = 1.5  # the customer answered: they are listening now, and an unanswered reply costs goodwill
     cooldown: float = 0.4  # chased in the last cooldown_days: the next touch can wait
     cooldown_days: int = 3
     # Stake multipliers
@@ -61,6 +62,11 @@ class Weights:
     # A task on no listed invoice protects no balance that can be priced: it is worth the median item of the day
     # (so it ranks mid-list, higher the later it is), or this much in an empty book.
     task_empty_book: float = 1.0
+
+    @cached_property
+    def chances(self) -> tuple[float, ...]:
+        """`loss_curve` day by day, computed once per Weights (an lru_cache would hash all the fields per call)."""
+        return _chances(self.loss_curve)
 
 
 @dataclass(slots=True)
@@ -80,6 +86,7 @@ class Facts:
     others_overdue: int  # other overdue invoices of the same account in the book
     others_broken: int  # other broken promises of the same account in the book
     status_since: dt.date  # the local day of the last status change
+    replied_on: dt.date | None = None  # the local day of a customer's reply the rep has not acted on
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,15 @@ def signals(w: Weights) -> tuple[Signal, ...]:
     """The table: in the order the reasons are said."""
     return (
         Signal("headline", lambda f: f.inv.balance > 0, _headline),
+        Signal(
+            "customer_replied",
+            lambda f: f.kind == "customer_replied",
+            lambda f: (
+                f"customer replied by email on {f.replied_on.isoformat() if f.replied_on else 'a recent day'}: chasing waits"
+            ),
+            risk=w.customer_replied,
+            kinds=("customer_replied",),
+        ),
         Signal(
             "promise_broken",
             lambda f: f.kind == "promise_broken",
@@ -226,14 +242,14 @@ def signals(w: Weights) -> tuple[Signal, ...]:
         ),
         Signal(
             "cooldown",
-            lambda f: f.contacted_days is not None and f.contacted_days < w.cooldown_days,
+            lambda f: f.contacted_days is not None and f.contacted_days < w.cooldown_days and f.kind != "customer_replied",
             lambda f: f"contacted {_ago(f.contacted_days)}",
             risk=w.cooldown,
         ),
     )
 
 
-KINDS = ("promise_broken", "overdue", "dispute_stalled", "stale_status", "dispute_open", "due_soon")
+KINDS = ("customer_replied", "promise_broken", "overdue", "dispute_stalled", "stale_status", "dispute_open", "due_soon")
 
 
 @lru_cache(maxsize=8)
@@ -249,14 +265,12 @@ def signals_for(w: Weights) -> dict[tuple[str, bool], tuple[Signal, ...]]:
 
 def chance_of_loss(days_past_due: int, w: Weights) -> float:
     """The provision matrix: linear between the points of `loss_curve`, flat after the last."""
-    table = _chances(w)
+    table = w.chances
     return table[min(max(days_past_due, 0), len(table) - 1)]
 
 
-@lru_cache(maxsize=8)
-def _chances(w: Weights) -> tuple[float, ...]:
-    """The chance for each day from 0 to the curve's last point (computed once: it is on the hot path)."""
-    points = w.loss_curve
+def _chances(points: tuple[tuple[int, float], ...]) -> tuple[float, ...]:
+    """The chance for each day from 0 to the curve's last point."""
     out = []
     for day in range(points[-1][0] + 1):
         chance = points[0][1]

@@ -29,7 +29,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from lumo.crm.addresses import header_text, parse_address
-from lumo.crm.errors import InvalidInput, LumoError
+from lumo.crm.errors import InvalidInput
+from lumo.mail.errors import DeliveryError
 
 log = logging.getLogger("lumo.digest")
 
@@ -39,17 +40,11 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 WIRE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 
-class MailError(LumoError):
-    """A message that could not be sent; `transient` says whether a later attempt may succeed.
+class MailError(DeliveryError):
+    """A message the SMTP server did not take; `transient` says whether a later attempt may succeed.
 
     `uncertain`: it was transmitted but not confirmed, so it may have been delivered: do not resend blindly.
     """
-
-    def __init__(self, message: str, *, transient: bool = False, attempts: int = 1, uncertain: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient and not uncertain
-        self.attempts = attempts
-        self.uncertain = uncertain
 
 
 class Unconfirmed(Exception):

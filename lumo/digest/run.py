@@ -30,6 +30,9 @@ from lumo.crm.users import user_by_email
 from lumo.db.models import DigestRun, Invoice, OutboxEmail, User
 from lumo.digest.build import Digest, build_digest
 from lumo.digest.mailer import MailError
+from lumo.mail.errors import DeliveryError
+from lumo.mail.providers import Providers
+from lumo.mail.transport import transport_for
 
 log = logging.getLogger("lumo.digest")
 
@@ -209,15 +212,18 @@ def _ensure_run_row(session_factory: sessionmaker[Session], user_id: str, day: d
 # --- outbox --------------------------------------------------------------------------------------
 
 
-def send_outbox(session_factory: sessionmaker[Session], mailer: Sender, now: dt.datetime) -> list[OutboxResult]:
+def send_outbox(
+    session_factory: sessionmaker[Session], mailer: Sender, now: dt.datetime, *, mailboxes: Providers | None = None
+) -> list[OutboxResult]:
     """Send every queued approved email once, and log it as an email activity on each invoice it covers.
 
     First, claims interrupted mid-send are reported as uncertain (they may have left); they are not resent.
+    With `mailboxes`, a rep who connected their own mailbox sends from it (lumo.mail.transport); else SMTP.
     """
     results = _expire_claims(session_factory, now)
     with session_factory() as session:
         ids = list(session.scalars(select(OutboxEmail.id).where(OutboxEmail.status == "queued").order_by(OutboxEmail.id)))
-    results += [r for outbox_id in ids if (r := _send_one(session_factory, mailer, outbox_id, now)) is not None]
+    results += [r for outbox_id in ids if (r := _send_one(session_factory, mailer, outbox_id, now, mailboxes)) is not None]
     for r in results:
         log.info("outbox.%s id=%d to=%s error=%s", r.status, r.id, r.to, r.error)
     return results
@@ -233,7 +239,9 @@ def _expire_claims(session_factory: sessionmaker[Session], now: dt.datetime) -> 
     return [OutboxResult(i, to, subject, "uncertain", reason) for i, to, subject in rows]
 
 
-def _send_one(session_factory: sessionmaker[Session], mailer: Sender, outbox_id: int, now: dt.datetime) -> OutboxResult | None:
+def _send_one(
+    session_factory: sessionmaker[Session], mailer: Sender, outbox_id: int, now: dt.datetime, mailboxes: Providers | None
+) -> OutboxResult | None:
     this = OutboxEmail.id == outbox_id
     with session_factory() as session:
         claimed = cast(
@@ -247,12 +255,14 @@ def _send_one(session_factory: sessionmaker[Session], mailer: Sender, outbox_id:
         if not claimed:  # another worker took it meanwhile
             return None
         email = session.scalars(select(OutboxEmail).where(this)).one()
+        transport = transport_for(session, email, mailer, mailboxes)  # the one place SMTP and mailboxes part
         if email.message_id is None:
-            email.message_id = mailer.new_message_id()
+            email.message_id = transport.new_message_id()
+        email.sent_via = transport.via
         session.commit()  # the claim and the Message-ID are durable before anything goes over the wire
         try:
-            mailer.send(_split(email.to), email.subject, email.body, cc=_split(email.cc), message_id=email.message_id)
-        except MailError as exc:
+            transport.deliver(session, email, now)
+        except DeliveryError as exc:
             if exc.uncertain:
                 status = "uncertain"
             else:
