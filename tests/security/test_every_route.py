@@ -44,7 +44,13 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("POST", "/v1/web-links/exchange"),  # trades a one-time link for a token: the link is the credential
 }
-SIGNED = {("POST", "/slack/events"), ("POST", "/slack/commands"), ("POST", "/slack/interactions"), ("POST", "/webhooks/stripe")}
+SIGNED = {
+    ("POST", "/slack/events"),
+    ("POST", "/slack/commands"),
+    ("POST", "/slack/interactions"),
+    ("POST", "/webhooks/stripe"),
+    ("GET", "/mail/callback/{provider}"),  # a provider's redirect: who asked is in its sealed `state`
+}
 # What u1 has and u2 must never see: invoice numbers, account names, amounts of u1's book.
 U1_ONLY = ("INV-1042", "INV-2001", "INV-2002", "Globex", "Hooli", "12,400", "12400")
 
@@ -161,9 +167,11 @@ def test_public_routes_answer_without_a_token_and_signed_ones_refuse_an_unsigned
         response = api.send(method, path, json=body)
         assert response.status_code < 500 and (method == "GET") == (response.status_code == 200), (path, response.text)
     for method, path in sorted(SIGNED):
-        response = api.send(method, path, json={"type": "url_verification", "challenge": "x"})
-        assert response.status_code in (400, 401), (path, response.status_code)
-        assert "challenge" not in response.text
+        body = {"type": "url_verification", "challenge": "x"} if method == "POST" else None
+        for params in ({}, {"code": "c", "state": "forged"}):
+            response = api.send(method, fill(path, {"provider": "gmail"}), json=body, params=params)
+            assert response.status_code in (400, 401, 422), (path, response.status_code)
+            assert "challenge" not in response.text
     nothing_changed(api)
 
 
@@ -364,7 +372,7 @@ def stripe_signed(body: bytes) -> dict[str, str]:
 def test_signed_routes_refuse_signed_garbage_with_a_4xx(api: Api) -> None:
     garbage = {**abusive_bodies(), "empty": b"", "form of nested json": b"payload=" + nested(5000).encode()}
     got = {}
-    for method, path in sorted(SIGNED):
+    for method, path in sorted(route for route in SIGNED if route[0] == "POST"):
         for name, raw in garbage.items():
             sign = stripe_signed if path.startswith("/webhooks") else slack_signed
             form = path in ("/slack/commands", "/slack/interactions")
