@@ -144,19 +144,24 @@ def test_the_walk_finds_every_documented_route_and_each_is_public_signed_or_behi
 # --- no token, a bad token ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [{}, {"Authorization": "Bearer lumo_not-a-token"}, {"Authorization": "Basic dTE6cHc="}, {"Authorization": "Bearer "}],
-    ids=["none", "unknown", "basic", "empty"],
-)
-def test_every_route_behind_a_token_answers_401_without_a_valid_one(api: Api, headers: dict[str, str]) -> None:
+NO_VALID_TOKEN = {
+    "none": {},
+    "unknown": {"Authorization": "Bearer lumo_not-a-token"},
+    "basic": {"Authorization": "Basic dTE6cHc="},
+    "empty": {"Authorization": "Bearer "},
+}
+
+
+def test_every_route_behind_a_token_answers_401_without_a_valid_one(api: Api) -> None:
     thread_id, _ = waiting_thread(api)
     values = {"thread_id": thread_id, "number": "INV-1042", "line_id": "1"}
-    answers = {}
-    for method, path in api.authed():
-        response = api.send(method, fill(path, values), headers, json={} if method == "POST" else None)
-        answers[(method, path)] = (response.status_code, response.json(), response.headers.get("www-authenticate"))
-    wrong = {route: got for route, got in answers.items() if got[0] != 401 or got[2] != "Bearer" or set(got[1]) != {"error"}}
+    wrong = {}
+    for name, headers in NO_VALID_TOKEN.items():
+        for method, path in api.authed():
+            response = api.send(method, fill(path, values), headers, json={} if method == "POST" else None)
+            got = (response.status_code, response.json(), response.headers.get("www-authenticate"))
+            if got[0] != 401 or got[2] != "Bearer" or set(got[1]) != {"error"}:
+                wrong[(name, method, path)] = got
     assert wrong == {}
     nothing_changed(api)
 
@@ -257,18 +262,18 @@ def test_another_users_action_id_on_ones_own_waiting_thread_is_not_found_and_run
 # --- an unknown thread id ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("path", "extra"),
-    [
-        ("/v1/chat", {"message": "what should I do today?"}),
-        ("/v1/chat/stream", {"message": "what should I do today?"}),
-        ("/v1/record", {"tool": "record_promise", "args": {"invoice_number": "INV-1042", "date": "2026-12-01"}}),
-        ("/v1/stale/fix", {}),
-    ],
-)
-def test_an_unknown_thread_id_is_404_and_starts_no_thread(api: Api, path: str, extra: dict[str, Any]) -> None:
-    response = api.send("POST", path, api.auth("u1"), json={"thread_id": "no-such-thread", "date": DATE, **extra})
-    assert (response.status_code, response.json()) == (404, {"error": "thread no-such-thread not found"})
+UNKNOWN_THREAD_BODIES = {
+    "/v1/chat": {"message": "what should I do today?"},
+    "/v1/chat/stream": {"message": "what should I do today?"},
+    "/v1/record": {"tool": "record_promise", "args": {"invoice_number": "INV-1042", "date": "2026-12-01"}},
+    "/v1/stale/fix": {},
+}
+
+
+def test_an_unknown_thread_id_is_404_and_starts_no_thread(api: Api) -> None:
+    for path, extra in UNKNOWN_THREAD_BODIES.items():
+        response = api.send("POST", path, api.auth("u1"), json={"thread_id": "no-such-thread", "date": DATE, **extra})
+        assert (response.status_code, response.json()) == (404, {"error": "thread no-such-thread not found"}), path
     assert api.send("GET", "/v1/threads/no-such-thread", api.auth("u1")).status_code == 404
     assert api.send("GET", "/v1/threads", api.auth("u1")).json()["threads"] == []
 
