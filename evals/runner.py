@@ -190,7 +190,7 @@ async def _play(
         try:
             if turn.ask is not None:
                 record["message"] = turn.ask
-                result = await lumo.ask(scope, turn.ask, as_of=as_of, now=at, thread_id=thread_id)
+                result = await lumo.ask(scope, turn.ask, as_of=as_of, now=at, thread_id=thread_id, start_if_new=True)
                 usage = _usage_delta(result.get("usage") or {}, None)
             else:
                 spec = turn.approve

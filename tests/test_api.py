@@ -337,9 +337,9 @@ def test_chat_answers_what_lumo_ask_json_answers(
 
 
 def test_chat_continues_a_thread_it_names(client: TestClient, tokens: dict[str, str]) -> None:
-    first = chat(client, tokens, "what should I do today?", thread_id="my-thread")
-    second = chat(client, tokens, "Tell me about INV-1042", thread_id="my-thread")
-    assert first["thread_id"] == second["thread_id"] == "my-thread"
+    first = chat(client, tokens, "what should I do today?")
+    second = chat(client, tokens, "Tell me about INV-1042", thread_id=first["thread_id"])
+    assert first["thread_id"] == second["thread_id"]
     assert "INV-1042" in second["reply"]
 
 

@@ -35,6 +35,11 @@ def unusable(reply: ModelReply, final_step: bool) -> str | None:
     return f"{OFFLINE_PREFIX}the model returned an empty answer.)"
 
 
+def offline_because(reason: str) -> str:
+    """The note of an offline answer given for `reason` (one or more sentences)."""
+    return f"{OFFLINE_PREFIX}{reason})"
+
+
 def offline_note(notes: list[str]) -> str | None:
     """The first note saying the offline model answered this turn."""
     return next((n for n in notes if n.startswith(OFFLINE_PREFIX)), None)

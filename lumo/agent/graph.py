@@ -302,9 +302,13 @@ async def agent(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, 
             reply = await call(ctx.model, messages, tools)
         except ModelError as exc:  # the set-up is wrong: say so, do not pretend the model is merely down
             log.error("agent.model_misconfigured kind=%s problem=%s", exc.problem.kind, exc.problem.message)
-            notes.append(exc.problem.note)
-            base = {"steps": steps, "usage": usage, "notes": notes, "model": "lumo-offline"}
-            return {**base, "messages": [{"role": "assistant", "content": exc.problem.note}]}
+            if exc.problem.kind != "bad_response":  # refused (key, model, tools): the question is not answered
+                notes.append(exc.problem.note)
+                base = {"steps": steps, "usage": usage, "notes": notes, "model": "lumo-offline"}
+                return {**base, "messages": [{"role": "assistant", "content": exc.problem.note}]}
+            # The request was taken but the body was not a completion (a proxy's page, cut JSON): the rep still
+            # gets the offline answer, with what is wrong.
+            notes.append(answers.offline_because(f"{exc.problem.message} Run `lumo doctor` to check the set-up."))
         except (ModelUnavailable, TurnTimeout) as exc:
             log.warning("agent.model_unavailable error=%s", exc)
             notes.append(OFFLINE_NOTE)

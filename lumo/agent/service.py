@@ -77,8 +77,19 @@ class Lumo:
         """Thread ids are per user: the same id from another user is another thread."""
         return f"{scope.user_id}/{thread_id}"
 
-    async def ask(self, scope: Scope, message: str, *, as_of: AsOf, now: dt.datetime, thread_id: str | None = None) -> TurnResult:
-        message, thread_id, key, config = await self.begin(scope, message, thread_id)
+    async def ask(
+        self,
+        scope: Scope,
+        message: str,
+        *,
+        as_of: AsOf,
+        now: dt.datetime,
+        thread_id: str | None = None,
+        start_if_new: bool = False,
+    ) -> TurnResult:
+        """`thread_id` continues that thread (NotFound when there is none); `start_if_new` starts it instead,
+        for callers that name their threads themselves (a Slack thread)."""
+        message, thread_id, key, config = await self.begin(scope, message, thread_id, start_if_new=start_if_new)
         return await self._run(new_turn(message), config, self._context(scope, key, as_of, now), thread_id)
 
     async def _run(self, turn: Any, config: dict[str, Any], context: AgentContext, thread_id: str) -> TurnResult:
@@ -150,7 +161,14 @@ class Lumo:
                 yield {"event": "step", "data": _step_summary(node, change or {})}
         yield {"event": "message", "data": await self.result(scope, thread_id)}
 
-    async def begin(self, scope: Scope, message: str, thread_id: str | None) -> tuple[str, str, str, dict[str, Any]]:
+    async def begin(
+        self, scope: Scope, message: str, thread_id: str | None, *, start_if_new: bool = False
+    ) -> tuple[str, str, str, dict[str, Any]]:
+        """Check a turn can start; a given thread id must name an existing thread unless `start_if_new`.
+
+        A mistyped or foreign id used to start a fresh thread silently, so the client lost its conversation
+        without knowing: it is a 404 now, and only a request without an id starts a new thread.
+        """
         message = message.strip()
         if not message:
             raise InvalidInput("the message is empty")
@@ -160,7 +178,12 @@ class Lumo:
         thread_id = thread_id or uuid.uuid4().hex[:12]
         key = self.thread_key(scope, thread_id)
         config = {"configurable": {"thread_id": key}}
-        waiting = [] if new else await self._pending(config)
+        waiting: list[PendingAction] = []
+        if not new:
+            snapshot = await self.graph.aget_state(config)
+            if not snapshot.values and not start_if_new:
+                raise NotFound(f"thread {thread_id} not found")
+            waiting = _waiting(snapshot)
         if waiting:
             ids = ", ".join(a["id"] for a in waiting)
             raise InvalidInput(f"thread {thread_id} is waiting for approval of {ids}: approve or reject it first")
@@ -225,6 +248,8 @@ class Lumo:
             raise InvalidInput("several actions are waiting: name the one to edit with --action")
         if approve_anyway and reject is not None:
             raise InvalidInput("approve anyway or reject, not both")
+        if edit is not None:
+            _check_edit(chosen[0], edit)
         if reject is not None:
             decision = Decision("reject", reason=reject)
         elif edit is not None:
@@ -233,9 +258,6 @@ class Lumo:
             decision = Decision("approve", approve_anyway=approve_anyway)
         resume: Command[str] = Command(resume={"decisions": {a["id"]: decision.as_state() for a in chosen}})
         return await self._run(resume, config, self._context(scope, key, as_of, now), thread_id)
-
-    async def _pending(self, config: dict[str, Any]) -> list[PendingAction]:
-        return _waiting(await self.graph.aget_state(config))
 
     async def history(self, scope: Scope, thread_id: str) -> list[dict[str, str]]:
         """The thread so far, for a client reopening it: see `_history`; the latest turn is `result`."""
@@ -293,6 +315,18 @@ def _history(values: dict[str, Any]) -> list[dict[str, str]]:
             else:
                 out.append({"role": "lumo", "text": text})
     return out
+
+
+def _check_edit(action: PendingAction, edit: dict[str, Any]) -> None:
+    """Refuse an edit whose arguments the tool would refuse, before resuming: the action keeps waiting for a
+    corrected edit instead of being used up as failed (a typo used to cost the rep the whole action)."""
+    tool = REGISTRY.get(action["tool"])
+    if tool is None:
+        return
+    try:
+        toolrun.validate(tool, {**action["args"], **edit})
+    except toolrun.ToolCallError as exc:
+        raise InvalidInput(f"the edit is refused and {action['id']} still waits: {exc}") from None
 
 
 def _first_error(snapshot: Any) -> str | None:

@@ -71,7 +71,7 @@ def digest(
         )
     else:
         typer.echo("\n".join(r.line() for r in results) if send else "\n\n".join(_preview(r) for r in results))
-    if any(r.status == "failed" for r in results):
+    if any(r.status in ("failed", "uncertain") for r in results):
         raise typer.Exit(1)
 
 

@@ -256,8 +256,10 @@ class Mailer:
             code, reply = smtp.docmd("DATA")
             if code != 354:
                 raise smtplib.SMTPDataError(code, reply)
+            # Cut off while the message is still being written: its end (CRLF.CRLF) never left, so no server can
+            # hold it, and the send is safe to retry (an OSError or disconnect here is transient).
+            smtp.send(_data_block(message.as_bytes(policy=WIRE_POLICY)))
             try:  # from here on the server may hold the message: a missing answer is not a failure
-                smtp.send(_data_block(message.as_bytes(policy=WIRE_POLICY)))
                 code, reply = smtp.getreply()
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 raise Unconfirmed(exc) from exc

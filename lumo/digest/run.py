@@ -43,6 +43,8 @@ OUTBOX_MAX_ATTEMPTS = 3
 SENDING_STALE_AFTER = dt.timedelta(minutes=15)
 # Waiting for an operator: the email may or may not have arrived.
 OPERATOR_STATUSES = ("uncertain", "failed")
+DONE = ("sent", "uncertain")  # a digest run in either state is not sent again
+UNCERTAIN_DIGEST = "an earlier send was transmitted but never confirmed: it may have been delivered, so it is not resent"
 
 
 class Sender(Protocol):
@@ -64,12 +66,12 @@ class DigestResult:
     user_id: str
     email: str
     day: dt.date
-    status: str  # built (no send) | sent | already_sent | failed
+    status: str  # built (no send) | sent | already_sent | failed | uncertain (may have arrived: not resent)
     error: str | None = None
     digest: Digest | None = None
 
     def line(self) -> str:
-        words = {"built": "built", "sent": "sent", "already_sent": "already sent"}
+        words = {"built": "built", "sent": "sent", "already_sent": "already sent", "uncertain": f"uncertain: {self.error}"}
         return f"{self.email} ({self.day.isoformat()}): {words.get(self.status) or f'failed: {self.error}'}"
 
 
@@ -160,6 +162,8 @@ def _digest_for(
     status = _run_status(session_factory, user.id, day) if send else None
     if status == "sent":
         return result("already_sent")  # skip the build too: it is the expensive part
+    if status == "uncertain":  # the server took it but never confirmed: resending could make two
+        return result("uncertain", UNCERTAIN_DIGEST)
     try:
         with session_factory() as session:
             digest = build_digest(session, user, day, top=top)
@@ -174,16 +178,17 @@ def _digest_for(
         run = (DigestRun.user_id == user.id) & (DigestRun.day == day)
         claimed = cast(  # an UPDATE's result is a cursor result, which counts the rows it changed
             CursorResult[Any],
-            session.execute(update(DigestRun).where(run, DigestRun.status != "sent").values(attempts=DigestRun.attempts + 1)),
+            session.execute(update(DigestRun).where(run, DigestRun.status.not_in(DONE)).values(attempts=DigestRun.attempts + 1)),
         ).rowcount
         if not claimed:  # another run sent it while we were building
             return result("already_sent", digest=digest)
         try:
             mailer.send([user.email], digest.subject, digest.text, html=digest.html)
         except MailError as exc:
-            session.execute(update(DigestRun).where(run).values(status="failed", last_error=str(exc)))
+            failed = "uncertain" if exc.uncertain else "failed"
+            session.execute(update(DigestRun).where(run).values(status=failed, last_error=str(exc)))
             session.commit()
-            return result("failed", str(exc), digest)
+            return result(failed, str(exc), digest)
         session.execute(update(DigestRun).where(run).values(status="sent", sent_at=now, last_error=None))
         session.commit()
     return result("sent", digest=digest)

@@ -290,7 +290,7 @@ async def _turn(rt: SlackRuntime, scope: Scope, thread_id: str, text: str, now: 
             return await rt.lumo.approve(
                 scope, thread_id, as_of=as_of, now=now, reject=decision.reason if decision.type == "reject" else None
             )
-        return await rt.lumo.ask(scope, text, as_of=as_of, now=now, thread_id=thread_id)
+        return await rt.lumo.ask(scope, text, as_of=as_of, now=now, thread_id=thread_id, start_if_new=True)
 
 
 async def _waiting(lumo: Lumo, scope: Scope, thread_id: str) -> bool:

@@ -67,7 +67,7 @@ def _now(request: Request) -> dt.datetime:
 def _json(raw: bytes | str) -> dict[str, Any]:
     try:
         payload = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any Slack payload
         raise BadPayload("the body is not JSON") from None
     if not isinstance(payload, dict):
         raise BadPayload("the body is not a JSON object")

@@ -7,7 +7,9 @@ After the message went over the wire, a missing answer means "maybe delivered": 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -198,3 +200,117 @@ def test_the_operator_marks_an_uncertain_email_sent_and_it_is_logged_on_its_invo
         email = s.get(OutboxEmail, queued[0])
         assert email is not None and email.status == "sent" and logged == [f"Sent: {email.subject}"]
     assert len(server.kept) == 2
+
+
+# --- refused, cut mid-DATA, then recovering ------------------------------------------------------------------------
+
+
+def sent_rows(session_factory: sessionmaker[Session]) -> set[str | None]:
+    """The Message-IDs of the emails marked sent."""
+    with session_factory() as s:
+        return set(s.scalars(select(OutboxEmail.message_id).where(OutboxEmail.status == "sent")))
+
+
+def test_a_server_that_refuses_connections_gets_nothing_then_each_email_once_when_it_is_back(
+    session_factory: sessionmaker[Session], server: FaultySmtp, queued: list[int]
+) -> None:
+    server.go_down()
+
+    down = send_outbox(session_factory, mailer(server), NOW)
+    assert statuses(down) == ["queued", "queued"] and all("(will retry)" in r.line() for r in down)
+    assert sent_rows(session_factory) == set() and server.kept == []
+
+    server.come_back()
+    back = send_outbox(session_factory, mailer(server), NOW)
+
+    assert statuses(back) == ["sent", "sent"] and len(server.kept) == 2
+    assert set(server.message_ids()) == sent_rows(session_factory)
+    assert send_outbox(session_factory, mailer(server), NOW) == [] and len(server.kept) == 2
+
+
+def test_a_421_greeting_is_retried_and_each_email_goes_once_when_the_server_recovers(
+    session_factory: sessionmaker[Session], server: FaultySmtp, queued: list[int]
+) -> None:
+    server.mode = "greeting_421"
+    sleeps: list[float] = []
+
+    busy = send_outbox(session_factory, mailer(server, sleeps), NOW)
+    assert statuses(busy) == ["queued", "queued"] and all("421" in (r.error or "") for r in busy) and len(sleeps) == 4
+    assert server.data_commands == 0 and sent_rows(session_factory) == set()
+
+    server.mode = "ok"
+    assert statuses(send_outbox(session_factory, mailer(server), NOW)) == ["sent", "sent"]
+    assert len(server.kept) == 2 and set(server.message_ids()) == sent_rows(session_factory)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # 8 MB over the wire: once is enough
+def test_a_large_email_cut_while_it_is_written_is_retried_because_its_end_never_left(
+    session_factory: sessionmaker[Session], server: FaultySmtp
+) -> None:
+    with session_factory() as s:
+        f.basic_book(s)
+        number = f.invoice(s, "a1", contacts=("c1",), days_overdue=10).number
+        line = "Statement line " + "." * 485 + "\n"
+        big = f.outbox_email(s, [number], body=line * 16_000, at=NOW)  # 8 MB: twice what the sockets hold in flight
+        s.commit()
+    server.mode = "drop_mid_data"
+    patient = Mailer(server.url, "Lumo <lumo@lumenbase.test>", timeout=10, sleep=lambda _: None)
+
+    cut = send_outbox(session_factory, patient, NOW)
+    assert [(r.id, r.status) for r in cut] == [(big, "queued")] and "(will retry)" in cut[0].line()
+    assert server.kept == [] and server.data_commands == 3 and sent_rows(session_factory) == set()
+
+    server.mode = "ok"
+    [done] = send_outbox(session_factory, patient, NOW)
+    assert (done.id, done.status) == (big, "sent") and len(server.kept) == 1
+    assert set(server.message_ids()) == sent_rows(session_factory)
+
+
+def test_a_small_email_cut_mid_data_is_uncertain_never_marked_sent_and_goes_once_when_the_operator_asks(
+    session_factory: sessionmaker[Session], server: FaultySmtp, queued: list[int]
+) -> None:
+    server.mode = "drop_mid_data"  # the whole message left in one write: Lumo cannot know how much arrived
+
+    cut = send_outbox(session_factory, mailer(server), NOW)
+    assert statuses(cut) == ["uncertain", "uncertain"] and server.kept == [] and sent_rows(session_factory) == set()
+    server.mode = "ok"
+    assert send_outbox(session_factory, mailer(server), NOW) == []  # never resent on its own
+
+    with session_factory() as s:
+        retry_outbox_email(s, queued[0])
+        s.commit()
+    [again] = send_outbox(session_factory, mailer(server), NOW)
+    assert (again.id, again.status) == (queued[0], "sent") and len(server.kept) == 1
+    assert set(server.message_ids()) == sent_rows(session_factory)
+
+
+def test_a_refused_recipient_fails_at_once_and_nothing_is_transmitted(
+    session_factory: sessionmaker[Session], server: FaultySmtp, queued: list[int]
+) -> None:
+    server.mode = "rcpt_550"
+
+    results = send_outbox(session_factory, mailer(server), NOW)
+
+    assert statuses(results) == ["failed", "failed"] and all("550" in (r.error or "") for r in results)
+    assert server.data_commands == 0 and server.kept == [] and sent_rows(session_factory) == set()
+
+
+def test_two_senders_at_once_send_each_email_once(session_factory: sessionmaker[Session], server: FaultySmtp) -> None:
+    with session_factory() as s:
+        f.basic_book(s)
+        ids = [f.outbox_email(s, [f.invoice(s, "a1", contacts=("c1",), days_overdue=5).number], at=NOW) for _ in range(8)]
+        s.commit()
+    server.slow = 0.05  # each send takes a while, so the two senders overlap
+    start = threading.Barrier(2)
+
+    def sender() -> list[OutboxResult]:
+        start.wait()
+        return send_outbox(session_factory, mailer(server), NOW)
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = [r.result() for r in [pool.submit(sender), pool.submit(sender)]]
+
+    sent = sorted(r.id for run in runs for r in run if r.status == "sent")
+    assert sent == ids and all(runs)  # each email by one sender, and both senders took part
+    assert len(server.kept) == 8 and len(set(server.message_ids())) == 8
+    assert set(server.message_ids()) == sent_rows(session_factory)

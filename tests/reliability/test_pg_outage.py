@@ -8,11 +8,15 @@ while the shared server keeps serving everyone else."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
+import respx
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -29,11 +33,20 @@ from tests.agent_support import NOW, TODAY, build_book
 from tests.conftest import PG_SKIP, PG_URL
 
 DATE = TODAY.isoformat()
+LLM_URL = "http://llm.test/v1"
 
 
-@pytest.fixture
-def outage_db() -> Iterator[tuple[str, Any]]:
-    """A migrated database of this test's own, and an admin engine that can cut it off."""
+def completion(content: str | None, tool_calls: list[dict[str, Any]] | None = None) -> respx.MockResponse:
+    message: dict[str, Any] = {"role": "assistant", "content": content} | ({"tool_calls": tool_calls} if tool_calls else {})
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}
+    return respx.MockResponse(
+        200, json={"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "choices": [choice]}
+    )
+
+
+@pytest.fixture(scope="module")
+def outage_server() -> Iterator[tuple[str, Any, str]]:
+    """A migrated and seeded database of this module's own, an admin engine that can cut it off, u1's token."""
     if not PG_URL:
         pytest.skip(PG_SKIP)
     name = f"lumo_outage_{uuid.uuid4().hex[:10]}"
@@ -43,12 +56,23 @@ def outage_db() -> Iterator[tuple[str, Any]]:
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(url)
-        yield url, admin
+        yield url, admin, seeded_token(url)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def outage_db(outage_server: tuple[str, Any, str]) -> Iterator[tuple[str, Any, str]]:
+    """The outage database, reachable again after each test whatever the test left it in (the tests only read it,
+    or write threads of their own)."""
+    url, admin, _ = outage_server
+    try:
+        yield outage_server
+    finally:
+        restore(admin, url)
 
 
 def cut_off(admin: Any, url: str) -> None:
@@ -65,6 +89,7 @@ def restore(admin: Any, url: str) -> None:
 
 
 def seeded_token(url: str) -> str:
+    """Seed the book; u1's token."""
     engine = make_engine(url)
     try:
         with make_sessionmaker(engine)() as session:
@@ -76,9 +101,9 @@ def seeded_token(url: str) -> str:
     return token
 
 
-def test_an_outage_is_503_and_recovery_has_no_dead_connections(outage_db: tuple[str, Any]) -> None:
-    url, admin = outage_db
-    headers = {"Authorization": f"Bearer {seeded_token(url)}"}
+def test_an_outage_is_503_and_recovery_has_no_dead_connections(outage_db: tuple[str, Any, str]) -> None:
+    url, admin, token = outage_db
+    headers = {"Authorization": f"Bearer {token}"}
     app = create_app(Settings(database_url=url), env={"LUMO_LLM": "offline"})
     with TestClient(app, raise_server_exceptions=False) as client:
         warm = [
@@ -148,3 +173,116 @@ def test_a_stream_cut_by_the_database_ends_with_an_error_event(
     assert response.status_code == 200
     received = events(response.text)
     assert received[0][0] == "thread" and received[-1] == ("error", json.dumps({"error": DB_UNAVAILABLE}))
+
+
+# --- a connection killed mid-request (pg_terminate_backend), on PostgreSQL ------------------------------------------
+
+
+def backends(admin: Any, url: str, *, waiting_on_lock: bool = False) -> list[int]:
+    """The server processes of the app's connections to its database (optionally: those blocked on a lock)."""
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+    if waiting_on_lock:
+        query += " AND wait_event_type = 'Lock'"
+    with admin.connect() as conn:
+        return list(conn.execute(text(query), {"n": make_url(url).database}).scalars())
+
+
+def terminate(admin: Any, pids: list[int]) -> None:
+    with admin.connect() as conn:
+        for pid in pids:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def wait_for(condition: Any, what: str, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_query_killed_mid_request_is_a_503_and_the_next_requests_succeed(outage_db: tuple[str, Any, str]) -> None:
+    """The request's own connection is terminated while its query runs (held on a lock, so it is surely mid-query)."""
+    url, admin, token = outage_db
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(Settings(database_url=url), env={"LUMO_LLM": "offline"})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/v1/priorities", params={"date": DATE}, headers=headers).status_code == 200
+        locker = create_engine(url)
+        with locker.connect() as held, ThreadPoolExecutor(1) as pool:
+            held.execute(text("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE"))
+            in_flight = pool.submit(client.get, "/v1/priorities", params={"date": DATE}, headers=headers)
+            stuck = wait_for(lambda: backends(admin, url, waiting_on_lock=True), "the request to block on the lock")
+            terminate(admin, stuck)
+            response = in_flight.result(timeout=30)
+            held.rollback()
+        locker.dispose()
+        assert (response.status_code, response.json()) == (503, {"error": DB_UNAVAILABLE})
+        assert response.headers["retry-after"] == "5"
+        assert client.get("/readyz").status_code == 200  # only that connection died: the service is ready
+        after = [client.get("/v1/priorities", params={"date": DATE}, headers=headers) for _ in range(10)]
+        assert [r.status_code for r in after] == [200] * 10
+
+
+def test_an_outage_that_starts_mid_request_is_a_503_readyz_says_so_and_recovery_is_complete(
+    outage_db: tuple[str, Any, str],
+) -> None:
+    url, admin, token = outage_db
+    headers = {"Authorization": f"Bearer {token}"}
+    app = create_app(Settings(database_url=url), env={"LUMO_LLM": "offline"})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        thread_id = client.post("/v1/chat", json={"message": "what should I do today?", "date": DATE}, headers=headers).json()[
+            "thread_id"
+        ]
+        locker = create_engine(url)
+        with locker.connect() as held, ThreadPoolExecutor(1) as pool:
+            held.execute(text("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE"))
+            in_flight = pool.submit(client.get, "/v1/priorities", params={"date": DATE}, headers=headers)
+            wait_for(lambda: backends(admin, url, waiting_on_lock=True), "the request to block on the lock")
+            cut_off(admin, url)  # the server goes away under the running query: every connection ends, none opens
+            held.invalidate()  # the lock holder's connection went too
+            response = in_flight.result(timeout=30)
+        locker.dispose()
+        assert (response.status_code, response.json()) == (503, {"error": DB_UNAVAILABLE})
+        assert client.get("/readyz").json() == {"status": "database unavailable"}
+        assert client.get("/readyz").status_code == 503
+
+        restore(admin, url)
+        assert client.get("/readyz").status_code == 200
+        after = [
+            client.get("/v1/priorities", params={"date": DATE}, headers=headers),
+            client.get(f"/v1/threads/{thread_id}", headers=headers),
+            client.post("/v1/chat", json={"message": "and Hooli?", "thread_id": thread_id, "date": DATE}, headers=headers),
+        ] * 3
+        assert [r.status_code for r in after] == [200] * 9, [r.text for r in after if r.status_code != 200][:2]
+
+
+def test_connections_killed_while_the_model_thinks_do_not_fail_the_chat(outage_db: tuple[str, Any, str]) -> None:
+    """Every connection of the app (its pool and the checkpointer's) is terminated during the model call; the turn's
+    tools and checkpoint then run on fresh connections and the rep gets the answer."""
+    url, admin, token = outage_db
+    headers = {"Authorization": f"Bearer {token}"}
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": LLM_URL, "LUMO_MODEL": "gpt-4o-mini", "LUMO_MODEL_MAX_ATTEMPTS": "1"}
+    killed: list[int] = []
+
+    def model(request: Any) -> respx.MockResponse:
+        if not killed:
+            killed.extend(backends(admin, url))
+            terminate(admin, killed)
+            call = {"id": "call_1", "type": "function", "function": {"name": "overdue_invoices", "arguments": "{}"}}
+            return completion(None, [call])
+        return completion("INV-1042 (Globex) is 38 days overdue: EUR 12,400.00.")
+
+    with respx.mock(base_url=LLM_URL, using="httpcore2", assert_all_called=False) as llm:
+        llm.post("/chat/completions").side_effect = model
+        with TestClient(create_app(Settings(database_url=url), env=env), raise_server_exceptions=False) as client:
+            warm = client.post("/v1/chat", json={"message": "hello", "date": DATE}, headers=headers)
+            assert warm.status_code == 200
+            killed.clear()  # the warm-up opened the pools; now kill them under the next turn
+            response = client.post("/v1/chat", json={"message": "what is overdue?", "date": DATE}, headers=headers)
+            assert killed, "the model call killed no connection"
+            assert response.status_code == 200, response.text
+            assert "INV-1042" in response.json()["reply"]
+            assert client.get("/readyz").status_code == 200

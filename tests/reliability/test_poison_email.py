@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent import toolrun
 from lumo.crm.drafts import draft_for_invoice
+from lumo.crm.errors import InvalidInput
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import scope_for_email
 from lumo.db.models import AgentAction, OutboxEmail
@@ -104,7 +105,10 @@ async def test_an_edit_that_breaks_the_headers_is_refused_and_queues_nothing(
     async with open_lumo(db_url, session_factory, None) as lumo:
         out = await ask(lumo, scope, "Send the reminder for INV-1042")
         [action] = out["pending_actions"]
-        await approve(lumo, scope, out["thread_id"], action_id=action["id"], edit=edit)
+        with pytest.raises(InvalidInput, match=f"the edit is refused and {action['id']} still waits"):
+            await approve(lumo, scope, out["thread_id"], action_id=action["id"], edit=edit)
+        still = await lumo.result(scope, out["thread_id"])
+    assert [a["id"] for a in still["pending_actions"]] == [action["id"]]  # a corrected edit can still send it
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(AgentAction)) == 0
     assert _queued(session_factory) == 0

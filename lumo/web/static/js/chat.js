@@ -53,6 +53,11 @@ export async function chatView(main, threadId, { ask = null } = {}) {
     } catch (err) {
       log.lastChild.remove();
       log.append(errorBox(err.message));
+      if (err.status === 404) {
+        // No such thread (the server never starts one under an unknown id): the next message starts a new one.
+        state.threadId = null;
+        history.replaceState(null, "", "#/chat");
+      }
     }
   } else {
     log.append(h("p", { class: "hint" }, 'Ask anything about your book, for example "what should I do today?" or "draft a reminder for INV-1042". Enter sends; Shift+Enter starts a new line.'));
