@@ -154,8 +154,8 @@ class LumoServer:
         return self.signed(path, urlencode(fields).encode(), "application/x-www-form-urlencoded", **kwargs)
 
     def wait_idle(self) -> None:
-        """Every background answer finished (each is registered before its ack returns)."""
-        wait_until(lambda: not self.app.state.slack_tasks, "the background answers")
+        """Every answer job finished (each is queued before its ack returns; the queue runs in the app's process)."""
+        wait_until(lambda: self.app.state.jobs.idle(), "the answer jobs")
 
 
 def _free_socket() -> socket.socket:
@@ -184,7 +184,11 @@ def book(session: Session) -> dict[str, Any]:
 def serve(db_url: str, slack_api: SlackStandIn, secret: str) -> Iterator[LumoServer]:
     """The app in uvicorn on a free loopback port, in a thread, with its own event loop."""
     settings = Settings(
-        database_url=db_url, slack_signing_secret=secret, slack_bot_token="xoxb-test", slack_api_url=slack_api.url
+        database_url=db_url,
+        slack_signing_secret=secret,
+        slack_bot_token="xoxb-test",
+        slack_api_url=slack_api.url,
+        jobs="in-process",  # on PostgreSQL too: no `lumo worker` here (tests/multihost runs real workers)
     )
     app = create_app(settings, env={})  # no OPENAI_API_KEY: the offline model answers
     clock = Clock()

@@ -1,4 +1,4 @@
-"""`lumo serve`: the HTTP API under uvicorn (several workers on PostgreSQL)."""
+"""`lumo serve`: the HTTP API under uvicorn (several workers on PostgreSQL, whose jobs `lumo worker` runs)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,10 @@ def serve(
             raise InvalidInput(f"bad --digest-at {digest_at!r}: use HH:MM") from None
         if workers > 1:  # worker processes build their own settings from the environment they start with
             raise InvalidInput("--digest-at needs one worker: with several, set LUMO_DIGEST_AT=HH:MM in their environment")
+        from lumo.jobs.queue import in_process
+
+        if not in_process(config):
+            raise InvalidInput("on PostgreSQL the digests are sent by the workers: `lumo worker --digest-at HH:MM`")
         config = config.model_copy(update={"digest_at": digest_at})
     if demo:
         _demo_setup(host, port)
