@@ -137,9 +137,11 @@ class Jobs:
     async def _defer(self, task: str, items: list[tuple[dict[str, Any], str]]) -> int:
         deferred = 0
         for start in range(0, len(items), DEFER_BATCH):
+            # queueing_lock: one job waiting per key; lock: one running per key (a stalled job retried and a new one
+            # queued meanwhile run one after the other, never side by side).
             chunk = [
-                self.app.configure_task(task, queueing_lock=lock).make_new_job(**kwargs)
-                for kwargs, lock in items[start : start + DEFER_BATCH]
+                self.app.configure_task(task, queueing_lock=key, lock=key).make_new_job(**kwargs)
+                for kwargs, key in items[start : start + DEFER_BATCH]
             ]
             try:
                 await self.app.job_manager.batch_defer_jobs_async(chunk)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from procrastinate import JobContext
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.jobs import Status
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.config import Settings
@@ -138,5 +140,9 @@ async def retry_stalled(context: JobContext, timestamp: int) -> None:
     d = deps(context)
     manager = context.app.job_manager
     for job in await manager.get_stalled_jobs(seconds_since_heartbeat=d.settings.jobs_stalled_after_s):
-        log.warning("jobs.stalled_retry job=%s task=%s worker=%s", job.id, job.task_name, job.worker_id)
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+            log.warning("jobs.stalled_retried job=%s task=%s dead_worker=%s", job.id, job.task_name, job.worker_id)
+        except UniqueViolation:  # its twin (same queueing lock) is waiting already, and does this very work
+            await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
+            log.warning("jobs.stalled_superseded job=%s task=%s dead_worker=%s", job.id, job.task_name, job.worker_id)
