@@ -192,9 +192,7 @@ def _wait_ready(process: Process, base_url: str) -> None:
     wait_until(ready, f"{process.name} to be ready", timeout=STARTUP_SECONDS)
 
 
-def test_two_apis_and_two_workers_share_one_database(
-    database: str, mailbox: tuple[Mailbox, str], tmp_path: Path
-) -> None:
+def test_two_apis_and_two_workers_share_one_database(database: str, mailbox: tuple[Mailbox, str], tmp_path: Path) -> None:
     box, smtp_url = mailbox
     tokens = _seed(database)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMO_", "OPENAI_"))}
@@ -270,9 +268,10 @@ def test_two_apis_and_two_workers_share_one_database(
                 assert sorted(runs) == [("m1", "sent"), ("u1", "sent"), ("u2", "sent")]
                 [email] = session.scalars(select(OutboxEmail)).all()
                 assert (email.status, email.attempts) == ("sent", 1)
-                stalled = session.execute(
-                    text("SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND task_name = 'send_digest'")
-                ).scalar_one()
+                waiting = (
+                    "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND task_name = 'send_digest'"
+                )
+                stalled = session.execute(text(waiting)).scalar_one()
                 assert stalled == 0
         finally:
             engine.dispose()
