@@ -63,7 +63,8 @@ def cron_every(seconds: int) -> str:
     return f"*/{min(seconds // 60, 59)} * * * *"
 
 
-def build_app(connector: Any, settings: Settings) -> procrastinate.App:
+def build_app(connector: Any, settings: Settings, *, periodic: bool = True) -> procrastinate.App:
+    """The job queue's app: the job functions, and the PERIODIC ones on their schedule (unless `periodic` False)."""
     app = procrastinate.App(connector=connector)
     app.task(name="send_digest", queue="digests", pass_context=True)(work.send_digest)
     email_retry = RetryStrategy(
@@ -71,9 +72,10 @@ def build_app(connector: Any, settings: Settings) -> procrastinate.App:
     )
     app.task(name="send_email", queue="mail", pass_context=True, retry=email_retry)(work.send_email)
     app.task(name="slack_answer", queue="slack", pass_context=True)(work.slack_answer)
-    for periodic in PERIODIC:
-        task = app.task(name=periodic.name, queue="periodic", queueing_lock=periodic.name, pass_context=True)(periodic.run)
-        app.periodic(cron=cron_every(periodic.every(settings)), periodic_id=periodic.name)(task)
+    for every in PERIODIC:
+        task = app.task(name=every.name, queue="periodic", queueing_lock=every.name, pass_context=True)(every.run)
+        if periodic:
+            app.periodic(cron=cron_every(every.every(settings)), periodic_id=every.name)(task)
     return app
 
 
