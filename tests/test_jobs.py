@@ -182,3 +182,40 @@ async def test_the_stalled_job_of_a_dead_worker_runs_again(
         await queue.run()
         assert job["status"] == "succeeded"
     assert [str(m["Subject"]) for m in smtp.inbox.messages] == ["Reminder"]
+
+
+async def test_a_slack_answer_whose_worker_died_is_answered_by_the_next_one(
+    db_url: str,
+    session_factory: sessionmaker[Session],
+    queue: Queue,
+) -> None:
+    from dataclasses import replace
+
+    from lumo.agent.runtime import open_lumo
+    from lumo.db.models import User
+    from lumo.slack.client import SlackClient
+    from lumo.slack.handlers import SlackRuntime
+    from tests.agent_support import build_book
+    from tests.test_slack import SlackStandIn
+
+    with session_factory() as s:
+        build_book(s)
+        s.get_one(User, "u1").slack_user_id = "UDANA"
+        s.commit()
+    with SlackStandIn() as slack_api:
+        async with open_lumo(db_url, env={}) as lumo, queue.jobs.app.open_async():
+            runtime = SlackRuntime(lumo, lumo.session_factory, SlackClient("xoxb-test", slack_api.url))
+            queue.deps = replace(queue.deps, slack=runtime)
+            message = {"user": "UDANA", "channel": "D1", "text": "what should I do today?", "thread_ts": "1764080000.000100"}
+            await queue.jobs.defer_slack("message", message, NOW)
+            [job] = queue.jobs_of("slack_answer")
+            dead = await queue.connector.register_worker_one()  # taken by a worker that died mid-answer
+            job["status"], job["worker_id"] = "doing", dead["worker_id"]
+            queue.connector.workers[dead["worker_id"]] = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+            await queue.run()
+            assert slack_api.posts() == []  # nothing runs a job another worker holds
+            await queue.jobs.app.configure_task("retry_stalled").defer_async(timestamp=0)
+            await queue.run()
+            assert job["status"] == "succeeded"
+        [post] = slack_api.posts()
+    assert post["thread_ts"] == "1764080000.000100" and "INV-1042" in post["text"]

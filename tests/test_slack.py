@@ -438,3 +438,24 @@ def test_thread_ids_and_mentions() -> None:
     assert handlers.strip_mentions("<@UX|lumo> hi", frozenset()) == "hi"
     assert handlers.plain_text("invoices of A&amp;B &lt; 30 days ") == "invoices of A&B < 30 days"
     assert handlers.to_mrkdwn("**INV-1** is A&B's <late>") == "*INV-1* is A&amp;B's &lt;late&gt;"
+
+
+def test_an_event_whose_answer_cannot_be_queued_is_refused_so_that_slack_sends_it_again(
+    lumo_server: LumoServer, slack_api: SlackStandIn, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = lumo_server.app.state.jobs
+
+    async def queue_down(*args: Any) -> None:
+        raise OSError("connection refused")
+
+    event = direct("what should I do today?", "1764080000.000900")
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "defer_slack", queue_down)
+        refused = lumo_server.event(event, "Ev900")
+    assert refused.status_code == 503
+    with session_factory() as s:  # the claim is undone: Slack's retry is a first delivery
+        assert s.scalar(select(func.count()).select_from(SlackEvent)) == 0
+    retry = lumo_server.event(event, "Ev900", headers={"x-slack-retry-num": "1", "x-slack-retry-reason": "http_error"})
+    assert retry.status_code == 200
+    [post] = slack_api.wait_posts(1)
+    assert "INV-1042" in post["text"]
