@@ -45,7 +45,7 @@ def _demo_setup(host: str, port: int) -> None:
     )
 
 
-async def _prepare_checkpoints(url: str) -> None:
+async def prepare_checkpoints(url: str) -> None:
     """Create the checkpoint tables once, before the workers start (concurrent first set-ups race)."""
     from lumo.agent.checkpoint import open_checkpointer
 
@@ -89,7 +89,7 @@ def serve(
         _demo_setup(host, port)
     else:
         upgrade(url)
-    asyncio.run(_prepare_checkpoints(url))
+    asyncio.run(prepare_checkpoints(url))
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False}
     if workers == 1:
         from lumo.api.app import create_app

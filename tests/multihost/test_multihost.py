@@ -32,8 +32,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from lumo.agent.checkpoint import open_checkpointer
 from lumo.auth import create_token
+from lumo.cli.serve import prepare_checkpoints
 from lumo.db.migrate import upgrade
 from lumo.db.models import DigestRun, OutboxEmail, User
 from lumo.db.session import make_engine, make_sessionmaker
@@ -52,7 +52,7 @@ HOLD_SECONDS = 60
 
 @dataclass
 class Mailbox:
-    """aiosmtpd handler: keeps every accepted message; holds the victim's first RCPT until released."""
+    """aiosmtpd handler: keeps every accepted message; holds the victim's RCPT until `released`."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     held: threading.Event = field(default_factory=threading.Event)
@@ -60,7 +60,7 @@ class Mailbox:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
-        if address == VICTIM and not self.held.is_set():
+        if address == VICTIM and not self.released:
             self.held.set()
             deadline = time.monotonic() + HOLD_SECONDS
             while not self.released and time.monotonic() < deadline:
@@ -109,7 +109,7 @@ class Process:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    """A fresh PostgreSQL database, migrated (the queue's tables included), checkpoint tables ready, seeded."""
+    """A fresh PostgreSQL database, set up as `lumo db upgrade` does (the queue's and the checkpoints' tables)."""
     assert PG_URL is not None
     name = f"lumo_multihost_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -119,11 +119,7 @@ def database() -> Iterator[str]:
     try:
         upgrade(url)
 
-        async def prepare() -> None:  # once, before four processes open them at the same time
-            async with open_checkpointer(url):
-                pass
-
-        asyncio.run(prepare())
+        asyncio.run(prepare_checkpoints(url))  # once, before five processes open them at the same time
         yield url
     finally:
         with admin.connect() as conn:
@@ -211,7 +207,11 @@ def test_two_apis_and_two_workers_share_one_database(database: str, mailbox: tup
     ports = [_free_port(), _free_port()]
     processes: list[Process] = []
     try:
-        apis = [_start(f"api{i}", ["serve", "--port", str(port)], env, tmp_path) for i, port in enumerate(ports, 1)]
+        # The second API is `lumo serve --workers 2`: the approval lands on either of its processes.
+        apis = [
+            _start("api1", ["serve", "--port", str(ports[0])], env, tmp_path),
+            _start("api2", ["serve", "--port", str(ports[1]), "--workers", "2"], env, tmp_path),
+        ]
         # 00:00 has passed in every zone: every rep's digest of their local day is due at once.
         workers = [
             _start(f"w{i}", ["worker", "--digest-at", "00:00", "--name", f"w{i}", "--concurrency", "2"], env, tmp_path)
@@ -219,19 +219,24 @@ def test_two_apis_and_two_workers_share_one_database(database: str, mailbox: tup
         ]
         processes = [*apis, *workers]
         urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for api, url in zip(apis, urls, strict=True):
-            _wait_ready(api, url)
 
         # A worker is sending the victim's digest, held at RCPT TO: kill it (SIGKILL: no clean-up, no goodbye).
         wait_until(box.held.is_set, "the victim's digest to reach the SMTP server", timeout=STARTUP_SECONDS)
         started = re.compile(r"Starting job (?:\S*\.)?send_digest\[(\d+)\]\([^)]*user_id='u2'")
-        holders = [(w, m) for w in workers if (m := started.search(w.text()))]
+
+        def running(worker: Process) -> list[str]:  # the victim's jobs it started and has not ended
+            log = worker.text()
+            return [i for i in started.findall(log) if not re.search(rf"Job (?:\S*\.)?send_digest\[{i}\].* ended", log)]
+
+        holders = [(w, ids) for w in workers if (ids := running(w))]
         assert len(holders) == 1, [w.text() for w in workers]
-        [(holder, match)] = holders
-        job_id = match.group(1)
+        [(holder, [job_id])] = holders
         holder.popen.send_signal(signal.SIGKILL)
         holder.popen.wait(timeout=10)
+        box.released = True  # from now on the victim's mail goes through
         [survivor] = [w for w in workers if w is not holder]
+        for api, url in zip(apis, urls, strict=True):
+            _wait_ready(api, url)
 
         # Meanwhile, a thread started on one API is approved on the other.
         with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {tokens['u1']}"}) as http:
