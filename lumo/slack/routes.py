@@ -71,7 +71,10 @@ async def _answer_later(
     except Exception:  # noqa: BLE001  (the queue's database is down: let Slack retry)
         log.exception("slack.not_queued kind=%s", kind)
         if claim is not None:
-            await rt.release_event(claim)
+            try:
+                await rt.release_event(claim)
+            except Exception:  # noqa: BLE001  (the database is down too: the event stays claimed, logged here)
+                log.error("slack.claim_not_released event=%s", claim)
         raise NotQueued("the answer could not be queued: try again") from None
 
 
