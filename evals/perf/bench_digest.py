@@ -1,7 +1,7 @@
 """The morning digest for many reps on the PostgreSQL job queue, with 1, 2 and 4 `lumo worker` processes.
 
     .venv/bin/python evals/perf/bench_digest.py [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] \
-        [--reps 50000] [--invoices 100000] [--workers 1,2,4] [--concurrency 4] [--keep-db]
+        [--reps 50000] [--invoices 100000] [--workers 1,2,4] [--concurrency 4] [--keep-db] [--enqueue-only]
 
 It creates a database (`lumo_bench_digest`), migrates it and seeds the demo generator's book with `--reps` reps
 (and their managers, one per 8 reps) over `--invoices` invoices, one account per rep; it starts a local SMTP
@@ -69,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
     parser.add_argument("--concurrency", type=int, default=4, help="jobs per worker at once")
     parser.add_argument("--keep-db", action="store_true", help="reuse the seeded database if it exists, keep it after")
+    parser.add_argument("--enqueue-only", action="store_true", help="time the digest tick alone (no workers, nothing sent)")
     return parser.parse_args(argv)
 
 
@@ -91,6 +92,13 @@ def prepare(admin_url: str, reps: int, invoices: int, keep: bool) -> str:
     engine.dispose()
     print(f"seeded {summary} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return url
+
+
+def drop(admin_url: str) -> None:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def reset(url: str) -> None:
@@ -183,6 +191,20 @@ def run(url: str, smtp_url: str, sink: Sink, workers: int, concurrency: int) -> 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     url = prepare(args.pg_url, args.reps, args.invoices, args.keep_db)
+    if args.enqueue_only:
+        reset(url)
+        started = time.perf_counter()
+        jobs = asyncio.run(enqueue(url))
+        seconds = time.perf_counter() - started
+        again = time.perf_counter()
+        twice = asyncio.run(enqueue(url))  # a second host's tick at once: every job is waiting already
+        print(
+            f"Digest tick for {args.reps:,} reps (+ managers): {jobs:,} jobs queued in {seconds:.1f} s "
+            f"({jobs / seconds:,.0f} jobs/s); a second tick right after queued {twice} in {time.perf_counter() - again:.1f} s"
+        )
+        if not args.keep_db:
+            drop(args.pg_url)
+        return 0
     sink = Sink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
@@ -196,10 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         controller.stop()
         if not args.keep_db:
-            admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-            admin.dispose()
+            drop(args.pg_url)
     print(f"Digest for {args.reps:,} reps (+ managers) over {args.invoices:,} invoices, worker concurrency {args.concurrency}\n")
     print("| workers | digests | enqueue (tick) | total | jobs/s | sent by SMTP | failed |")
     print("|---|---|---|---|---|---|---|")

@@ -137,6 +137,9 @@ class Jobs:
         return await self._defer("send_digest", items)
 
     async def _defer(self, task: str, items: list[tuple[dict[str, Any], str]]) -> int:
+        # Skip what is waiting or running already: a tick behind a backlog would otherwise try (and fail) every one.
+        busy = await self._busy({key for _, key in items})
+        items = [(kwargs, key) for kwargs, key in items if key not in busy]
         deferred = 0
         for start in range(0, len(items), DEFER_BATCH):
             # queueing_lock: one job waiting per key; lock: one running per key (a stalled job retried and a new one
@@ -154,6 +157,19 @@ class Jobs:
                         await self.app.job_manager.defer_job_async(job)
                         deferred += 1
         return deferred
+
+    async def _busy(self, keys: set[str]) -> set[str]:
+        """The keys among `keys` with a job waiting or running."""
+        if not keys:
+            return set()
+        connector = self.app.connector
+        if isinstance(connector, InProcessConnector):
+            return {job["queueing_lock"] for job in connector.jobs.values() if job["status"] in ("todo", "doing")} & keys
+        rows = await connector.execute_query_all_async(
+            "SELECT queueing_lock FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND queueing_lock = ANY(%(keys)s)",
+            keys=sorted(keys),
+        )
+        return {row["queueing_lock"] for row in rows}
 
     def idle(self) -> bool:
         """In-process: no job waiting or running besides the periodic ones (tests wait on it)."""
