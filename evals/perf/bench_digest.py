@@ -69,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
     parser.add_argument("--concurrency", type=int, default=4, help="jobs per worker at once")
     parser.add_argument("--keep-db", action="store_true", help="reuse the seeded database if it exists, keep it after")
+    parser.add_argument("--max-seconds", type=float, default=None, help="stop each run after this long (a sampled rate)")
     parser.add_argument("--enqueue-only", action="store_true", help="time the digest tick alone (no workers, nothing sent)")
     return parser.parse_args(argv)
 
@@ -139,7 +140,7 @@ async def enqueue(url: str) -> int:
         engine.dispose()
 
 
-def run(url: str, smtp_url: str, sink: Sink, workers: int, concurrency: int) -> dict[str, Any]:
+def run(url: str, smtp_url: str, sink: Sink, workers: int, concurrency: int, limit: float) -> dict[str, Any]:
     reset(url)
     sink.count = 0
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUMO_", "OPENAI_"))}
@@ -164,7 +165,7 @@ def run(url: str, smtp_url: str, sink: Sink, workers: int, concurrency: int) -> 
             while True:
                 done = session.scalar(select(func.count()).select_from(DigestRun).where(DigestRun.status != "pending")) or 0
                 session.rollback()
-                if done >= jobs or time.perf_counter() - started > TIMEOUT_S:
+                if done >= jobs or time.perf_counter() - started > limit:
                     break
                 time.sleep(0.5)
             total = time.perf_counter() - started
@@ -183,6 +184,7 @@ def run(url: str, smtp_url: str, sink: Sink, workers: int, concurrency: int) -> 
         "jobs": jobs,
         "enqueue_s": enqueued,
         "total_s": total,
+        "done": done,
         "sent": sink.count,
         "failed": failed,
     }
@@ -212,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     try:
         for workers in (int(w) for w in args.workers.split(",")):
-            row = run(url, f"smtp://127.0.0.1:{port}", sink, workers, args.concurrency)
+            limit = args.max_seconds or TIMEOUT_S
+            row = run(url, f"smtp://127.0.0.1:{port}", sink, workers, args.concurrency, limit)
             print(f"{row}", file=sys.stderr)
             rows.append(row)
     finally:
@@ -220,12 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep_db:
             drop(args.pg_url)
     print(f"Digest for {args.reps:,} reps (+ managers) over {args.invoices:,} invoices, worker concurrency {args.concurrency}\n")
-    print("| workers | digests | enqueue (tick) | total | jobs/s | sent by SMTP | failed |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workers | digests queued | enqueue (tick) | done | time | jobs/s | all done in | sent by SMTP | failed |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        rate = r["done"] / r["total_s"]  # from the start of the tick: its inserts delay the first jobs a little
+        finished = r["done"] >= r["jobs"]
+        total = f"{r['total_s']:.0f} s" if finished else f"~{r['jobs'] / rate / 60:.0f} min (projected)"
         print(
-            f"| {r['workers']} | {r['jobs']:,} | {r['enqueue_s']:.1f} s | {r['total_s']:.1f} s | "
-            f"{r['jobs'] / r['total_s']:.0f} | {r['sent']:,} | {r['failed']} |"
+            f"| {r['workers']} | {r['jobs']:,} | {r['enqueue_s']:.1f} s | {r['done']:,} | {r['total_s']:.0f} s | "
+            f"{rate:.1f} | {total} | {r['sent']:,} | {r['failed']} |"
         )
     return 0
 
