@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,8 +27,15 @@ class Settings(BaseSettings):
     # Mail: digest and approved emails leave through this server (smtp://user:pass@host:port, smtps://...).
     smtp_url: str = "smtp://127.0.0.1:25"
     mail_from: str = "Lumo <lumo@lumenbase.test>"
-    # When set (HH:MM), a serving process sends each rep's digest at that local time, and the outbox.
+    # When set (HH:MM), each rep's digest goes at that local time, and approved emails go out (the jobs).
     digest_at: str | None = None
+    # The jobs (lumo.jobs): `queue` on PostgreSQL (`lumo serve` enqueues, `lumo worker` runs them); `in-process`
+    # in the serving process (the SQLite default); `auto` picks by the database.
+    jobs: Literal["auto", "in-process", "queue"] = "auto"
+    digest_tick_s: int = Field(default=300, gt=0)  # how often the due digests are looked for
+    jobs_sweep_s: int = Field(default=60, gt=0)  # queued emails left over, stalled jobs of dead workers
+    jobs_heartbeat_s: float = Field(default=10.0, gt=0)  # a worker's heartbeat
+    jobs_stalled_after_s: float = Field(default=30.0, gt=0)  # no heartbeat for this long: its jobs run again
     # Slack: the app's signing secret and bot token; the Web API base URL is configurable for tests.
     slack_signing_secret: str = ""
     slack_bot_token: str = ""

@@ -117,3 +117,27 @@ def test_a_process_shares_its_connections_between_engine_and_checkpointer(total:
     from lumo.compose import connection_split
 
     assert connection_split(total) == split and sum(split) == total
+
+
+def test_serve_on_postgresql_leaves_digest_at_to_the_workers_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LUMO_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    monkeypatch.delenv("LUMO_JOBS", raising=False)
+    monkeypatch.setattr(sys, "argv", ["lumo", "serve", "--digest-at", "07:30"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: on PostgreSQL the digests are sent by the workers: `lumo worker --digest-at HH:MM`"
+    )
+
+
+def test_a_worker_on_sqlite_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LUMO_DATABASE_URL", f"sqlite:///{tmp_path / 'lumo.db'}")
+    monkeypatch.setattr(sys, "argv", ["lumo", "worker"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2 and "a worker needs PostgreSQL" in capsys.readouterr().err

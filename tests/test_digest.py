@@ -559,7 +559,8 @@ def test_serving_with_digest_at_sends_due_digests_and_the_outbox(
     book: Book,
     session_factory: sessionmaker[Session],
 ) -> None:
-    """`lumo serve --digest-at` runs the scheduler and the outbox beside the API, and stops them on shutdown."""
+    """With the jobs in-process (SQLite's default), `lumo serve --digest-at` sends the due digests and the outbox
+    beside the API, and stops on shutdown. (On PostgreSQL's queue, `lumo worker` does: tests/multihost.)"""
     import time
 
     from fastapi.testclient import TestClient
@@ -571,7 +572,7 @@ def test_serving_with_digest_at_sends_due_digests_and_the_outbox(
         f.outbox_email(s, [], subject="Reminder", body="Hello", at=NOW)
         s.commit()
     # 00:00 has passed in every zone today, so every rep's digest is due at start-up.
-    settings = Settings(database_url=db_url, smtp_url=smtp.url, digest_at="00:00")
+    settings = Settings(database_url=db_url, smtp_url=smtp.url, digest_at="00:00", jobs="in-process")
     with TestClient(create_app(settings, env={})) as client:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(smtp.inbox.messages) < 4:

@@ -154,8 +154,8 @@ class LumoServer:
         return self.signed(path, urlencode(fields).encode(), "application/x-www-form-urlencoded", **kwargs)
 
     def wait_idle(self) -> None:
-        """Every background answer finished (each is registered before its ack returns)."""
-        wait_until(lambda: not self.app.state.slack_tasks, "the background answers")
+        """Every answer job finished (each is queued before its ack returns; the queue runs in the app's process)."""
+        wait_until(lambda: self.app.state.jobs.idle(), "the answer jobs")
 
 
 def _free_socket() -> socket.socket:
@@ -184,7 +184,11 @@ def book(session: Session) -> dict[str, Any]:
 def serve(db_url: str, slack_api: SlackStandIn, secret: str) -> Iterator[LumoServer]:
     """The app in uvicorn on a free loopback port, in a thread, with its own event loop."""
     settings = Settings(
-        database_url=db_url, slack_signing_secret=secret, slack_bot_token="xoxb-test", slack_api_url=slack_api.url
+        database_url=db_url,
+        slack_signing_secret=secret,
+        slack_bot_token="xoxb-test",
+        slack_api_url=slack_api.url,
+        jobs="in-process",  # on PostgreSQL too: no `lumo worker` here (tests/multihost runs real workers)
     )
     app = create_app(settings, env={})  # no OPENAI_API_KEY: the offline model answers
     clock = Clock()
@@ -434,3 +438,24 @@ def test_thread_ids_and_mentions() -> None:
     assert handlers.strip_mentions("<@UX|lumo> hi", frozenset()) == "hi"
     assert handlers.plain_text("invoices of A&amp;B &lt; 30 days ") == "invoices of A&B < 30 days"
     assert handlers.to_mrkdwn("**INV-1** is A&B's <late>") == "*INV-1* is A&amp;B's &lt;late&gt;"
+
+
+def test_an_event_whose_answer_cannot_be_queued_is_refused_so_that_slack_sends_it_again(
+    lumo_server: LumoServer, slack_api: SlackStandIn, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = lumo_server.app.state.jobs
+
+    async def queue_down(*args: Any) -> None:
+        raise OSError("connection refused")
+
+    event = direct("what should I do today?", "1764080000.000900")
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs, "defer_slack", queue_down)
+        refused = lumo_server.event(event, "Ev900")
+    assert refused.status_code == 503
+    with session_factory() as s:  # the claim is undone: Slack's retry is a first delivery
+        assert s.scalar(select(func.count()).select_from(SlackEvent)) == 0
+    retry = lumo_server.event(event, "Ev900", headers={"x-slack-retry-num": "1", "x-slack-retry-reason": "http_error"})
+    assert retry.status_code == 200
+    [post] = slack_api.wait_posts(1)
+    assert "INV-1042" in post["text"]

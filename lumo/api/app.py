@@ -11,13 +11,15 @@ from sqlalchemy import text
 
 from lumo import __version__, web
 from lumo.api import docs, errors, routes_chat, routes_mail, routes_payments, routes_reads, routes_record, routes_web
-from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
 from lumo.api.schemas import Health, Readiness
 from lumo.compose import open_lumo
 from lumo.config import Settings, get_settings
+from lumo.jobs.queue import serving_jobs
 from lumo.slack import routes as slack_routes
+from lumo.slack.client import SlackClient
+from lumo.slack.handlers import SlackRuntime
 
 
 def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> FastAPI:
@@ -30,7 +32,10 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             app.state.lumo = lumo
             app.state.session_factory = lumo.session_factory
             app.state.settings = settings
-            async with mail_jobs(settings, lumo.session_factory):
+            app.state.slack = SlackRuntime(lumo, lumo.session_factory, SlackClient.from_settings(settings))
+            # The jobs: enqueued here; run by `lumo worker` on PostgreSQL, in this process on SQLite (lumo.jobs).
+            async with serving_jobs(settings, lumo.session_factory, app.state.slack) as jobs:
+                app.state.jobs = jobs
                 yield
 
     app = FastAPI(

@@ -90,6 +90,10 @@ async def decide(
         approve_anyway=body.approve_anyway,
     )
     await _remember(request, scope, thread_id, None, now)
+    try:  # an approved email is sent by its own job (lumo.jobs)
+        await request.app.state.jobs.defer_emails()
+    except Exception:  # noqa: BLE001  (the approval stands: the periodic sweep queues the email's job)
+        log.warning("api.email_job_not_queued thread=%s", thread_id, exc_info=True)
     return result
 
 

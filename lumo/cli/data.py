@@ -21,10 +21,16 @@ app.add_typer(db_app, name="db")
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the database schema to the latest version."""
+    """Create or migrate the database schema to the latest version (with the job queue and checkpoint tables)."""
+    import asyncio
+
+    from lumo.cli.serve import prepare_checkpoints
     from lumo.db.migrate import upgrade
 
-    upgrade(settings().database_url)
+    url = settings().database_url
+    upgrade(url)
+    # Here, once: several `lumo serve` and `lumo worker` processes that start together would race to create them.
+    asyncio.run(prepare_checkpoints(url))
     typer.echo("database is up to date")
 
 

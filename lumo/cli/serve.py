@@ -1,4 +1,4 @@
-"""`lumo serve`: the HTTP API under uvicorn (several workers on PostgreSQL)."""
+"""`lumo serve`: the HTTP API under uvicorn (several workers on PostgreSQL, whose jobs `lumo worker` runs)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _demo_setup(host: str, port: int) -> None:
     )
 
 
-async def _prepare_checkpoints(url: str) -> None:
+async def prepare_checkpoints(url: str) -> None:
     """Create the checkpoint tables once, before the workers start (concurrent first set-ups race)."""
     from lumo.agent.checkpoint import open_checkpointer
 
@@ -100,12 +100,16 @@ def serve(
             raise InvalidInput(f"bad --digest-at {digest_at!r}: use HH:MM") from None
         if workers > 1:  # worker processes build their own settings from the environment they start with
             raise InvalidInput("--digest-at needs one worker: with several, set LUMO_DIGEST_AT=HH:MM in their environment")
+        from lumo.jobs.queue import in_process
+
+        if not in_process(config):
+            raise InvalidInput("on PostgreSQL the digests are sent by the workers: `lumo worker --digest-at HH:MM`")
         config = config.model_copy(update={"digest_at": digest_at})
     if demo:
         _demo_setup(host, port)
     else:
         upgrade(url)
-    asyncio.run(_prepare_checkpoints(url))
+    asyncio.run(prepare_checkpoints(url))
     if workers > 1:
         _warn_if_too_many_connections(url, workers, config.db_connections)
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False}

@@ -209,6 +209,36 @@ def _ensure_run_row(session_factory: sessionmaker[Session], user_id: str, day: d
             session.rollback()
 
 
+def due_digests(session_factory: sessionmaker[Session], now: dt.datetime, at: dt.time) -> list[tuple[str, dt.date]]:
+    """(user id, local day) of each rep and manager whose clock has reached `at` today and whose digest of that
+    day is not sent yet: what a job queue should run now. A failed one is due again (retried, never marked sent)."""
+    with session_factory() as session:
+        targets = due_targets(_digest_users(session, None), now, at)
+        days = {day for _, day in targets}
+        sent = (
+            set(
+                session.execute(
+                    select(DigestRun.user_id, DigestRun.day).where(DigestRun.day.in_(days), DigestRun.status == "sent")
+                ).tuples()
+            )
+            if days
+            else set()
+        )
+    return [(user.id, day) for user, day in targets if (user.id, day) not in sent]
+
+
+def send_digest_of(
+    session_factory: sessionmaker[Session], mailer: Sender, user_id: str, day: dt.date, *, now: dt.datetime
+) -> DigestResult:
+    """Send one user's digest of `day`, once (the DigestRun record decides); a user gone since is reported failed."""
+    with session_factory() as session:
+        user = session.get(User, user_id)
+    if user is None or not user.email:
+        return DigestResult(user_id, "", day, "failed", "no such user (or no email)")
+    [result] = run_digests(session_factory, mailer, [(user, day)], send=True, now=now)
+    return result
+
+
 # --- outbox --------------------------------------------------------------------------------------
 
 
@@ -227,6 +257,34 @@ def send_outbox(
     for r in results:
         log.info("outbox.%s id=%d to=%s error=%s", r.status, r.id, r.to, r.error)
     return results
+
+
+def queued_outbox_ids(session_factory: sessionmaker[Session]) -> list[int]:
+    with session_factory() as session:
+        return list(session.scalars(select(OutboxEmail.id).where(OutboxEmail.status == "queued").order_by(OutboxEmail.id)))
+
+
+def expire_outbox_claims(session_factory: sessionmaker[Session], now: dt.datetime) -> list[OutboxResult]:
+    """Claims interrupted mid-send (older than SENDING_STALE_AFTER) become uncertain: they may have left."""
+    results = _expire_claims(session_factory, now)
+    for r in results:
+        log.info("outbox.%s id=%d to=%s error=%s", r.status, r.id, r.to, r.error)
+    return results
+
+
+def send_outbox_email(
+    session_factory: sessionmaker[Session],
+    mailer: Sender,
+    outbox_id: int,
+    now: dt.datetime,
+    mailboxes: Providers | None = None,
+) -> OutboxResult | None:
+    """Send one queued email, once: None when it is not queued (sent, taken by another sender, or waiting for an
+    operator). A `queued` result is a transient failure, to be retried. With `mailboxes`, as `send_outbox`."""
+    result = _send_one(session_factory, mailer, outbox_id, now, mailboxes)
+    if result is not None:
+        log.info("outbox.%s id=%d to=%s error=%s", result.status, result.id, result.to, result.error)
+    return result
 
 
 def _expire_claims(session_factory: sessionmaker[Session], now: dt.datetime) -> list[OutboxResult]:

@@ -1,6 +1,6 @@
 """What Lumo does with a Slack message, slash command or button click, once Slack has been acked.
 
-Everything here runs in the background: errors end up as a message in the thread, never as an exception.
+Everything here runs as a job (lumo.jobs): errors end up as a message in the thread, never as an exception.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -169,24 +169,7 @@ class SlackRuntime:
     lumo: Lumo
     session_factory: sessionmaker[Session]
     client: SlackClient
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
-
-    def spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
-        """Run after the ack; the set keeps a reference so the task is not garbage-collected mid-flight."""
-        task = asyncio.create_task(job, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def drain(self, timeout: float) -> None:
-        """On shutdown: let running answers finish (Lumo closes right after), cancel what is left."""
-        if not self.tasks:
-            return
-        _, late = await asyncio.wait(set(self.tasks), timeout=timeout)
-        for task in late:
-            task.cancel()
-        if late:
-            log.warning("slack.shutdown cancelled=%d", len(late))
 
     @asynccontextmanager
     async def thread_lock(self, scope: Scope, thread_id: str) -> AsyncIterator[None]:
@@ -203,6 +186,10 @@ class SlackRuntime:
 
     async def claim_event(self, event_id: str, now: dt.datetime) -> bool:
         return await asyncio.to_thread(_claim_event, self.session_factory, event_id, now)
+
+    async def release_event(self, event_id: str) -> None:
+        """Forget a claim whose answer could not be queued, so that Slack's retry is answered."""
+        await asyncio.to_thread(_release_event, self.session_factory, event_id)
 
 
 def _scope_for_slack_user(session_factory: sessionmaker[Session], slack_user_id: str) -> Scope | None:
@@ -221,6 +208,12 @@ def _claim_event(session_factory: sessionmaker[Session], event_id: str, now: dt.
             session.rollback()
             return False
     return True
+
+
+def _release_event(session_factory: sessionmaker[Session], event_id: str) -> None:
+    with session_factory() as session:
+        session.execute(delete(SlackEvent).where(SlackEvent.event_id == event_id[:100]))
+        session.commit()
 
 
 # ---- the jobs ---------------------------------------------------------------------------------------------------

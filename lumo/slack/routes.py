@@ -1,4 +1,9 @@
-"""Slack's endpoints: verify, ack at once (Slack gives up after 3 s), answer in the background."""
+"""Slack's endpoints: verify, store the event, ack at once (Slack gives up after 3 s); the answer is a job.
+
+The answer runs on the job queue (lumo.jobs, `app.state.jobs`): a worker that dies mid-answer leaves the job to
+another worker instead of losing it. If the job cannot be queued, the event's claim is undone and Slack gets a
+503, so that it sends the event again.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,31 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from lumo.crm.errors import LumoError
 from lumo.slack import handlers
-from lumo.slack.client import SlackClient
-from lumo.slack.handlers import Incoming, SlackRuntime
+from lumo.slack.handlers import SlackRuntime
 from lumo.slack.verify import VerifiedBody, app_clock
 
 log = logging.getLogger("lumo.slack")
-DRAIN_SECONDS = 20.0
 ACK = {"ok": True}
+
+
+class AnswerQueue(Protocol):
+    """Where answers go to be run (lumo.jobs.queue.Jobs, set on app.state.jobs by the app)."""
+
+    async def defer_slack(self, kind: str, data: Mapping[str, str], now: dt.datetime) -> None: ...
+
+
+class NotQueued(LumoError):
+    http_status = 503
 
 
 class BadPayload(LumoError):
@@ -36,28 +49,33 @@ class SlackError(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": SlackError, "description": "Not a Slack payload"},
     401: {"model": SlackError, "description": "Missing, invalid or stale Slack signature"},
-    503: {"model": SlackError, "description": "Slack is not configured (no signing secret)"},
+    503: {"model": SlackError, "description": "Slack is not configured (no signing secret), or the answer could not be queued"},
 }
 
 
-@asynccontextmanager
-async def slack_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Runs inside the app's lifespan (Lumo is open): set up the runtime; on shutdown, finish answers first."""
-    runtime = SlackRuntime(app.state.lumo, app.state.session_factory, SlackClient.from_settings(app.state.settings))
-    app.state.slack = runtime
-    app.state.slack_tasks = runtime.tasks
-    try:
-        yield
-    finally:
-        await runtime.drain(DRAIN_SECONDS)
-
-
-router = APIRouter(prefix="/slack", tags=["slack"], lifespan=slack_lifespan, responses=ERRORS)
+router = APIRouter(prefix="/slack", tags=["slack"], responses=ERRORS)
 
 
 def _runtime(request: Request) -> SlackRuntime:
     runtime: SlackRuntime = request.app.state.slack
     return runtime
+
+
+async def _answer_later(
+    request: Request, rt: SlackRuntime, claim: str | None, kind: str, data: Mapping[str, str], now: dt.datetime
+) -> None:
+    """Queue the answer; if that fails, undo the claim (Slack will retry the event) and answer 503."""
+    queue: AnswerQueue = request.app.state.jobs
+    try:
+        await queue.defer_slack(kind, data, now)
+    except Exception:  # noqa: BLE001  (the queue's database is down: let Slack retry)
+        log.exception("slack.not_queued kind=%s", kind)
+        if claim is not None:
+            try:
+                await rt.release_event(claim)
+            except Exception:  # noqa: BLE001  (the database is down too: the event stays claimed, logged here)
+                log.error("slack.claim_not_released event=%s", claim)
+        raise NotQueued("the answer could not be queued: try again") from None
 
 
 def _now(request: Request) -> dt.datetime:
@@ -109,7 +127,7 @@ async def events(request: Request, body: VerifiedBody) -> dict[str, Any]:
         log.info("slack.duplicate event=%s retry=%s", event_id, request.headers.get("x-slack-retry-num"))
         return ACK
     log.info("slack.event event=%s user=%s channel=%s", event_id, msg.user, msg.channel)
-    rt.spawn(handlers.answer_message(rt, msg, now), name=f"slack-event-{event_id}")
+    await _answer_later(request, rt, event_id, "message", asdict(msg), now)
     return ACK
 
 
@@ -119,8 +137,8 @@ async def commands(request: Request, body: VerifiedBody) -> dict[str, str]:
     text, user, channel = handlers.plain_text(form.get("text", "")), form.get("user_id", ""), form.get("channel_id", "")
     if not text:
         return _ephemeral(handlers.HELP)
-    rt = _runtime(request)
-    if not await _first_delivery(request, rt, _now(request)):
+    rt, now = _runtime(request), _now(request)
+    if not await _first_delivery(request, rt, now):
         log.warning("slack.replayed_command user=%s channel=%s", user, channel)
         return _ephemeral(handlers.ALREADY_RECEIVED)
     scope = await rt.scope_for_slack_user(user) if user else None
@@ -130,7 +148,7 @@ async def commands(request: Request, body: VerifiedBody) -> dict[str, str]:
     if not channel:
         raise BadPayload("channel_id is missing")
     log.info("slack.command user=%s channel=%s", user, channel)
-    rt.spawn(handlers.answer_command(rt, scope, Incoming(user, channel, text, ""), _now(request)), name=f"slack-command-{user}")
+    await _answer_later(request, rt, None, "command", {"user": user, "channel": channel, "text": text, "thread_ts": ""}, now)
     return _ephemeral(handlers.WORKING)
 
 
@@ -145,5 +163,5 @@ async def interactions(request: Request, body: VerifiedBody) -> Response:
         log.info(
             "slack.click user=%s thread=%s action=%s decision=%s", click.user, click.thread_id, click.action_id, click.decision
         )
-        rt.spawn(handlers.answer_click(rt, click, now), name=f"slack-click-{click.thread_id}")
+        await _answer_later(request, rt, None, "click", asdict(click), now)
     return Response(status_code=200)
