@@ -191,7 +191,7 @@ async def test_a_slack_answer_whose_worker_died_is_answered_by_the_next_one(
 ) -> None:
     from dataclasses import replace
 
-    from lumo.agent.runtime import open_lumo
+    from lumo.compose import open_lumo
     from lumo.db.models import User
     from lumo.slack.client import SlackClient
     from lumo.slack.handlers import SlackRuntime

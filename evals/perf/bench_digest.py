@@ -33,8 +33,8 @@ from sqlalchemy.engine import make_url
 from lumo.config import Settings
 from lumo.db.migrate import upgrade
 from lumo.db.models import DigestRun
-from lumo.db.seed import seed_demo
 from lumo.db.session import make_engine, make_sessionmaker
+from lumo.demo.seed import seed_demo
 from lumo.digest.run import due_digests
 from lumo.jobs.queue import Jobs, build_app, postgres_connector
 
