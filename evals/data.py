@@ -31,8 +31,8 @@ from evals.cases import SCENARIOS_DIR, Case, DataSpec
 from lumo.crm.exchange import export_snapshot, import_snapshot
 from lumo.db.migrate import upgrade
 from lumo.db.models import Base
-from lumo.db.seed import seed_demo
 from lumo.db.session import make_engine, make_sessionmaker
+from lumo.demo.seed import seed_demo
 
 LISTS = ("users", "accounts", "contacts", "deals", "invoices", "payments", "activities", "tasks")
 KEYLESS = ("payments", "activities")

@@ -28,8 +28,8 @@ from lumo.agent.understand import understand
 from lumo.crm.book import BookNames, book_names
 from lumo.crm.scope import scope_for_email
 from lumo.db.models import Base
-from lumo.db.seed import seed_demo
 from lumo.db.session import make_engine, make_sessionmaker
+from lumo.demo.seed import seed_demo
 
 PHRASINGS_DIR = Path(__file__).parent / "phrasings"
 SLOT_KEYS = (

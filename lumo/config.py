@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # tool schemas in OpenAI's strict mode (for servers that enforce them).
     turn_deadline_s: float = Field(default=45.0, gt=0)
     strict_tools: bool = False
+    # PostgreSQL connections one serving process holds at most (its engine and its checkpointer share them):
+    # `lumo serve --workers N` opens up to N times this, and PostgreSQL allows 100 by default.
+    db_connections: int = Field(default=12, ge=3, le=500)
 
 
 def settings_from(env: Mapping[str, str] | None = None) -> Settings:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lumo.agent.runtime import model_from_env
 from lumo.cli import main
+from lumo.compose import model_from_env
 from lumo.config import Settings, debug_enabled, model_settings
 from lumo.llm import DEFAULT_MODEL, LLMSettings
 
@@ -103,3 +103,17 @@ def test_serve_refuses_digest_at_for_several_workers_in_one_line(
         main()
     assert exc.value.code == 2
     assert "LUMO_DIGEST_AT" in capsys.readouterr().err and "LUMO_DIGEST_AT" not in os.environ
+
+
+def test_db_connections_below_what_a_process_needs_is_one_line() -> None:
+    from lumo.config import settings_from
+
+    with pytest.raises(ValueError, match="^LUMO_DB_CONNECTIONS: "):
+        settings_from({"LUMO_DB_CONNECTIONS": "2"})
+
+
+@pytest.mark.parametrize(("total", "split"), [(12, (8, 4)), (3, (1, 2)), (30, (20, 10))])
+def test_a_process_shares_its_connections_between_engine_and_checkpointer(total: int, split: tuple[int, int]) -> None:
+    from lumo.compose import connection_split
+
+    assert connection_split(total) == split and sum(split) == total

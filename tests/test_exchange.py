@@ -522,7 +522,7 @@ def test_a_file_that_brings_its_own_status_event_gets_no_second_one(session: Ses
 
 
 def test_a_round_trip_keeps_every_status_events_from_and_to(session_factory: Any, tmp_path: Path) -> None:
-    from lumo.db.seed import seed_demo
+    from lumo.demo.seed import seed_demo
 
     seed_demo(session_factory.kw["bind"], invoices=300, reps=2, seed=5, today=dt.date(2026, 11, 25))
     with session_factory() as session:

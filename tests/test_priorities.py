@@ -99,7 +99,7 @@ def test_a_rep_sees_only_their_book_and_a_manager_the_team(session: Session) -> 
 
 def test_narrowing_in_sql_leaves_out_no_item(engine, session: Session) -> None:  # type: ignore[no-untyped-def]
     from lumo.crm.invoices import actionable_rows
-    from lumo.db.seed import seed_demo
+    from lumo.demo.seed import seed_demo
 
     seed_demo(engine, invoices=400, reps=3, seed=11, today=f.TODAY)
     for email in ("demo@lumenbase.test", "admin@lumenbase.test"):

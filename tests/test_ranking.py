@@ -134,7 +134,7 @@ def test_a_draft_due_soon_is_scored_and_explained_as_a_draft_not_as_due_soon(ses
 
 
 def test_every_reason_is_a_signal_that_scored_the_item(engine, session: Session) -> None:  # type: ignore[no-untyped-def]
-    from lumo.db.seed import seed_demo
+    from lumo.demo.seed import seed_demo
 
     seed_demo(engine, invoices=1500, reps=2, seed=11, today=f.TODAY)
     scope = scope_for_email(session, "demo@lumenbase.test")
@@ -153,7 +153,7 @@ def test_every_reason_is_a_signal_that_scored_the_item(engine, session: Session)
 
 def test_demo_seed_ranks_the_key_account_debt_above_the_small_ancient_one(engine, session: Session) -> None:  # type: ignore[no-untyped-def]
     """The cases of issue 16 on the demo seed (`lumo seed --demo --date 2026-12-02`)."""
-    from lumo.db.seed import seed_demo
+    from lumo.demo.seed import seed_demo
 
     day = dt.date(2026, 12, 2)
     seed_demo(engine, today=day)
@@ -191,7 +191,7 @@ def _top(session: Session, scope: Any, limit: int | None) -> list[tuple[Any, ...
 def test_the_top_items_are_those_of_the_whole_ranking_cut_short(engine, session: Session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The top `limit` skips invoices that cannot reach it: it must be exactly the whole ranking's first `limit`,
     with tasks weighing up their invoices, and with a task of its own (worth the day's median)."""
-    from lumo.db.seed import seed_demo
+    from lumo.demo.seed import seed_demo
 
     seed_demo(engine, invoices=1500, reps=2, seed=7, today=f.TODAY)
     scope = scope_for_email(session, "demo@lumenbase.test")

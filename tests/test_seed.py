@@ -28,8 +28,8 @@ from lumo.db.models import (
     Task,
     User,
 )
-from lumo.db.seed import DEMO_REP_EMAIL, DEMO_REP_ID, database_is_empty, seed_demo
 from lumo.db.session import make_engine
+from lumo.demo.seed import DEMO_REP_EMAIL, DEMO_REP_ID, database_is_empty, seed_demo
 
 TODAY = dt.date(2026, 11, 25)
 MIDNIGHT = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)

@@ -21,8 +21,8 @@ from lumo.crm.invoices import InvoiceFilter, matching_rows
 from lumo.crm.money import format_code, load_fx
 from lumo.crm.scope import Scope
 from lumo.db.models import Account, Invoice, User
-from lumo.db.seed import DEMO_REP_EMAIL, seed_demo
 from lumo.db.session import make_engine, make_sessionmaker
+from lumo.demo.seed import DEMO_REP_EMAIL, seed_demo
 from tests.agent_support import AS_OF, TODAY, ask, open_lumo, scope_of
 
 

@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,8 +232,8 @@ def remove_sqlite(path: Path) -> None:
 
 def seed(url: str, invoices: int, reps: int, today: dt.date) -> str:
     from lumo.db.migrate import upgrade
-    from lumo.db.seed import seed_demo
     from lumo.db.session import make_engine
+    from lumo.demo.seed import seed_demo
 
     upgrade(url)
     engine = make_engine(url)
@@ -376,8 +377,15 @@ def prebuilt_app() -> Any:
             first = scope_for_email(session, os.environ["BENCH_PROMPT_EMAIL"])
         today = dt.date.fromisoformat(os.environ["BENCH_DATE"])
         state["factory"] = factory
-        state["agent"] = make_prebuilt(os.environ["BENCH_MODEL_URL"], factory, system_prompt(first, today))
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            saver = None
+            if os.environ.get("BENCH_CHECKPOINTER") == "postgres":  # the same saver and pool as Lumo's
+                from lumo.agent.checkpoint import open_checkpointer
+
+                saver = await stack.enter_async_context(open_checkpointer(os.environ["BENCH_DATABASE_URL"]))
+            state["checkpointed"] = saver is not None
+            state["agent"] = make_prebuilt(os.environ["BENCH_MODEL_URL"], factory, system_prompt(first, today), saver)
+            yield
         engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
@@ -390,7 +398,8 @@ def prebuilt_app() -> Any:
     async def chat(body: PrebuiltChat) -> dict[str, Any]:
         scope = await asyncio.to_thread(load_scope, body.email)
         context = BenchContext(scope, AsOf(dt.date.fromisoformat(body.date), scope.tz))
-        out = await state["agent"].ainvoke({"messages": [{"role": "user", "content": body.message}]}, context=context)
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}} if state["checkpointed"] else None
+        out = await state["agent"].ainvoke({"messages": [{"role": "user", "content": body.message}]}, config, context=context)
         messages = out["messages"]
         return {"reply": messages[-1].content, "model_calls": sum(1 for m in messages if m.type == "ai")}
 
@@ -461,7 +470,7 @@ async def cpu_phase(sqlite_url: str, standin: str, today: dt.date, turns: int) -
     import openai
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    from lumo.agent.runtime import open_lumo
+    from lumo.compose import open_lumo
     from lumo.crm.lifecycle import AsOf
     from lumo.crm.scope import scope_for_email
 
@@ -640,6 +649,7 @@ class LoadResult:
     model_calls: int
     cpu_s: dict[str, float] = field(default_factory=dict)  # CpuAccount labels -> CPU seconds of the run
     busiest_worker: float | None = None  # the share of the server's CPU in its busiest process
+    load_after: str = ""  # the machine's load average when the run ended (other work skews every figure)
 
     def cpu_cell(self) -> str:
         cells = [
@@ -699,7 +709,7 @@ async def run_load(
         per_pid = [c - before["server"].get(pid, 0.0) for pid, c in after["server"].items()]
         busiest = max(per_pid) / cpu["server"]
     calls = len(await stats.since(index))
-    return LoadResult(name, turns, concurrency, wall, latencies, errors, calls, cpu, busiest)
+    return LoadResult(name, turns, concurrency, wall, latencies, errors, calls, cpu, busiest, load_average())
 
 
 def http_client(base: str, concurrency: int) -> httpx.AsyncClient:
@@ -736,7 +746,7 @@ async def load_phase(
 ) -> list[LoadResult]:
     from sqlalchemy.engine import make_url
 
-    from lumo.agent.runtime import open_lumo
+    from lumo.compose import open_lumo
     from lumo.crm.lifecycle import AsOf
     from lumo.crm.scope import scope_for_email
 
@@ -756,19 +766,7 @@ async def load_phase(
     child_env.pop("LUMO_LLM", None)
     lumo_bin = str(Path(sys.executable).with_name("lumo"))
     try:
-        # Lumo as shipped: `lumo serve`, several workers on PostgreSQL.
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        start_server(
-            procs,
-            "lumo-serve",
-            [lumo_bin, "serve", "--port", str(port), "--workers", str(args.workers)],
-            child_env,
-            f"{base}/readyz",
-            args.workers,
-            notes,
-        )
-
+        # Lumo as shipped: `lumo serve`, one run per worker count, on PostgreSQL (checkpoints there too).
         def lumo_request(i: int) -> dict[str, Any]:
             email = emails[i % len(emails)]
             return {
@@ -777,81 +775,92 @@ async def load_phase(
                 "json": {"message": PROMPT, "date": today.isoformat()},
             }
 
-        account = CpuAccount(db_name, {"server": procs.running["lumo-serve"].pid, "stand-in": standin_group})
-        log(f"load: lumo serve --workers {args.workers}")
-        results.append(
-            await load_served(
-                f"Lumo, `lumo serve --workers {args.workers}`",
-                base,
-                lumo_request,
-                lumo_problem,
-                args.turns,
-                args.concurrency,
-                stats,
-                account,
+        for workers in args.lumo_workers:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            start_server(
+                procs,
+                "lumo-serve",
+                [lumo_bin, "serve", "--port", str(port), "--workers", str(workers)],
+                child_env,
+                f"{base}/readyz",
+                workers,
+                notes,
             )
-        )
-        procs.stop("lumo-serve")
+            account = CpuAccount(db_name, {"server": procs.running["lumo-serve"].pid, "stand-in": standin_group})
+            log(f"load: lumo serve --workers {workers}")
+            results.append(
+                await load_served(
+                    f"Lumo, `lumo serve --workers {workers}`",
+                    base,
+                    lumo_request,
+                    lumo_problem,
+                    args.turns,
+                    args.concurrency,
+                    stats,
+                    account,
+                )
+            )
+            procs.stop("lumo-serve")
 
-        # The prebuilt agent behind a minimal FastAPI app, same uvicorn settings and workers.
-        port = free_port()
-        env = {
-            **child_env,
-            "BENCH_DATABASE_URL": pg_url,
-            "BENCH_MODEL_URL": standin,
-            "BENCH_DATE": today.isoformat(),
-            "BENCH_PROMPT_EMAIL": emails[0],
-        }
-        base = f"http://127.0.0.1:{port}"
-        start_server(
-            procs,
-            "prebuilt-serve",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench_agent:prebuilt_app",
-                "--factory",
-                "--app-dir",
-                str(HERE),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "info",
-                "--no-proxy-headers",
-            ],
-            env,
-            f"{base}/docs",
-            args.workers,
-            notes,
-        )
-
+        # The prebuilt agent behind a minimal FastAPI app, same uvicorn settings and workers; without a
+        # checkpointer (the anchor), and with --prebuilt-checkpointer also with Lumo's PostgreSQL checkpointer.
         def prebuilt_request(i: int) -> dict[str, Any]:
             return {"url": "/chat", "json": {"message": PROMPT, "email": emails[i % len(emails)], "date": today.isoformat()}}
 
         def prebuilt_check(body: dict[str, Any]) -> str | None:
             return None if body.get("reply") and body.get("model_calls") == 2 else "bad reply"
 
-        account = CpuAccount(db_name, {"server": procs.running["prebuilt-serve"].pid, "stand-in": standin_group})
-        log(f"load: prebuilt FastAPI --workers {args.workers}")
-        results.append(
-            await load_served(
-                f"prebuilt, FastAPI --workers {args.workers}",
-                base,
-                prebuilt_request,
-                prebuilt_check,
-                args.turns,
-                args.concurrency,
-                stats,
-                account,
+        variants = [(w, False) for w in args.prebuilt_workers]
+        if args.prebuilt_checkpointer:
+            variants += [(w, True) for w in args.prebuilt_workers]
+        for workers, checkpointed in variants:
+            port = free_port()
+            env = {
+                **child_env,
+                "BENCH_DATABASE_URL": pg_url,
+                "BENCH_MODEL_URL": standin,
+                "BENCH_DATE": today.isoformat(),
+                "BENCH_PROMPT_EMAIL": emails[0],
+                "BENCH_CHECKPOINTER": "postgres" if checkpointed else "",
+            }
+            base = f"http://127.0.0.1:{port}"
+            start_server(
+                procs,
+                "prebuilt-serve",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench_agent:prebuilt_app",
+                    "--factory",
+                    "--app-dir",
+                    str(HERE),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                    "--log-level",
+                    "info",
+                    "--no-proxy-headers",
+                ],
+                env,
+                f"{base}/docs",
+                workers,
+                notes,
             )
-        )
-        procs.stop("prebuilt-serve")
+            name = f"prebuilt{' + PostgreSQL checkpointer' if checkpointed else ''}, FastAPI --workers {workers}"
+            account = CpuAccount(db_name, {"server": procs.running["prebuilt-serve"].pid, "stand-in": standin_group})
+            log(f"load: {name}")
+            results.append(
+                await load_served(name, base, prebuilt_request, prebuilt_check, args.turns, args.concurrency, stats, account)
+            )
+            procs.stop("prebuilt-serve")
 
+        if args.skip_in_process:
+            return results
         # Both in this process, on one event loop (the anchor's setting).
         env_lumo = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{standin}/v1", "LUMO_MODEL": MODEL_NAME}
         async with open_lumo(pg_url, env_lumo) as lumo:
@@ -909,27 +918,34 @@ def cpu_table(series: list[TurnSeries]) -> Iterator[str]:
 def load_table(results: list[LoadResult], delay_ms: float) -> Iterator[str]:
     yield (
         f"| {delay_ms:.0f} ms model | turns | concurrency | good turns/s | p50 s | p95 s | max s | model calls/turn "
-        "| CPU ms/turn: server / PostgreSQL / stand-in / this process | errors |"
+        "| CPU ms/turn: server / PostgreSQL / stand-in / this process | errors | load avg after |"
     )
-    yield "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    yield "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
     for r in results:
         errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0"
         yield (
             f"| {r.name} | {r.turns} | {r.concurrency} | {r.throughput:.1f} | {percentile(r.latencies_s, 50):.2f} "
             f"| {percentile(r.latencies_s, 95):.2f} | {max(r.latencies_s):.2f} | {r.model_calls / r.turns:.2f} "
-            f"| {r.cpu_cell()} | {errors} |"
+            f"| {r.cpu_cell()} | {errors} | {r.load_after} |"
         )
 
 
 def targets_table(series: list[TurnSeries], load: list[LoadResult], args: argparse.Namespace) -> Iterator[str]:
+    yield "| target (ARCHITECTURE.md section 7) | measured | met |"
+    yield "|---|---|---|"
+    if series:
+        yield from cpu_targets(series, args)
+    if load:
+        yield from load_targets(load, args)
+
+
+def cpu_targets(series: list[TurnSeries], args: argparse.Namespace) -> Iterator[str]:
     lumo, pre = series[0], series[1]
     lumo_cpu, pre_cpu = percentile(lumo.cpu_ms, 50), percentile(pre.cpu_ms, 50)
     ratio = pre_cpu / lumo_cpu if lumo_cpu else float("inf")
     calls = statistics.median(lumo.model_calls)
     tokens = max(lumo.prompt_tokens)
     pre_tokens = statistics.median(pre.prompt_tokens)
-    yield "| target (ARCHITECTURE.md section 7) | measured | met |"
-    yield "|---|---|---|"
     yield (
         f'| "What should I do today?" takes one model call, not two | Lumo {calls:.0f}, prebuilt '
         f"{statistics.median(pre.model_calls):.0f}; wall p50 {percentile(lumo.wall_ms, 50):.1f} vs "
@@ -961,27 +977,38 @@ def targets_table(series: list[TurnSeries], load: list[LoadResult], args: argpar
         f'| prompt for "what should I do today" under {TARGET_PROMPT_TOKENS:,} tokens | max {tokens:,} '
         f"(book of ~{args.invoices // args.reps:,} invoices a rep) | {met(tokens < TARGET_PROMPT_TOKENS)} |"
     )
-    if load:
-        lumo_load = load[0]
-        best = max(
-            (r for r in load if r.name.startswith("prebuilt") and r.concurrency == args.concurrency), key=lambda r: r.throughput
-        )
-        alone = {r.name.split()[0]: percentile(r.latencies_s, 50) for r in load if r.concurrency == 1}
-        if {"Lumo", "prebuilt"} <= set(alone):
-            half = alone["Lumo"] / alone["prebuilt"]
-            yield (
-                f"| ... so a turn costs half the latency ({args.delay_ms:.0f} ms model, one chat at a time) | "
-                f"p50 {alone['Lumo']:.2f} s vs {alone['prebuilt']:.2f} s = {half:.2f}x | info |"
-            )
-        x = lumo_load.throughput / best.throughput if best.throughput else float("inf")
+
+
+def load_targets(load: list[LoadResult], args: argparse.Namespace) -> Iterator[str]:
+    best = max(
+        (r for r in load if r.name.startswith("prebuilt") and "checkpointer" not in r.name and r.concurrency == args.concurrency),
+        key=lambda r: r.throughput,
+    )
+    alone = {r.name.split()[0]: percentile(r.latencies_s, 50) for r in load if r.concurrency == 1}
+    if {"Lumo", "prebuilt"} <= set(alone):
+        half = alone["Lumo"] / alone["prebuilt"]
         yield (
-            f"| {args.concurrency} concurrent chats, {args.delay_ms:.0f} ms model: no errors | "
-            f"{lumo_load.error_count} errors | {met(lumo_load.error_count == 0)} |"
+            f"| ... so a turn costs half the latency ({args.delay_ms:.0f} ms model, one chat at a time) | "
+            f"p50 {alone['Lumo']:.2f} s vs {alone['prebuilt']:.2f} s = {half:.2f}x | info |"
+        )
+    for served in (r for r in load if r.name.startswith("Lumo, `lumo serve")):
+        x = served.throughput / best.throughput if best.throughput else float("inf")
+        yield (
+            f"| {args.concurrency} concurrent chats, {args.delay_ms:.0f} ms model: no errors ({served.name}) | "
+            f"{served.error_count} errors | {met(served.error_count == 0)} |"
         )
         yield (
-            f"| ... and at least 2x the prebuilt agent's throughput | {lumo_load.throughput:.1f} / "
+            f"| ... and at least 2x the prebuilt agent's throughput | {served.throughput:.1f} / "
             f"{best.throughput:.1f} ({best.name}) = {x:.2f}x | {met(x >= 2)} |"
         )
+        saving = [r for r in load if r.name.startswith("prebuilt + PostgreSQL checkpointer")]
+        if saving:
+            like = max(saving, key=lambda r: r.throughput)
+            y = served.throughput / like.throughput if like.throughput else float("inf")
+            yield (
+                f"| ... against the prebuilt agent that also saves its threads | {served.throughput:.1f} / "
+                f"{like.throughput:.1f} ({like.name}) = {y:.2f}x | info |"
+            )
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -992,15 +1019,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--turns", type=int, default=200, help="sequential turns per agent, and chats per load run")
     parser.add_argument("--concurrency", type=int, default=200, help="chats in flight at once in the load runs")
     parser.add_argument("--delay-ms", type=float, default=300, help="the model's latency in the load runs")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of `lumo serve` and the prebuilt app")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of the prebuilt app (and of Lumo by default)")
+    parser.add_argument(
+        "--lumo-workers",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=None,
+        help="worker counts of `lumo serve`, one load run each, e.g. 1,2,4 (default: --workers)",
+    )
+    parser.add_argument(
+        "--prebuilt-workers",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=None,
+        help="worker counts of the prebuilt app, one load run each (default: --workers)",
+    )
+    parser.add_argument(
+        "--prebuilt-checkpointer",
+        action="store_true",
+        help="also run the prebuilt app with Lumo's PostgreSQL checkpointer (a thread saved per chat, as Lumo does)",
+    )
     parser.add_argument("--invoices", type=int, default=20_000)
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--pg-url", default=PG_URL, help="a PostgreSQL database to create, use and drop")
     parser.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database and SQLite file")
     parser.add_argument("--skip-load", action="store_true", help="only the in-process CPU and prompt figures")
+    parser.add_argument("--skip-cpu", action="store_true", help="only the load figures (no CPU-per-turn phase)")
+    parser.add_argument("--skip-in-process", action="store_true", help="load: only the served runs, not the in-process ones")
     args = parser.parse_args(argv)
     if not 1 <= args.turns <= MAX_TURNS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
         parser.error(f"--turns must be 1..{MAX_TURNS} and --concurrency 1..{MAX_CONCURRENCY}")
+    args.lumo_workers = args.lumo_workers or [args.workers]
+    args.prebuilt_workers = args.prebuilt_workers or [args.workers]
+    if min(args.lumo_workers + args.prebuilt_workers) < 1 or args.skip_cpu and args.skip_load:
+        parser.error("--lumo-workers are counts >= 1, and --skip-cpu with --skip-load leaves nothing to run")
     if args.workers < 1 or args.delay_ms < 0 or args.reps < 1 or args.invoices < args.reps:
         parser.error("--workers >= 1, --delay-ms >= 0, --reps >= 1 and --invoices >= --reps")
     return args
@@ -1009,15 +1059,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace, procs: Processes) -> tuple[list[TurnSeries], list[LoadResult], list[str]]:
     today = dt.date.today()
     notes = [f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, as of {today.isoformat()}"]
-    remove_sqlite(SQLITE_PATH)
-    sqlite_url = f"sqlite:///{SQLITE_PATH}"
-    log("seeding SQLite ...")
-    notes.append(f"SQLite {SQLITE_PATH}: {seed(sqlite_url, args.invoices, args.reps, today)}")
-    instant = start_standin(procs, "standin-instant", 0)
     notes.append(f"load average before: {load_average()}")
-    series = await cpu_phase(sqlite_url, instant, today, args.turns)
-    procs.stop("standin-instant")
-    notes.append(schema_note(statistics.median(series[1].prompt_tokens)))
+    series: list[TurnSeries] = []
+    if not args.skip_cpu:
+        remove_sqlite(SQLITE_PATH)
+        sqlite_url = f"sqlite:///{SQLITE_PATH}"
+        log("seeding SQLite ...")
+        notes.append(f"SQLite {SQLITE_PATH}: {seed(sqlite_url, args.invoices, args.reps, today)}")
+        instant = start_standin(procs, "standin-instant", 0)
+        series = await cpu_phase(sqlite_url, instant, today, args.turns)
+        procs.stop("standin-instant")
+        notes.append(schema_note(statistics.median(series[1].prompt_tokens)))
     load: list[LoadResult] = []
     if not args.skip_load:
         pg_create(args.pg_url)
@@ -1073,8 +1125,9 @@ def main(argv: list[str] | None = None) -> int:
             remove_sqlite(SQLITE_PATH)
     print("\n".join(f"- {n}" for n in notes))
     print("\n" + "\n".join(targets_table(series, load, args)))
-    print(f"\nCPU per turn ({args.turns} sequential turns each, interleaved, this process only):\n")
-    print("\n".join(cpu_table(series)))
+    if series:
+        print(f"\nCPU per turn ({args.turns} sequential turns each, interleaved, this process only):\n")
+        print("\n".join(cpu_table(series)))
     if load:
         print(
             f"\nLoad ({args.turns} chats, {args.concurrency} in flight, ideal latency {args.delay_ms / 1000:.1f} s "

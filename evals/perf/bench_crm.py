@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from lumo.crm.lifecycle import AsOf
 from lumo.db.migrate import upgrade
 from lumo.db.models import Invoice, User
-from lumo.db.seed import DEMO_REP_EMAIL, SeedSummary, database_is_empty, seed_demo
 from lumo.db.session import make_engine, make_sessionmaker
+from lumo.demo.seed import DEMO_REP_EMAIL, SeedSummary, database_is_empty, seed_demo
 
 SAMPLED_REPS = 10
 

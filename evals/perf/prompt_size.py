@@ -27,13 +27,13 @@ NOW = dt.datetime(2026, 12, 3, 15, tzinfo=dt.UTC)
 async def measure(url: str, port: int, invoices: int, reps: int) -> list[tuple[str, list[int]]]:
     from sqlalchemy import select
 
-    from lumo.agent.runtime import open_lumo
+    from lumo.compose import open_lumo
     from lumo.crm.lifecycle import AsOf
     from lumo.crm.scope import scope_for_email
     from lumo.db.migrate import upgrade
     from lumo.db.models import User
-    from lumo.db.seed import seed_demo
     from lumo.db.session import make_engine, make_sessionmaker
+    from lumo.demo.seed import seed_demo
 
     upgrade(url)
     engine = make_engine(url)

@@ -72,6 +72,7 @@ async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncI
         pool = AsyncConnectionPool(
             where,
             connection_class=AsyncConnection[DictRow],
+            min_size=min(4, pool_size),
             max_size=pool_size,
             kwargs=kwargs,
             open=False,

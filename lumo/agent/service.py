@@ -90,8 +90,13 @@ class Lumo:
         """`thread_id` continues that thread (NotFound when there is none); `start_if_new` starts it instead,
         for callers that name their threads themselves (a Slack thread)."""
         message, thread_id, key, config = await self.begin(scope, message, thread_id, start_if_new=start_if_new)
-        await self.graph.ainvoke(new_turn(message), config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
-        return await self.result(scope, thread_id)
+        return await self._run(new_turn(message), config, self._context(scope, key, as_of, now), thread_id)
+
+    async def _run(self, turn: Any, config: dict[str, Any], context: AgentContext, thread_id: str) -> TurnResult:
+        """Run a turn (or resume one) and read its result from the run's own output: the state it ended with
+        is the state it saved (durability "exit"), so reading it back from the checkpointer would only cost."""
+        out = await self.graph.ainvoke(turn, config, context=context, durability=DURABILITY, version="v2")
+        return _result_of(thread_id, out.value or {}, _pending_of(out.interrupts))
 
     async def propose(
         self,
@@ -113,8 +118,7 @@ class Lumo:
         message, thread_id, key, config = await self.begin(scope, message, thread_id)
         turn = new_turn(message)
         turn["proposed"] = [{"name": name, "args": args} for name, args in calls]
-        await self.graph.ainvoke(turn, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
-        result = await self.result(scope, thread_id)
+        result = await self._run(turn, config, self._context(scope, key, as_of, now), thread_id)
         if not result["pending_actions"]:
             raise InvalidInput(_first_error(await self.graph.aget_state(config)) or "nothing to approve")
         return result
@@ -170,15 +174,16 @@ class Lumo:
             raise InvalidInput("the message is empty")
         if len(message) > MAX_MESSAGE_CHARS:
             raise InvalidInput(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
-        if thread_id is None:
-            thread_id = uuid.uuid4().hex[:12]
-            start_if_new = True
+        new = thread_id is None  # a fresh id has no state to read: nothing can be waiting on it
+        thread_id = thread_id or uuid.uuid4().hex[:12]
         key = self.thread_key(scope, thread_id)
         config = {"configurable": {"thread_id": key}}
-        snapshot = await self.graph.aget_state(config)
-        if not snapshot.values and not start_if_new:
-            raise NotFound(f"thread {thread_id} not found")
-        waiting = _waiting(snapshot)
+        waiting: list[PendingAction] = []
+        if not new:
+            snapshot = await self.graph.aget_state(config)
+            if not snapshot.values and not start_if_new:
+                raise NotFound(f"thread {thread_id} not found")
+            waiting = _waiting(snapshot)
         if waiting:
             ids = ", ".join(a["id"] for a in waiting)
             raise InvalidInput(f"thread {thread_id} is waiting for approval of {ids}: approve or reject it first")
@@ -252,8 +257,7 @@ class Lumo:
         else:
             decision = Decision("approve", approve_anyway=approve_anyway)
         resume: Command[str] = Command(resume={"decisions": {a["id"]: decision.as_state() for a in chosen}})
-        await self.graph.ainvoke(resume, config, context=self._context(scope, key, as_of, now), durability=DURABILITY)
-        return await self.result(scope, thread_id)
+        return await self._run(resume, config, self._context(scope, key, as_of, now), thread_id)
 
     async def history(self, scope: Scope, thread_id: str) -> list[dict[str, str]]:
         """The thread so far, for a client reopening it: see `_history`; the latest turn is `result`."""
@@ -270,25 +274,29 @@ class Lumo:
         values = snapshot.values or {}
         if not values:
             raise NotFound(f"thread {thread_id} not found")
-        pending = _waiting(snapshot)
-        turn = values["messages"][values.get("turn_start", 0) :]
-        replies = [m["content"] for m in turn if m["role"] == "assistant" and m.get("content")]
-        reply = replies[-1] if replies and not pending else ""
-        if pending:
-            lines = [f"- {a['description']} (action {a['id']})" for a in pending]
-            reply = "I need your approval before I do this:\n" + "\n".join(lines)
-            if values.get("retry_note"):
-                reply = f"{values['retry_note']}\n\n{reply}"
-        return TurnResult(
-            thread_id=thread_id,
-            reply=reply,
-            model=values.get("model") or "lumo-offline",
-            items=values.get("items", []),
-            drafts=values.get("drafts", []),
-            pending_actions=[public_action(a) for a in pending],
-            usage=values.get("usage", {}),
-            notes=values.get("notes", []),
-        )
+        return _result_of(thread_id, values, _waiting(snapshot))
+
+
+def _result_of(thread_id: str, values: dict[str, Any], pending: list[PendingAction]) -> TurnResult:
+    """The `lumo ask --json` shape of a thread's state and the actions it waits on."""
+    turn = values["messages"][values.get("turn_start", 0) :]
+    replies = [m["content"] for m in turn if m["role"] == "assistant" and m.get("content")]
+    reply = replies[-1] if replies and not pending else ""
+    if pending:
+        lines = [f"- {a['description']} (action {a['id']})" for a in pending]
+        reply = "I need your approval before I do this:\n" + "\n".join(lines)
+        if values.get("retry_note"):
+            reply = f"{values['retry_note']}\n\n{reply}"
+    return TurnResult(
+        thread_id=thread_id,
+        reply=reply,
+        model=values.get("model") or "lumo-offline",
+        items=values.get("items", []),
+        drafts=values.get("drafts", []),
+        pending_actions=[public_action(a) for a in pending],
+        usage=values.get("usage", {}),
+        notes=values.get("notes", []),
+    )
 
 
 def _history(values: dict[str, Any]) -> list[dict[str, str]]:
@@ -335,9 +343,13 @@ def _first_error(snapshot: Any) -> str | None:
 
 def _waiting(snapshot: Any) -> list[PendingAction]:
     """The actions a thread's snapshot is paused on."""
-    if not snapshot.next or not snapshot.interrupts:
+    if not snapshot.next:
         return []
-    return [a for i in snapshot.interrupts for a in (i.value or {}).get("pending_actions", [])]
+    return _pending_of(snapshot.interrupts)
+
+
+def _pending_of(interrupts: Any) -> list[PendingAction]:
+    return [a for i in interrupts or () for a in (i.value or {}).get("pending_actions", [])]
 
 
 def _step_summary(node: str, change: dict[str, Any]) -> dict[str, Any]:

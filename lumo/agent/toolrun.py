@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from lumo.agent.decisions import RETRY_KEY
 from lumo.crm import actions_log
 from lumo.crm.errors import LumoError
-from lumo.db.outage import DB_UNAVAILABLE, is_transient
+from lumo.crm.outage import DB_UNAVAILABLE, is_transient
 from tools import REGISTRY, Args, Tool, ToolContext
 from tools.base import omit_nulls
 

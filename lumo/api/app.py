@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from lumo import __version__, web
-from lumo.agent.runtime import open_lumo
 from lumo.api import docs, errors, routes_chat, routes_mail, routes_payments, routes_reads, routes_record, routes_web
 from lumo.api.background import mail_jobs
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
 from lumo.api.schemas import Health, Readiness
+from lumo.compose import open_lumo
 from lumo.config import Settings, get_settings
 from lumo.slack import routes as slack_routes
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lumo.crm.errors import ImportRejected, LumoError
-from lumo.db.outage import DB_UNAVAILABLE, TRANSIENT, is_transient
+from lumo.crm.outage import DB_UNAVAILABLE, TRANSIENT, is_transient
 
 log = logging.getLogger("lumo.api")
 

@@ -19,8 +19,8 @@ from lumo.api.openapi import ERRORS
 from lumo.api.schemas import ChatRequest, ChatResponse, DecisionRequest
 from lumo.crm.errors import InvalidInput, LumoError
 from lumo.crm.lifecycle import AsOf
+from lumo.crm.outage import DB_UNAVAILABLE, is_transient
 from lumo.crm.scope import Scope
-from lumo.db.outage import DB_UNAVAILABLE, is_transient
 from lumo.web.threads import remember_thread
 
 log = logging.getLogger("lumo.api")

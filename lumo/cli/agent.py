@@ -57,7 +57,7 @@ def ask(
     """Run one chat turn (offline model unless OPENAI_API_KEY is set)."""
     import asyncio
 
-    from lumo.agent.runtime import open_lumo  # here, not at the top: the agent stack is slow to import
+    from lumo.compose import open_lumo  # here, not at the top: the agent stack is slow to import
 
     scope = _scope(rep)
     now = dt.datetime.now(dt.UTC)
@@ -88,7 +88,7 @@ def approve(
     """Approve, edit or reject the actions a thread is waiting on, and continue it."""
     import asyncio
 
-    from lumo.agent.runtime import open_lumo
+    from lumo.compose import open_lumo
 
     changes = None
     if edit is not None:

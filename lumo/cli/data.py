@@ -41,9 +41,9 @@ def seed(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lumo.db.migrate import upgrade
-    from lumo.db.seed import DEMO_REP_EMAIL as DEMO_EMAIL
-    from lumo.db.seed import database_is_empty, seed_demo
     from lumo.db.session import make_engine
+    from lumo.demo.seed import DEMO_REP_EMAIL as DEMO_EMAIL
+    from lumo.demo.seed import database_is_empty, seed_demo
 
     if not demo:
         raise InvalidInput("only demo data can be seeded: pass --demo")

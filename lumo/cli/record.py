@@ -36,7 +36,7 @@ def _propose(
 ) -> None:
     import asyncio
 
-    from lumo.agent.runtime import open_lumo  # here: the agent stack is slow to import
+    from lumo.compose import open_lumo  # here: the agent stack is slow to import
 
     scope = _scope(rep)
     now = dt.datetime.now(dt.UTC)

@@ -17,8 +17,8 @@ def _demo_setup(host: str, port: int) -> None:
     """Seed demo data into an empty database and print a working curl with a fresh demo token."""
     from lumo.auth import create_token
     from lumo.db.migrate import upgrade
-    from lumo.db.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
     from lumo.db.session import make_engine
+    from lumo.demo.seed import DEMO_REP_EMAIL, database_is_empty, seed_demo
     from lumo.web.signin import create_link, link_url
 
     url = settings().database_url
@@ -51,6 +51,26 @@ async def _prepare_checkpoints(url: str) -> None:
 
     async with open_checkpointer(url):
         pass
+
+
+def _warn_if_too_many_connections(url: str, workers: int, per_worker: int) -> None:
+    """Every worker holds up to LUMO_DB_CONNECTIONS: say so up front when PostgreSQL cannot give them all."""
+    from sqlalchemy import text
+
+    from lumo.db.session import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            allowed = int(conn.scalar(text("SHOW max_connections")) or 0)
+    finally:
+        engine.dispose()
+    if workers * per_worker > allowed:
+        typer.echo(
+            f"warning: {workers} workers may hold {workers * per_worker} PostgreSQL connections "
+            f"(LUMO_DB_CONNECTIONS={per_worker} each) and the server allows {allowed}: lower LUMO_DB_CONNECTIONS",
+            err=True,
+        )
 
 
 @app.command()
@@ -86,10 +106,14 @@ def serve(
     else:
         upgrade(url)
     asyncio.run(_prepare_checkpoints(url))
+    if workers > 1:
+        _warn_if_too_many_connections(url, workers, config.db_connections)
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False}
     if workers == 1:
         from lumo.api.app import create_app
 
         uvicorn.run(create_app(config), **options)  # this process's settings, --digest-at included
     else:
-        uvicorn.run("lumo.api.app:create_app", factory=True, workers=workers, **options)
+        from lumo.cli.workers import serve_workers
+
+        serve_workers(options, workers)  # a listening socket per worker: the connections spread evenly

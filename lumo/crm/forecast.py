@@ -16,6 +16,8 @@ the simple DSO and the countback DSO. Everything is computed from the rows and `
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +29,6 @@ from sqlalchemy.orm import Session
 
 from lumo.crm import dso
 from lumo.crm.errors import InvalidInput
-from lumo.crm.health import last_payment_dates
 from lumo.crm.invoices import fetch_rows, rows_query
 from lumo.crm.lifecycle import AsOf, InvoiceRow, is_open
 from lumo.crm.money import CENT, FxTable, amount_str, format_code, load_fx
@@ -100,6 +101,7 @@ class Behaviour:
     accounts: dict[str, History] = field(default_factory=lambda: defaultdict(History))
     tiers: dict[str, History] = field(default_factory=lambda: defaultdict(History))
     book: History = field(default_factory=History)
+    _plans: dict[str, _Plan] = field(default_factory=dict, repr=False)  # per account, once learnt
 
     @classmethod
     def learn(
@@ -140,11 +142,31 @@ class Behaviour:
         """The delays this invoice may be paid at, each with its share, given it is unpaid `late` days after its due
         date: its account's paid delays shrunk toward its segment's (an account with n paid invoices weighs
         n / (n + SHRINK)), those earlier than `late` dropped (they did not happen), the rest renormalised."""
-        own = self.accounts.get(inv.account_id) or History()
-        prior = self.prior(inv)
+        plan = self._plans.get(inv.account_id)
+        if plan is None:
+            plan = self._plans[inv.account_id] = _Plan.of(self, inv)
+        return plan.spread(late)
+
+
+@dataclass
+class _Plan:
+    """One account's spread before `late` is known, worked out once per forecast: the points its balance may come
+    in at (own delays shrunk toward its segment's, by delay), and each Spread asked for, by where `late` cuts in."""
+
+    own: History
+    name: str
+    source: str
+    ds: list[int]  # the points' delays, ascending
+    ws: list[Decimal]  # their weights, as the shrinking summed them
+    cleared: list[int]  # the account's paid invoices' delays to the day they cleared, ascending
+    spreads: dict[tuple[int, bool, int], Spread] = field(default_factory=dict)
+    totals: dict[int, Decimal] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, b: Behaviour, inv: InvoiceRow) -> _Plan:
+        own = b.accounts.get(inv.account_id) or History()
+        prior = b.prior(inv)
         n = own.count
-        if n >= MIN_PAID and late > 0 and not any(d >= late for d in own.cleared):
-            return Spread((), f"{inv.account_name} never paid an invoice this late", ONE, doubtful=True)
         own_share = ONE if prior is None else Decimal(n) / Decimal(n + SHRINK) if n else ZERO
         points: dict[int, Decimal] = defaultdict(lambda: ZERO)
         if n:
@@ -153,31 +175,42 @@ class Behaviour:
         if prior is not None and own_share < 1:
             for d, share in prior[0].quantiles():
                 points[d] += (ONE - own_share) * share
-        if not points:
-            said = "no paid history yet: the due date" if late <= 0 else "no paid history yet: today"
-            return Spread(((max(late, 0), ONE),), said, ONE, fallback=True)
-        kept = [(d, w) for d, w in sorted(points.items()) if d >= late]
-        total = sum((w for _, w in kept), ZERO)
-        if not kept or total <= 0:
-            return Spread(((late, ONE),), "no paid invoice was as late: today", ONE, fallback=True)
         paid = f"{n} paid invoice" + ("" if n == 1 else "s")
         if n and prior is not None:
             pct = int((own_share * 100).quantize(ONE, rounding=ROUND_HALF_EVEN))
             source = f"{inv.account_name}'s {paid} ({pct}%) and {prior[1]} {prior[0].count} ({100 - pct}%)"
         elif n:
             source = f"{inv.account_name}'s {paid}"
-        else:
-            assert prior is not None
+        elif prior is not None:
             source = f"{prior[1]} {prior[0].count} paid invoices"
-        as_late = " as late or later" if late > 0 and kept[0][0] != min(points) else ""
-        return Spread(tuple((d, w / total) for d, w in kept), f"the delays of {source}{as_late}", self.paying(own, late))
+        else:
+            source = ""  # no points: never said
+        ordered = sorted(points.items())
+        return cls(own, inv.account_name, source, [d for d, _ in ordered], [w for _, w in ordered], sorted(own.cleared))
 
-    def paying(self, own: History, late: int) -> Decimal:
-        """The chance the account pays at all: its paid invoices as late against those it left unpaid (at risk)."""
-        if own.unpaid == 0:
-            return ONE
-        paid = sum(1 for d in own.cleared if d >= late)
-        return Decimal(paid + 1) / Decimal(paid + own.unpaid + 1)
+    def spread(self, late: int) -> Spread:
+        own, n = self.own, len(self.cleared)
+        if n >= MIN_PAID and late > 0 and self.cleared[-1] < late:
+            return Spread((), f"{self.name} never paid an invoice this late", ONE, doubtful=True)
+        if not self.ds:
+            said = "no paid history yet: the due date" if late <= 0 else "no paid history yet: today"
+            return Spread(((max(late, 0), ONE),), said, ONE, fallback=True)
+        start = bisect_left(self.ds, late)
+        total = self.totals.get(start)
+        if total is None:
+            total = self.totals[start] = sum(self.ws[start:], ZERO)
+        if start == len(self.ds) or total <= 0:
+            return Spread(((late, ONE),), "no paid invoice was as late: today", ONE, fallback=True)
+        as_late = late > 0 and start > 0
+        paid = n - bisect_left(self.cleared, late) if own.unpaid else -1
+        key = (start, as_late, paid)
+        spread = self.spreads.get(key)
+        if spread is None:
+            paying = ONE if own.unpaid == 0 else Decimal(paid + 1) / Decimal(paid + own.unpaid + 1)
+            delays = tuple((d, w / total) for d, w in zip(self.ds[start:], self.ws[start:], strict=True))
+            reason = f"the delays of {self.source}" + (" as late or later" if as_late else "")
+            spread = self.spreads[key] = Spread(delays, reason, paying)
+        return spread
 
 
 def _instalments(r: InvoiceRow, payments: list[tuple[dt.date, Decimal]], cleared: dt.date) -> list[tuple[dt.date, Decimal]]:
@@ -188,6 +221,9 @@ def _instalments(r: InvoiceRow, payments: list[tuple[dt.date, Decimal]], cleared
     return [(cleared, r.amount)]
 
 
+_OFFSETS: dict[int, dt.timedelta] = {}  # a delay in days as a timedelta, made once (there are a few hundred)
+
+
 @dataclass(frozen=True)
 class Spread:
     delays: tuple[tuple[int, Decimal], ...]  # (days after the due date, share of what is counted on), shares sum to 1
@@ -195,6 +231,21 @@ class Spread:
     paying: Decimal  # the share of the balance counted on at all
     doubtful: bool = False
     fallback: bool = False  # no history to spread over: one day, said in the reason
+    # Worked out once, for every invoice spread over it: each delay as a timedelta with the shares summed up to
+    # it, and the index of the first delay where that sum reaches one half (the median).
+    steps: tuple[tuple[dt.timedelta, Decimal], ...] = field(init=False, repr=False)
+    median: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        steps, cum = [], ZERO
+        for d, share in self.delays:
+            cum += share
+            offset = _OFFSETS.get(d)
+            if offset is None:
+                offset = _OFFSETS[d] = dt.timedelta(days=d)
+            steps.append((offset, cum))
+        object.__setattr__(self, "steps", tuple(steps))
+        object.__setattr__(self, "median", next((i for i, (_, c) in enumerate(steps) if c * 2 >= 1), len(steps) - 1))
 
 
 def _signed(days: int) -> str:
@@ -222,15 +273,14 @@ class Expected:
         return sum((a for d, a in self.parts if start <= d <= end), ZERO)
 
 
-def _split(amount: Decimal, shares: list[tuple[dt.date, Decimal]]) -> tuple[tuple[dt.date, Decimal], ...]:
-    """The amount over the days by their shares, in cents that add up to it exactly (rounded cumulatively)."""
-    out, cum, given = [], ZERO, ZERO
-    for day, share in shares:
-        cum += share
-        upto = (amount * cum).quantize(CENT, rounding=ROUND_HALF_EVEN)
-        if upto - given != 0:
-            out.append((day, upto - given))
-        given = upto
+def _split(amount: Decimal, due: dt.date, spread: Spread) -> tuple[tuple[dt.date, Decimal], ...]:
+    """The amount over the spread's days by their shares, in cents that add up to it exactly (rounded cumulatively)."""
+    out, given, quantize = [], ZERO, Decimal.quantize
+    for offset, cum in spread.steps:
+        upto = quantize(amount * cum, CENT, ROUND_HALF_EVEN)
+        if upto != given:
+            out.append((due + offset, upto - given))
+            given = upto
     return tuple(out)
 
 
@@ -246,25 +296,21 @@ def expect(inv: InvoiceRow, today: dt.date, behaviour: Behaviour) -> Expected:
     head = f"due {inv.due_date.isoformat()}" + (f", {late} days past due" if late > 0 else "")
     if spread.doubtful:
         return Expected(inv, None, f"{head}: {spread.reason}: doubtful, not counted on", doubtful=True)
-    days = [(inv.due_date + dt.timedelta(days=d), s) for d, s in spread.delays]
     counted = (inv.balance * spread.paying).quantize(CENT, rounding=ROUND_HALF_EVEN)
-    parts = _split(counted, days)
+    parts = _split(counted, inv.due_date, spread)
     if not parts:
         why = f"{head}: {spread.reason}; counted on at 0%: doubtful, not counted on"
         return Expected(inv, None, why, doubtful=True)
-    cum, median = ZERO, days[-1][0]
-    for day, share in days:
-        cum += share
-        if cum * 2 >= 1:
-            median = day
-            break
+    due = inv.due_date
     lo, hi = spread.delays[0][0], spread.delays[-1][0]
+    first, last = due + dt.timedelta(days=lo), due + dt.timedelta(days=hi)
+    median = due + dt.timedelta(days=spread.delays[spread.median][0])
     if spread.fallback:
         return Expected(inv, median, f"{head}: {spread.reason} = {median.isoformat()}", parts=parts)
     when = (
-        f"{_signed(lo)} = {days[0][0].isoformat()}"
+        f"{_signed(lo)} = {first.isoformat()}"
         if lo == hi
-        else f"{_signed(lo)} to {_signed(hi)}, median {median.isoformat()}: {days[0][0].isoformat()} to {days[-1][0].isoformat()}"
+        else f"{_signed(lo)} to {_signed(hi)}, median {median.isoformat()}: {first.isoformat()} to {last.isoformat()}"
     )
     reason = f"{head} + {spread.reason}: {when}"
     if spread.paying < 1:
@@ -327,37 +373,46 @@ def cash_forecast(
     fx = fx or load_fx(session)
     today = as_of.today
     rows = fetch_rows(session, rows_query(scope))
-    paid_ids = [r.id for r in rows if r.status == "paid"]
-    paid_on = last_payment_dates(session, paid_ids, as_of)
-    behaviour = Behaviour.learn(rows, paid_on, today, payments_of(session, paid_ids, as_of))
+    paid_on, payments = paid_payments(session, [r.id for r in rows if r.status == "paid"], as_of)
+    behaviour = Behaviour.learn(rows, paid_on, today, payments)
     expected = [expect(r, today, behaviour) for r in rows if is_open(r)]
-    buckets = expected_by_week(expected, today, weeks)
     horizon_end = _week(today, weeks - 1)[1]
+    # One pass over every invoice's parts: its amount in each week ahead (the lines), and after the horizon.
+    buckets: list[dict[str, Decimal]] = [defaultdict(lambda: ZERO) for _ in range(weeks)]
+    lines: list[list[tuple[Expected, Decimal]]] = [[] for _ in range(weeks)]
+    later: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for e in expected:
+        by_week: dict[int, Decimal] = {}
+        for day, amount in e.parts:
+            k = (day - today).days // 7
+            if 0 <= k < weeks:
+                by_week[k] = by_week.get(k, ZERO) + amount
+            elif k >= weeks:
+                later[e.inv.currency] += amount
+        for k, part in by_week.items():
+            buckets[k][e.inv.currency] += part
+            if part > 0:
+                lines[k].append((e, part))
     weekly = []
     for k, totals in enumerate(buckets):
         start, end = _week(today, k)
-        lines = sorted(
-            ((e, part) for e in expected if (part := e.in_range(start, end)) > 0),
-            key=lambda ep: (-fx.to_base(ep[1], ep[0].inv.currency), ep[0].inv.number),
-        )
+        top = heapq.nsmallest(detail, lines[k], key=lambda ep: (-fx.to_base(ep[1], ep[0].inv.currency), ep[0].inv.number))
         weekly.append(
             {
                 "week_start": start.isoformat(),
                 "week_end": end.isoformat(),
                 "totals": _totals(totals),
-                "invoices": len(lines),
-                "reasons": [_line(e, part) for e, part in lines[:detail]],
+                "invoices": len(lines[k]),
+                "reasons": [_line(e, part) for e, part in top],
             }
         )
-    later: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for e in expected:
-        later[e.inv.currency] += e.in_range(horizon_end + dt.timedelta(days=1), dt.date.max)
     risk = [e for e in expected if e.day is None and not e.doubtful]
     # Doubtful: what is expected of no one (later than its account ever paid) or not counted on of the rest.
-    doubtful = [e for e in expected if e.doubtful or (e.day is not None and e.counted < e.inv.balance)]
+    counted = {id(e): e.counted for e in expected}
+    doubtful = [e for e in expected if e.doubtful or (e.day is not None and counted[id(e)] < e.inv.balance)]
     doubtful_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for e in doubtful:
-        doubtful_by[e.inv.currency] += e.inv.balance - e.counted
+        doubtful_by[e.inv.currency] += e.inv.balance - counted[id(e)]
     risk_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for e in risk:
         risk_by[e.inv.currency] += e.inv.balance
@@ -418,16 +473,24 @@ def _sum_weeks(buckets: list[dict[str, Decimal]]) -> dict[str, Decimal]:
     return total
 
 
-def payments_of(session: Session, invoice_ids: list[str], as_of: AsOf) -> dict[str, list[tuple[dt.date, Decimal]]]:
-    """Each invoice's payments (the day in the caller's zone, the amount), for learning instalments."""
-    out: dict[str, list[tuple[dt.date, Decimal]]] = defaultdict(list)
+def paid_payments(
+    session: Session, invoice_ids: list[str], as_of: AsOf
+) -> tuple[dict[str, dt.date], dict[str, list[tuple[dt.date, Decimal]]]]:
+    """The payments of these (paid) invoices, one query per 1,000 through the index on the invoice: each one's
+    last payment day (the day in the caller's zone it cleared) and its payments (day and amount), for learning
+    instalments."""
+    paid_on: dict[str, dt.date] = {}
+    payments: dict[str, list[tuple[dt.date, Decimal]]] = defaultdict(list)
     for start in range(0, len(invoice_ids), 1000):
         chunk = invoice_ids[start : start + 1000]
         for invoice_id, amount, paid_at in session.execute(
             select(Payment.invoice_id, Payment.amount, Payment.paid_at).where(Payment.invoice_id.in_(chunk))
         ).all():
-            out[invoice_id].append((as_of.local_date(paid_at), amount))
-    return out
+            day = as_of.local_date(paid_at)
+            payments[invoice_id].append((day, amount))
+            if invoice_id not in paid_on or day > paid_on[invoice_id]:
+                paid_on[invoice_id] = day
+    return paid_on, payments
 
 
 def collected_by_week(session: Session, scope: Scope, as_of: AsOf, weeks: int) -> list[dict[str, Any]]:

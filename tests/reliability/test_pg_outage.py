@@ -1,5 +1,6 @@
 """A database outage: /v1/* answer 503 with a message, a started stream ends with an `error` event, and after
-recovery no request fails on a connection the server dropped (pool_pre_ping; the checkpointer pool's check).
+recovery no request fails on a connection the server dropped (the engine's checkout check; the checkpointer
+pool's check).
 
 The PostgreSQL outage runs on a database of its own: connections to it are refused and its backends terminated,
 while the shared server keeps serving everyone else."""
@@ -25,8 +26,8 @@ from sqlalchemy.orm import Session
 from lumo.api.app import create_app
 from lumo.auth import create_token
 from lumo.config import Settings
+from lumo.crm.outage import DB_UNAVAILABLE
 from lumo.db.migrate import upgrade
-from lumo.db.outage import DB_UNAVAILABLE
 from lumo.db.session import make_engine, make_sessionmaker
 from tests.agent_support import NOW, TODAY, build_book
 from tests.conftest import PG_SKIP, PG_URL
