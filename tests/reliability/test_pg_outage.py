@@ -188,9 +188,10 @@ def backends(admin: Any, url: str, *, waiting_on_lock: bool = False) -> list[int
 
 
 def terminate(admin: Any, pids: list[int]) -> None:
+    """End the backends and wait until they are gone (up to 5 s each), as they are by the time a model answers."""
     with admin.connect() as conn:
         for pid in pids:
-            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
 
 
 def wait_for(condition: Any, what: str, timeout: float = 10.0) -> Any:
