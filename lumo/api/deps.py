@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,9 @@ def as_of(
 
 
 AsOfDep = Annotated[AsOf, Depends(as_of)]
+
+# A row id in a path: the database's 64-bit integers (a larger one is a 422, not a driver overflow).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def get_lumo(request: Request) -> Lumo:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from lumo.agent.contracts import TurnResult
-from lumo.api.deps import CurrentScope, LumoDep, Now
+from lumo.api.deps import CurrentScope, LumoDep, Now, RowId
 from lumo.api.openapi import ERRORS
 from lumo.api.schemas import ChatResponse
 from lumo.crm.lifecycle import AsOf
@@ -122,7 +122,7 @@ def list_replies(request: Request, scope: CurrentScope) -> Replies:
 
 
 @router.post("/replies/{reply_id}/propose", response_model=ChatResponse, summary="Propose what a reply suggests")
-async def propose_reply(reply_id: int, request: Request, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
+async def propose_reply(reply_id: RowId, request: Request, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
     """The actions wait for a decision (`POST /v1/threads/{id}/decision`); nothing is applied here."""
     as_of = AsOf.given(None, now, scope.tz)
 

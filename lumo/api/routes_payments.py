@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from lumo.agent.contracts import TurnResult
-from lumo.api.deps import AsOfDep, CurrentScope, LumoDep, Now, SessionDep
+from lumo.api.deps import AsOfDep, CurrentScope, LumoDep, Now, RowId, SessionDep
 from lumo.api.openapi import DATE_HELP, ERRORS, DateText, ErrorBody
 from lumo.api.schemas import ChatResponse, ThreadId
 from lumo.crm import forecast, provider_events, reconcile
@@ -203,7 +203,7 @@ class ApplyLineRequest(BaseModel):
 
 
 @router.post("/payments/lines/{line_id}/apply", response_model=ChatResponse, summary="Propose applying a bank line")
-async def apply_line(line_id: int, body: ApplyLineRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
+async def apply_line(line_id: RowId, body: ApplyLineRequest, scope: CurrentScope, lumo: LumoDep, now: Now) -> TurnResult:
     """The action waits for approval (POST /v1/threads/{id}/decision), like any other."""
     as_of = AsOf.given(body.date, now, scope.tz)
     args: dict[str, Any] = {"line_id": line_id}

@@ -408,3 +408,17 @@ def test_lumo_ask_with_an_unknown_thread_says_so_in_one_line_and_exits_3(
         main()
     out, err = capsys.readouterr()
     assert exited.value.code == 3 and (out + err).strip() == "error: thread no-such-thread not found"
+
+
+def test_every_path_id_beyond_a_64_bit_integer_is_a_4xx(api: Api) -> None:
+    """A number no database row can have (SQLite's driver raises on it) is refused, never a 500."""
+    huge = str(2**64)
+    values = {name: huge for name in ("line_id", "reply_id", "event_id", "thread_id", "number")}
+    served = {}
+    for method, path in api.authed():
+        if "{" not in path:
+            continue
+        response = api.send(method, fill(path, values), api.auth("u1"), json={} if method == "POST" else None)
+        served[(method, path)] = response.status_code
+    assert served and all(400 <= code < 500 for code in served.values()), served
+    nothing_changed(api)
