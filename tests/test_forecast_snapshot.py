@@ -77,9 +77,6 @@ def current(engine: Engine, cli: Cli) -> dict[str, Any]:
 
 @pytest.fixture
 def seeded(engine: Engine) -> Engine:
-    if engine.dialect.name != "sqlite":
-        # The first reasons listed under at risk and doubtful follow the rows' order, which PostgreSQL does not fix.
-        pytest.skip("pinned on SQLite: the rows come in the same order every time")
     seed_demo(engine, invoices=INVOICES, reps=10, seed=7, today=SEED_DAY)
     return engine
 

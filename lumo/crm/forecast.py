@@ -406,10 +406,15 @@ def cash_forecast(
                 "reasons": [_line(e, part) for e, part in top],
             }
         )
-    risk = [e for e in expected if e.day is None and not e.doubtful]
+    def largest_first(e: Expected) -> tuple[Decimal, str]:  # the reasons say the biggest first, in any database
+        return (-fx.to_base(e.inv.balance, e.inv.currency), e.inv.number)
+
+    risk = sorted((e for e in expected if e.day is None and not e.doubtful), key=largest_first)
     # Doubtful: what is expected of no one (later than its account ever paid) or not counted on of the rest.
     counted = {id(e): e.counted for e in expected}
-    doubtful = [e for e in expected if e.doubtful or (e.day is not None and counted[id(e)] < e.inv.balance)]
+    doubtful = sorted(
+        (e for e in expected if e.doubtful or (e.day is not None and counted[id(e)] < e.inv.balance)), key=largest_first
+    )
     doubtful_by: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for e in doubtful:
         doubtful_by[e.inv.currency] += e.inv.balance - counted[id(e)]
