@@ -406,6 +406,7 @@ def cash_forecast(
                 "reasons": [_line(e, part) for e, part in top],
             }
         )
+
     def largest_first(e: Expected) -> tuple[Decimal, str]:  # the reasons say the biggest first, in any database
         return (-fx.to_base(e.inv.balance, e.inv.currency), e.inv.number)
 
