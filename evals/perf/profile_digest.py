@@ -4,9 +4,10 @@ queries, then cProfile's cumulative top.
     .venv/bin/python evals/perf/profile_digest.py [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/lumo_bench_digest] \
         [--role rep|manager] [--count 20] [--top 35]
 
-Each digest goes through `send_digest_of` as a worker's job does, to a mailer that drops the message: it records
-the digest runs of today as sent in that database (bench_digest.py clears them before each run). The first digest
-warms up and is not counted; the others are users spread evenly over the role's ids.
+Each digest goes through `send_digest_of` as a worker's job does, to a mailer that drops the message. It deletes
+the chosen users' digest runs of today first (so each digest is built and sent) and leaves them recorded as sent
+(bench_digest.py clears them before each run). The first digest warms up and is not counted; the others are users
+spread evenly over the role's ids.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 
-from lumo.db.models import User
+from lumo.db.models import DigestRun, User
 from lumo.db.session import make_engine, make_sessionmaker
 from lumo.digest.run import send_digest_of
 
@@ -62,6 +63,9 @@ def main() -> int:
     step = max(len(ids) // (args.count + 1), 1)
     users = ids[::step][: args.count + 1]
     day, now = dt.date.today(), dt.datetime.now(dt.UTC)
+    with factory() as s:
+        s.execute(delete(DigestRun).where(DigestRun.user_id.in_(users), DigestRun.day == day))
+        s.commit()
     send_digest_of(factory, DropMailer(), users[0], day, now=now)
     queries.clear()
     profile = cProfile.Profile()
