@@ -7,12 +7,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.config import Settings
 from lumo.db.models import DigestRun, OutboxEmail
-from lumo.jobs.queue import InProcessConnector, Jobs, build_app, cron_every
+from lumo.db.session import make_engine, make_sessionmaker
+from lumo.jobs import queue as queue_module
+from lumo.jobs.queue import InProcessConnector, Jobs, build_app, cron_every, postgres_connector
 from lumo.jobs.work import Deps
 from tests import factories as f
 from tests.test_digest import NOW, Smtp, smtp  # noqa: F401  (the SMTP server fixture)
@@ -219,3 +221,36 @@ async def test_a_slack_answer_whose_worker_died_is_answered_by_the_next_one(
             assert job["status"] == "succeeded"
         [post] = slack_api.posts()
     assert post["thread_ts"] == "1764080000.000100" and "INV-1042" in post["text"]
+
+
+async def test_a_large_digest_tick_refreshes_the_job_tables_statistics(
+    pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL plans each job's fetch from the statistics of procrastinate_jobs: a tick that queues many jobs
+    refreshes them (ANALYZE), so the workers' fetches are not planned for the empty table of before the tick."""
+    monkeypatch.setattr(queue_module, "ANALYZE_AFTER", 3)
+    engine = make_engine(pg_database_url)
+    try:
+
+        def reltuples() -> float:
+            with engine.connect() as conn:
+                query = text("SELECT reltuples FROM pg_class WHERE relname = 'procrastinate_jobs'")
+                return float(conn.execute(query).scalar_one())
+
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs"))
+        assert reltuples() == -1  # never analyzed since the TRUNCATE
+        settings = Settings(database_url=pg_database_url)
+        app = build_app(postgres_connector(pg_database_url, max_size=2), settings, periodic=False)
+        jobs = Jobs(app, make_sessionmaker(engine), mail=True)
+        async with app.open_async():
+            assert await jobs.defer_digests([("a", dt.date(2026, 11, 25)), ("b", dt.date(2026, 11, 25))]) == 2
+            assert reltuples() == -1  # under the threshold: left to autovacuum
+            due = [(user, dt.date(2026, 11, 26)) for user in ("a", "b", "c")]
+            assert await jobs.defer_digests(due) == 3
+            assert reltuples() == 5
+            assert await jobs.defer_digests(due) == 0  # all waiting already: nothing queued, nothing analyzed
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs"))
+        engine.dispose()
