@@ -54,6 +54,22 @@ def test_the_session_of_a_link_lasts_a_working_day(client: TestClient, session_f
     ) + dt.timedelta(hours=SESSION_HOURS)
 
 
+def test_signing_out_ends_the_session_of_a_link_and_only_that(client: TestClient, session_factory: sessionmaker[Session]) -> None:
+    first = _exchange(client, _link(session_factory)).json()["token"]
+    second = _exchange(client, _link(session_factory)).json()["token"]  # the same rep in another tab
+    out = client.post("/v1/sign-out", headers={"Authorization": f"Bearer {first}"})
+    assert out.status_code == 200 and out.json() == {"revoked": True}
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {first}"}).status_code == 401
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+    assert client.post("/v1/sign-out", headers={"Authorization": f"Bearer {first}"}).status_code == 401
+
+
+def test_signing_out_of_the_page_with_a_pasted_api_token_leaves_it_working(client: TestClient, tokens: dict[str, str]) -> None:
+    out = client.post("/v1/sign-out", headers=auth(tokens, "u1"))
+    assert out.status_code == 200 and out.json() == {"revoked": False}
+    assert client.get("/v1/me", headers=auth(tokens, "u1")).status_code == 200
+
+
 def test_a_sign_in_link_works_once(client: TestClient, session_factory: sessionmaker[Session]) -> None:
     link = _link(session_factory)
     assert _exchange(client, link).status_code == 200

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from lumo.api.deps import CurrentScope, Now, SessionDep
+from lumo.api.deps import CurrentScope, Now, SessionDep, bearer
 from lumo.api.openapi import ERRORS
 from lumo.db.models import User
-from lumo.web.signin import exchange_link
+from lumo.web.signin import exchange_link, sign_out
 from lumo.web.threads import recent_threads
 
 router = APIRouter(prefix="/v1", tags=["web"], responses=ERRORS)
@@ -37,6 +38,10 @@ class Me(Person):
     team: list[Person]  # the reps whose books the caller sees (a manager's team; empty for a rep)
 
 
+class SignedOut(BaseModel):
+    revoked: bool  # False: the token was not a sign-in session's (a pasted API token keeps working for scripts)
+
+
 class ThreadEntry(BaseModel):
     thread_id: str
     title: str
@@ -57,6 +62,18 @@ def exchange(body: LinkExchange, session: SessionDep, now: Now) -> dict[str, Any
     user, token = exchange_link(session, body.link, now)
     session.commit()
     return {"token": token, **_person(user)}
+
+
+@router.post("/sign-out", response_model=SignedOut, summary="End this web session: its token stops working")
+def end_session(
+    scope: CurrentScope,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    session: SessionDep,
+) -> dict[str, Any]:
+    assert credentials is not None  # CurrentScope has checked it
+    revoked = sign_out(session, credentials.credentials)
+    session.commit()
+    return {"revoked": revoked}
 
 
 @router.get("/me", response_model=Me, summary="The caller, and the reps whose books they see")

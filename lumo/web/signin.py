@@ -12,8 +12,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from lumo.auth import create_token, hash_token
-from lumo.crm.errors import InvalidInput, LumoError, UnknownUser
+from lumo.auth import create_token, hash_token, revoke_tokens
+from lumo.crm.errors import InvalidInput, LumoError, NotFound, UnknownUser
 from lumo.db.models import User, WebLink
 
 LINK_PREFIX = "lumolink_"
@@ -21,6 +21,7 @@ DEFAULT_LINK_MINUTES = 15
 MAX_LINK_MINUTES = 24 * 60
 # The session a link opens lasts a working day; then the page asks to sign in again.
 SESSION_HOURS = 12
+SESSION_TOKEN_NAME = "web sign-in"  # the name of the tokens sign-in links make (sign-out revokes only those)
 
 
 class LinkRefused(LumoError):
@@ -64,7 +65,16 @@ def exchange_link(session: Session, token: str, now: dt.datetime) -> tuple[User,
     user = session.get(User, link.user_id)
     assert user is not None  # a foreign key
     expires_at = now + dt.timedelta(hours=SESSION_HOURS)
-    return user, create_token(session, user.email, now, name="web sign-in", expires_at=expires_at)
+    return user, create_token(session, user.email, now, name=SESSION_TOKEN_NAME, expires_at=expires_at)
+
+
+def sign_out(session: Session, token: str) -> bool:
+    """End a web session: a token made by a sign-in link is revoked. A pasted API token is only forgotten by the
+    page (scripts may use it too): False."""
+    try:
+        return revoke_tokens(session, token=token, name=SESSION_TOKEN_NAME) == 1
+    except NotFound:
+        return False
 
 
 def link_url(base_url: str, token: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import urllib.error
+import urllib.request
 from typing import Any
 
 from sqlalchemy import select
@@ -72,6 +74,20 @@ def test_sign_in_by_pasting_a_token_and_a_bad_token_is_said_in_words(page: Any, 
     page.get_by_text("You are signed out.").wait_for()
     page.reload()  # the token left the browser session with the sign-out
     page.get_by_label("API token").wait_for()
+
+
+def test_signing_out_ends_the_session_on_the_server_too(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    token = page.evaluate("Object.values(sessionStorage).find((v) => v.startsWith('lumo_'))")
+    me = urllib.request.Request(server.base_url + "/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert urllib.request.urlopen(me, timeout=30).status == 200
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("You are signed out.").wait_for()
+    try:
+        urllib.request.urlopen(me, timeout=30)
+        raise AssertionError("the session token still works after signing out")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401
 
 
 def test_what_should_i_do_today_shows_the_ranked_items(page: Any, server: Server) -> None:

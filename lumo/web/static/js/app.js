@@ -118,7 +118,9 @@ whenSignedOut((message) => {
   session.token = null;
   signInView(message);
 });
-document.getElementById("signout").addEventListener("click", () => {
+document.getElementById("signout").addEventListener("click", async () => {
+  // The server ends a sign-in link's session; a failure (already expired, offline) still signs the page out.
+  await post("/v1/sign-out", {}).catch(() => null);
   session.token = null;
   session.rep = "";
   history.replaceState(null, "", location.pathname);
