@@ -25,20 +25,21 @@ from lumo.crm.invoices import actionable_clause, fetch_rows, rows_query
 from lumo.crm.lifecycle import AsOf, InvoiceRow, days, days_overdue, is_open, promise_broken, promise_pending
 from lumo.crm.money import FxTable, amount_str, load_fx
 from lumo.crm.scope import Scope
-from lumo.crm.signals import Facts, Signal, Weights, signals, signals_for, task_weight, value
+from lumo.crm.signals import ONE, Facts, Signal, Weights, signals, signals_for, task_weight, value
 from lumo.crm.tasks import task_rows
 from lumo.crm.tone import tone_for
 from lumo.db.models import Invoice, Task
 
 __all__ = ["Item", "Weights", "compute_priorities"]
 
+SCORE_STEP = Decimal("0.000001")  # scores are rounded to 6 places
 _TaskRow = tuple[str, str, dt.date | None, str | None, str | None, str | None]
 
 
 @dataclass(slots=True)
 class Item:
     kind: str
-    score: float
+    score: Decimal
     sort_key: tuple[Any, ...]
     invoice: InvoiceRow | None = None
     facts: Facts | None = None
@@ -125,17 +126,8 @@ class _Scorer:
         self.overdue = Counter(inv.account_id for inv in rows if days_overdue(inv, today))
         self.broken = Counter(inv.account_id for inv in rows if promise_broken(inv, today))
         self.tables = signals_for(w)
-        self.rates: dict[str, float] = {}
-        self.most_stake = math.prod(max(s.stake, 1.0) for s in signals(w))
+        self.most_stake = math.prod(max(s.stake, ONE) for s in signals(w))
         self.most_cost = sum(s.cost for s in signals(w))
-
-    def rate(self, currency: str) -> float:
-        # The score is a ranking weight, never shown or summed as money (amounts stay Decimal in the item): floats
-        # keep the hot path of a 1M-invoice book fast.
-        rate = self.rates.get(currency)
-        if rate is None:
-            rate = self.rates[currency] = float(self.fx.to_base(Decimal(1), currency))
-        return rate
 
     def item(self, inv: InvoiceRow) -> Item | None:
         """The invoice's item today, scored (None: it is not one)."""
@@ -145,8 +137,7 @@ class _Scorer:
         f.others_overdue = self.overdue[inv.account_id] - (1 if f.days_overdue else 0)
         f.others_broken = self.broken[inv.account_id] - (1 if promise_broken(inv, self.as_of.today) else 0)
         fired = tuple([s for s in self.tables[f.kind, inv.balance > 0] if s.applies(f)])
-        rate = self.rate(inv.currency)
-        balance, amount = float(inv.balance) * rate, float(inv.amount) * rate
+        balance, amount = self.fx.to_base(inv.balance, inv.currency), self.fx.to_base(inv.amount, inv.currency)
         return Item(
             kind=f.kind,
             score=round(value(f, fired, balance, amount, self.w), 6),
@@ -157,12 +148,13 @@ class _Scorer:
             days_overdue=f.days_overdue,
         )
 
-    def most(self, inv: InvoiceRow) -> float:
-        """The most `item(inv)` can score, whatever its signals: every stake, every cost, the highest chance."""
-        rate, w = self.rate(inv.currency), self.w
-        balance, amount = float(inv.balance) * rate, float(inv.amount) * rate
+    def most(self, inv: InvoiceRow) -> Decimal:
+        """The most `item(inv)` can score, whatever its signals: every stake, every cost, the highest chance
+        (plus what rounding a score to 6 places can add)."""
+        w = self.w
+        balance, amount = self.fx.to_base(inv.balance, inv.currency), self.fx.to_base(inv.amount, inv.currency)
         carrying = balance * w.capital_rate * w.delay_days / 365
-        return (self.most_stake * (balance * w.max_chance + self.most_cost * amount) + carrying) * (1 + 1e-9) + 1e-6
+        return self.most_stake * (balance * w.max_chance + self.most_cost * amount) + carrying + SCORE_STEP
 
 
 def _invoice_items(rows: list[InvoiceRow], tasks: list[_TaskRow], scorer: _Scorer, limit: int | None) -> tuple[list[Item], bool]:
@@ -178,9 +170,9 @@ def _invoice_items(rows: list[InvoiceRow], tasks: list[_TaskRow], scorer: _Score
     tasks_on_items = all(invoice_id in on_invoice and scorer.item(on_invoice[invoice_id]) is not None for *_, invoice_id in tasks)
     if limit is None or not tasks_on_items or len(rows) <= limit:
         return [item for inv in rows if (item := scorer.item(inv)) is not None], True
-    best: list[float] = []  # a min-heap of the `limit` best scores so far
+    best: list[Decimal] = []  # a min-heap of the `limit` best scores so far
     items = []
-    for most, inv in sorted(((scorer.most(inv) * weights.get(inv.id, 1.0), inv) for inv in rows), key=_first, reverse=True):
+    for most, inv in sorted(((scorer.most(inv) * weights.get(inv.id, ONE), inv) for inv in rows), key=_first, reverse=True):
         if len(best) == limit and most < best[0]:
             break  # neither this invoice nor any after it can reach the top `limit`
         item = scorer.item(inv)
@@ -195,7 +187,7 @@ def _invoice_items(rows: list[InvoiceRow], tasks: list[_TaskRow], scorer: _Score
     return items, False
 
 
-def _first(pair: tuple[float, InvoiceRow]) -> float:
+def _first(pair: tuple[Decimal, InvoiceRow]) -> Decimal:
     return pair[0]
 
 
@@ -251,9 +243,9 @@ def _due_tasks(session: Session, scope: Scope, as_of: AsOf) -> list[_TaskRow]:
     return cast(list[_TaskRow], session.connection().execute(query).all())  # add_columns loses the row type
 
 
-def _task_weights(tasks: list[_TaskRow], as_of: AsOf, w: Weights) -> dict[str, float]:
+def _task_weights(tasks: list[_TaskRow], as_of: AsOf, w: Weights) -> dict[str, Decimal]:
     """invoice id -> how much its first task weighs its item up."""
-    weights: dict[str, float] = {}
+    weights: dict[str, Decimal] = {}
     for _, _, due, _, _, invoice_id in tasks:
         if invoice_id and due is not None and invoice_id not in weights:
             weights[invoice_id] = task_weight((as_of.today - due).days, w)

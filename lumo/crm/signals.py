@@ -18,10 +18,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property, lru_cache
 
-from lumo.crm.lifecycle import InvoiceRow, days
+from lumo.crm.lifecycle import ZERO, InvoiceRow, days
 from lumo.crm.money import format_code
+
+ONE = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -29,42 +32,45 @@ class Weights:
     """Every number of the ranking, named so a reader can see and tune it here."""
 
     # Chance of never collecting by days past due: (days, chance) points, linear between, flat after the last.
-    loss_curve: tuple[tuple[int, float], ...] = ((0, 0.01), (30, 0.05), (60, 0.12), (90, 0.20), (180, 0.35), (365, 0.50))
-    max_chance: float = 0.95
+    loss_curve: tuple[tuple[int, Decimal], ...] = tuple(
+        (d, Decimal(p)) for d, p in ((0, "0.01"), (30, "0.05"), (60, "0.12"), (90, "0.20"), (180, "0.35"), (365, "0.50"))
+    )
+    max_chance: Decimal = Decimal("0.95")
     delay_days: int = 7  # the cost of delay counts one more week of waiting
-    capital_rate: float = 0.08  # yearly cost of the money owed
+    capital_rate: Decimal = Decimal("0.08")  # yearly cost of the money owed
     # Risk multipliers
-    promise_broken: float = 2.0  # a broken promise doubles the chance of loss
-    dispute_stalled: float = 1.5
-    status_not_marked: float = 1.15  # the customer may not know it is overdue
-    not_viewed: float = 1.15  # the customer may never have seen the invoice
-    per_quiet_day: float = 0.01  # per day without contact (or activity), from quiet_after_days
+    promise_broken: Decimal = Decimal("2.0")  # a broken promise doubles the chance of loss
+    dispute_stalled: Decimal = Decimal("1.5")
+    status_not_marked: Decimal = Decimal("1.15")  # the customer may not know it is overdue
+    not_viewed: Decimal = Decimal("1.15")  # the customer may never have seen the invoice
+    per_quiet_day: Decimal = Decimal("0.01")  # per day without contact (or activity), from quiet_after_days
     quiet_after_days: int = 14
     max_quiet_days: int = 60
-    per_other_overdue: float = 0.08  # per other overdue invoice of the account, up to max_others
-    per_other_broken: float = 0.15  # per other broken promise of the account, up to max_others
+    per_other_overdue: Decimal = Decimal("0.08")  # per other overdue invoice of the account, up to max_others
+    per_other_broken: Decimal = Decimal("0.15")  # per other broken promise of the account, up to max_others
     max_others: int = 5
-    promise_pending: float = 0.25  # a promised payment is on its way: wait for it
-    customer_replied: float = 1.5  # the customer answered: they are listening now, and an unanswered reply costs goodwill
-    cooldown: float = 0.4  # chased in the last cooldown_days: the next touch can wait
+    promise_pending: Decimal = Decimal("0.25")  # a promised payment is on its way: wait for it
+    # The customer answered: they are listening now, and an unanswered reply costs goodwill.
+    customer_replied: Decimal = Decimal("1.5")
+    cooldown: Decimal = Decimal("0.4")  # chased in the last cooldown_days: the next touch can wait
     cooldown_days: int = 3
     # Stake multipliers
-    key_account: float = 1.5
-    renewal_near: float = 1.25
+    key_account: Decimal = Decimal("1.5")
+    renewal_near: Decimal = Decimal("1.25")
     renewal_window_days: int = 60
     # Costs of a wrong record, as a share of the invoice's amount
-    record_wrong: float = 0.02
+    record_wrong: Decimal = Decimal("0.02")
     # Items
     due_soon_days: int = 3
-    task_due: float = 1.25  # a task due today weighs its item up by this, and more per day late
-    task_per_day_late: float = 0.05
+    task_due: Decimal = Decimal("1.25")  # a task due today weighs its item up by this, and more per day late
+    task_per_day_late: Decimal = Decimal("0.05")
     max_task_days: int = 10
     # A task on no listed invoice protects no balance that can be priced: it is worth the median item of the day
     # (so it ranks mid-list, higher the later it is), or this much in an empty book.
-    task_empty_book: float = 1.0
+    task_empty_book: Decimal = Decimal("1.0")
 
     @cached_property
-    def chances(self) -> tuple[float, ...]:
+    def chances(self) -> tuple[Decimal, ...]:
         """`loss_curve` day by day, computed once per Weights (an lru_cache would hash all the fields per call)."""
         return _chances(self.loss_curve)
 
@@ -94,9 +100,9 @@ class Signal:
     name: str
     applies: Callable[[Facts], bool]
     words: Callable[[Facts], str]
-    risk: float | Callable[[Facts], float] | None = None  # multiplies the chance of loss
-    stake: float = 1.0  # multiplies what is at stake
-    cost: float = 0.0  # adds this share of the invoice's amount (in base currency)
+    risk: Decimal | Callable[[Facts], Decimal] | None = None  # multiplies the chance of loss
+    stake: Decimal = Decimal("1.0")  # multiplies what is at stake
+    cost: Decimal = Decimal("0.0")  # adds this share of the invoice's amount (in base currency)
     kinds: tuple[str, ...] = ()  # the only kinds of item it can apply to (none: any), to skip the rest quickly
 
 
@@ -118,7 +124,7 @@ def _headline(f: Facts) -> str:
     return f"{_money(f)} open"
 
 
-def _quiet(days: int, w: Weights) -> float:
+def _quiet(days: int, w: Weights) -> Decimal:
     return 1 + w.per_quiet_day * min(days, w.max_quiet_days)
 
 
@@ -263,13 +269,13 @@ def signals_for(w: Weights) -> dict[tuple[str, bool], tuple[Signal, ...]]:
     }
 
 
-def chance_of_loss(days_past_due: int, w: Weights) -> float:
+def chance_of_loss(days_past_due: int, w: Weights) -> Decimal:
     """The provision matrix: linear between the points of `loss_curve`, flat after the last."""
     table = w.chances
     return table[min(max(days_past_due, 0), len(table) - 1)]
 
 
-def _chances(points: tuple[tuple[int, float], ...]) -> tuple[float, ...]:
+def _chances(points: tuple[tuple[int, Decimal], ...]) -> tuple[Decimal, ...]:
     """The chance for each day from 0 to the curve's last point."""
     out = []
     for day in range(points[-1][0] + 1):
@@ -282,13 +288,13 @@ def _chances(points: tuple[tuple[int, float], ...]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def value(f: Facts, fired: tuple[Signal, ...], balance_base: float, amount_base: float, w: Weights) -> float:
+def value(f: Facts, fired: tuple[Signal, ...], balance_base: Decimal, amount_base: Decimal, w: Weights) -> Decimal:
     """Expected loss plus cost of delay (and the cost of a wrong record), in base currency."""
-    risk, weight, cost = 1.0, 1.0, 0.0
+    risk, weight, cost = ONE, ONE, ZERO
     for s in fired:
         r = s.risk
         if r is not None:
-            risk *= r if isinstance(r, float) else r(f)
+            risk *= r if isinstance(r, Decimal) else r(f)
         weight *= s.stake
         cost += s.cost * amount_base
     age = max(-f.due_in, 0)
@@ -298,6 +304,6 @@ def value(f: Facts, fired: tuple[Signal, ...], balance_base: float, amount_base:
     return weight * (balance_base * later + cost) + carrying
 
 
-def task_weight(days_late: int, w: Weights) -> float:
+def task_weight(days_late: int, w: Weights) -> Decimal:
     """How much a task due (today or late) weighs its item up: the rep's own commitment, more the later it is."""
     return w.task_due + w.task_per_day_late * min(days_late, w.max_task_days)
