@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import CursorResult, select, update
@@ -32,7 +32,7 @@ from lumo.digest.build import Digest, build_digest
 from lumo.digest.mailer import MailError
 from lumo.mail.errors import DeliveryError
 from lumo.mail.providers import Providers
-from lumo.mail.transport import transport_for
+from lumo.mail.transport import SmtpSender, transport_for
 
 log = logging.getLogger("lumo.digest")
 
@@ -47,18 +47,7 @@ DONE = ("sent", "uncertain")  # a digest run in either state is not sent again
 UNCERTAIN_DIGEST = "an earlier send was transmitted but never confirmed: it may have been delivered, so it is not resent"
 
 
-class Sender(Protocol):
-    def send(
-        self,
-        to: list[str],
-        subject: str,
-        text: str,
-        html: str | None = None,
-        cc: list[str] = ...,
-        message_id: str | None = None,
-    ) -> None: ...
-
-    def new_message_id(self) -> str: ...
+Sender = SmtpSender  # what sends a digest or an approved email by SMTP (one protocol, in lumo.mail.transport)
 
 
 @dataclass(frozen=True)
