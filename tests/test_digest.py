@@ -27,12 +27,11 @@ from lumo.crm.errors import InvalidInput
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import scope_for_email
 from lumo.db.models import Activity, DigestRun, Invoice, OutboxEmail, User
-from lumo.digest import Mailer, MailError, build_digest, digest_scheduler, next_run_at, send_digests, send_outbox
+from lumo.digest import Mailer, MailError, build_digest, send_digests, send_outbox
 from lumo.digest.mailer import parse_smtp_url
 from tests import factories as f
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
-NEW_YORK, TOKYO = ZoneInfo("America/New_York"), ZoneInfo("Asia/Tokyo")
 SMALL_BOOK = Path(__file__).parent / "data" / "small_book.json"
 
 
@@ -421,77 +420,6 @@ def test_an_outbox_email_that_failed_transiently_goes_out_on_the_next_run(
     with session_factory() as s:
         email = s.get(OutboxEmail, outbox_id)
         assert email is not None and (email.status, email.attempts, email.last_error) == ("sent", 2, None)
-
-
-# --- the scheduler ---------------------------------------------------------------------------------
-
-
-AT = dt.time(7, 30)
-
-
-def test_next_run_is_the_local_time_in_each_zone() -> None:
-    assert next_run_at(NOW, NEW_YORK, AT) == dt.datetime(2026, 11, 25, 12, 30, tzinfo=dt.UTC)  # 07:30 EST today
-    assert next_run_at(NOW, TOKYO, AT) == dt.datetime(2026, 11, 25, 22, 30, tzinfo=dt.UTC)  # 07:30 JST tomorrow
-    assert next_run_at(dt.datetime(2026, 11, 25, 12, 30, tzinfo=dt.UTC), NEW_YORK, AT) == dt.datetime(
-        2026, 11, 26, 12, 30, tzinfo=dt.UTC
-    )  # strictly after: the moment itself is done
-
-
-def test_next_run_follows_daylight_saving_time() -> None:
-    # New York springs forward on 2026-03-08 and falls back on 2026-11-01.
-    assert next_run_at(dt.datetime(2026, 3, 7, 13, 0, tzinfo=dt.UTC), NEW_YORK, AT) == dt.datetime(
-        2026, 3, 8, 11, 30, tzinfo=dt.UTC
-    )
-    assert next_run_at(dt.datetime(2026, 10, 31, 12, 0, tzinfo=dt.UTC), NEW_YORK, AT) == dt.datetime(
-        2026, 11, 1, 12, 30, tzinfo=dt.UTC
-    )
-    # 02:30 does not exist on the spring-forward day: it runs at 03:30 EDT (07:30 UTC).
-    assert next_run_at(dt.datetime(2026, 3, 8, 5, 0, tzinfo=dt.UTC), NEW_YORK, dt.time(2, 30)) == dt.datetime(
-        2026, 3, 8, 7, 30, tzinfo=dt.UTC
-    )
-
-
-class FakeTime:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def clock(self) -> dt.datetime:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += dt.timedelta(seconds=seconds)
-
-
-async def test_scheduler_sends_each_rep_at_their_local_time_and_a_restart_sends_nothing_twice(
-    session_factory: sessionmaker[Session], smtp: Smtp
-) -> None:
-    with session_factory() as s:
-        f.workspace(s)
-        f.user(s, "ny", tz="America/New_York")
-        f.user(s, "tk", tz="Asia/Tokyo")
-        s.commit()
-    time = FakeTime(NOW)  # 07:00 in New York, 21:00 in Tokyo
-
-    await digest_scheduler(session_factory, smtp.mailer(), AT, clock=time.clock, sleep=time.sleep, wakeups=1)
-    assert smtp.inbox.to() == ["tk@acme.test"]  # Tokyo's 07:30 has passed today; New York's has not
-    assert time.now == dt.datetime(2026, 11, 25, 12, 30, tzinfo=dt.UTC)
-
-    await digest_scheduler(session_factory, smtp.mailer(), AT, clock=time.clock, sleep=time.sleep, wakeups=2)
-    assert smtp.inbox.to() == ["ny@acme.test", "tk@acme.test", "tk@acme.test"]  # then Tokyo's next morning
-    assert time.now == dt.datetime(2026, 11, 26, 12, 30, tzinfo=dt.UTC)
-    assert runs_by_day(session_factory) == [("ny", "2026-11-25"), ("tk", "2026-11-25"), ("tk", "2026-11-26")]
-
-    time.now = dt.datetime(2026, 11, 25, 23, 0, tzinfo=dt.UTC)  # a restart later the same day
-    await digest_scheduler(session_factory, smtp.mailer(), AT, clock=time.clock, sleep=time.sleep, wakeups=1)
-    assert len(smtp.inbox.messages) == 3
-
-
-def runs_by_day(session_factory: sessionmaker[Session]) -> list[tuple[str, str]]:
-    with session_factory() as s:
-        rows = s.execute(select(DigestRun.user_id, DigestRun.day).where(DigestRun.status == "sent")).all()
-    return sorted((u, d.isoformat()) for u, d in rows)
 
 
 # --- the command line ------------------------------------------------------------------------------

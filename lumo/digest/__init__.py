@@ -7,8 +7,6 @@ from lumo.digest.mailer import Mailer, MailError
 from lumo.digest.run import (
     DigestResult,
     OutboxResult,
-    digest_scheduler,
-    next_run_at,
     send_digests,
     send_outbox,
 )
@@ -20,8 +18,6 @@ __all__ = [
     "Mailer",
     "OutboxResult",
     "build_digest",
-    "digest_scheduler",
-    "next_run_at",
     "send_digests",
     "send_outbox",
 ]

@@ -1,4 +1,5 @@
-"""Sending: the digest run per (user, day), the outbox of approved emails, and the morning scheduler.
+"""Sending: the digest run per (user, day), the outbox of approved emails, and who is due a digest (the job
+queue, lumo.jobs, runs them on schedule).
 
 Exactly-once is enforced by the database, not by the process. A digest send holds a conditional
 UPDATE on its digest_runs row in a transaction that stays open until the row is marked sent or
@@ -12,10 +13,9 @@ Nothing is ever marked sent before the SMTP server took it (or an operator said 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -364,20 +364,7 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-# --- scheduler -----------------------------------------------------------------------------------
-
-
-def next_run_at(now: dt.datetime, tz: ZoneInfo, at: dt.time) -> dt.datetime:
-    """The first moment strictly after `now` when the wall clock in `tz` reads `at` (in UTC).
-
-    On a spring-forward day a time in the gap counts as the pre-transition offset (02:30 -> 03:30).
-    """
-    local_day = now.astimezone(tz).date()
-    for offset in (0, 1, 2):
-        candidate = dt.datetime.combine(local_day + dt.timedelta(days=offset), at, tzinfo=tz).astimezone(dt.UTC)
-        if candidate > now:
-            return candidate
-    raise AssertionError("unreachable: a wall-clock time recurs within two days")
+# --- who is due ------------------------------------------------------------------------------------
 
 
 def due_targets(users: Iterable[User], now: dt.datetime, at: dt.time) -> list[tuple[User, dt.date]]:
@@ -388,35 +375,3 @@ def due_targets(users: Iterable[User], now: dt.datetime, at: dt.time) -> list[tu
         if local.time() >= at:
             targets.append((user, local.date()))
     return targets
-
-
-async def digest_scheduler(
-    session_factory: sessionmaker[Session],
-    mailer: Sender,
-    at: dt.time,
-    *,
-    clock: Callable[[], dt.datetime],
-    sleep: Callable[[float], Awaitable[None]],
-    wakeups: int | None = None,
-) -> None:
-    """Send each user's digest when their local clock reaches `at`, forever (or `wakeups` times).
-
-    A restart is safe: digests already sent for a (user, local day) are skipped by send_digests' record.
-    """
-    done = 0
-    while wakeups is None or done < wakeups:
-        now = clock()
-        zones = {"UTC"}
-        try:
-            with session_factory() as session:
-                users = _digest_users(session, None)
-            zones = {user.timezone or "UTC" for user in users} or zones
-            targets = due_targets(users, now, at)
-            if targets:
-                await asyncio.to_thread(run_digests, session_factory, mailer, targets, send=True, now=now)
-        except Exception:  # noqa: BLE001  (the scheduler outlives a bad morning; the next wake-up retries)
-            log.exception("digest.scheduler_failed")
-        wake = min(next_run_at(now, ZoneInfo(zone), at) for zone in zones)
-        log.info("digest.scheduler_sleep next=%s", wake.isoformat())
-        await sleep(max((wake - clock()).total_seconds(), 0.0))
-        done += 1

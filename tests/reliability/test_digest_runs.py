@@ -1,13 +1,12 @@
 """Two digest runs at once (two hosts, a restart overlapping a run, an operator's `lumo digest send` during the
 scheduler's): each user gets one digest a day, whatever overlaps, and a faulty SMTP server never makes one twice.
 
-Through the public entry points (send_digests, digest_scheduler), on both dialects; the SMTP server is slow on
+Through the public entry point (send_digests), on both dialects; the SMTP server is slow on
 purpose, so the runs really overlap mid-send.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import threading
 from collections import Counter
@@ -20,12 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.db.models import DigestRun
 from lumo.digest import Mailer
-from lumo.digest.run import DigestResult, digest_scheduler, send_digests
+from lumo.digest.run import DigestResult, send_digests
 from tests import factories as f
 from tests.reliability.smtp_faults import FaultySmtp
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
-AT = dt.time(7, 30)
 REPS = 6
 
 
@@ -106,31 +104,6 @@ def test_three_runs_at_once_on_a_flaky_server_send_each_digest_once_after_recove
 
     assert received(server) == Counter(users)
     assert all(r.status in ("sent", "already_sent") for r in retried)
-
-
-def test_two_schedulers_on_two_hosts_send_each_rep_one_digest_a_day(
-    session_factory: sessionmaker[Session], server: FaultySmtp, users: list[str]
-) -> None:
-    """Two `lumo serve` processes, each with its digest scheduler, wake at the same moments."""
-
-    async def host() -> None:
-        clock = {"now": NOW}
-
-        async def sleep(seconds: float) -> None:
-            clock["now"] += dt.timedelta(seconds=seconds)
-            await asyncio.sleep(0)
-
-        await digest_scheduler(session_factory, mailer(server), AT, clock=lambda: clock["now"], sleep=sleep, wakeups=3)
-
-    async def both() -> None:
-        await asyncio.gather(host(), host())
-
-    asyncio.run(both())
-
-    with session_factory() as s:
-        runs = s.execute(select(DigestRun.user_id, DigestRun.day, DigestRun.status)).all()
-    assert {status for _, _, status in runs} == {"sent"} and len(runs) > len(users)  # more than one morning went by
-    assert received(server) == Counter(f"{user}@acme.test" for user, _, _ in runs)  # one email per (user, day)
 
 
 def test_a_digest_the_server_took_but_never_confirmed_is_not_sent_again_by_the_next_run(
