@@ -30,6 +30,7 @@ from lumo.agent.focus import Focus, after_request, after_result
 from lumo.agent.intents import Intent
 from lumo.agent.state import AgentState
 from lumo.agent.understand import plan_state, understand
+from lumo.crm import book_cache
 from lumo.crm.book import BookNames, book_names
 from lumo.crm.drafts import DraftJson, draft_for_invoice, facts_for_invoices
 from lumo.crm.grounding import check_grounding, facts_in_text
@@ -192,7 +193,7 @@ class EmailRewrite(toolrun.ToolCallError):
 
 def _book(ctx: AgentContext) -> BookNames:
     with ctx.session_factory() as session:
-        return book_names(session, ctx.scope)
+        return book_cache.cached(session, ctx.scope, ("book_names",), lambda: book_names(session, ctx.scope))
 
 
 async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from lumo.crm.health import account_health, revenue_at_risk
 from lumo.crm.invoices import MAX_PAGE_SIZE, actionable_rows, invoice_filter, invoice_history, search_invoices
 from lumo.crm.lifecycle import Bucket
 from lumo.crm.lifecycle import InvoiceStatus as Status
-from lumo.crm.priorities import compute_priorities
+from lumo.crm.priorities import priorities_json
 from lumo.crm.stale import stale_findings
 
 router = APIRouter(prefix="/v1", tags=["reads"], responses=ERRORS)
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["reads"], responses=ERRORS)
 def priorities(
     session: SessionDep, scope: ViewScope, as_of: AsOfDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> dict[str, Any]:
-    return {"items": [i.as_json() for i in compute_priorities(session, scope, as_of, limit=limit)]}
+    return {"items": priorities_json(session, scope, as_of, limit=limit)}
 
 
 @router.get("/invoices", response_model=InvoicePageResponse, summary="Search invoices (paged)")

@@ -46,14 +46,14 @@ def _at_least_one(limit: int) -> int:
 @app.command()
 def priorities(rep: RepOpt, date: DateOpt = None, json: JsonOpt = False, limit: LimitOpt = 20) -> None:
     """Today's ranked work, with reasons and the next action."""
-    from lumo.crm.priorities import compute_priorities
+    from lumo.crm.priorities import priorities_json
     from lumo.crm.scope import scope_for_email
 
     _at_least_one(limit)
     with open_session() as session:
         scope = scope_for_email(session, rep)
         as_of = as_of_for(scope, date)
-        items = [i.as_json() for i in compute_priorities(session, scope, as_of, limit=limit)]
+        items = priorities_json(session, scope, as_of, limit=limit)
     if json:
         emit_json({"items": items})
         return

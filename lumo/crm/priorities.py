@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, cast
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from lumo.crm import stale
+from lumo.crm import book_cache, stale
 from lumo.crm.contacts import primary_contacts
 from lumo.crm.invoices import actionable_clause, fetch_rows, rows_query
 from lumo.crm.lifecycle import AsOf, InvoiceRow, days, days_overdue, is_open, promise_broken, promise_pending
@@ -30,7 +31,7 @@ from lumo.crm.tasks import task_rows
 from lumo.crm.tone import tone_for
 from lumo.db.models import Invoice, Task
 
-__all__ = ["Item", "Weights", "compute_priorities"]
+__all__ = ["Item", "Weights", "compute_priorities", "priorities_json"]
 
 SCORE_STEP = Decimal("0.000001")  # scores are rounded to 6 places
 _TaskRow = tuple[str, str, dt.date | None, str | None, str | None, str | None]
@@ -326,6 +327,16 @@ def compute_priorities(
     for rank, item in enumerate(top, start=1):
         item.rank = rank
     return top
+
+
+def priorities_json(session: Session, scope: Scope, as_of: AsOf, *, limit: int | None = 20) -> list[dict[str, Any]]:
+    """`compute_priorities` as JSON, kept while the books in scope are unchanged (`lumo.crm.book_cache`)."""
+
+    def compute() -> str:
+        return json.dumps([i.as_json() for i in compute_priorities(session, scope, as_of, limit=limit)])
+
+    key = ("priorities", as_of.today, as_of.tz.key, limit)
+    return cast(list[dict[str, Any]], json.loads(book_cache.cached(session, scope, key, compute)))
 
 
 def _candidates(session: Session, scope: Scope, as_of: AsOf, w: Weights, rules: stale.StaleThresholds) -> list[InvoiceRow]:

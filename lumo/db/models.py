@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -326,6 +327,15 @@ class DigestRun(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("user_id", "day", name="uq_digest_runs_user_day"),)
+
+
+class BookVersion(Base):
+    """The version of one owner's book ('*': of every book), set anew by database triggers on each write to it
+    (migration 0012): what is computed from a book is kept while its version stays the same."""
+
+    __tablename__ = "book_versions"
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class SlackEvent(Base):

@@ -1,0 +1,92 @@
+"""Results worked out from a book, kept while the book is unchanged.
+
+A rep asks for today's priorities many times a day, from chat, Slack and the web app, and most of those
+times nothing in their book has changed. Each owner's book has a version that database triggers set anew on
+every write to it (migration 0012, table `book_versions`); a result is kept under the versions of the books
+in scope, read in the same session before the result is computed. A write after that read gives a new
+version, so at worst a result fresher than its key is kept, never an older one. The whole workspace (an
+admin's scope) is not cached: any write anywhere would change its key.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from lumo.crm.scope import Scope
+from lumo.db.models import BookVersion
+
+T = TypeVar("T")
+EVERY_BOOK = "*"
+MAX_ENTRIES = 2048  # a few per active rep; a priorities result is a few kB
+
+
+class _Lru:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[Hashable, object] = OrderedDict()
+        self.lock = threading.Lock()  # tools run on worker threads
+
+    def get(self, key: Hashable) -> object | None:
+        with self.lock:
+            value = self.entries.get(key)
+            if value is not None:
+                self.entries.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: object) -> None:
+        with self.lock:
+            self.entries[key] = value
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+# One cache per engine: two databases (tests, tools) never share entries.
+_caches: weakref.WeakKeyDictionary[Engine, _Lru] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _cache_of(engine: Engine) -> _Lru:
+    with _caches_lock:
+        cache = _caches.get(engine)
+        if cache is None:
+            cache = _caches[engine] = _Lru(MAX_ENTRIES)
+        return cache
+
+
+def book_version(session: Session, scope: Scope) -> tuple[int, ...] | None:
+    """The versions of every book in scope (and of '*'), in owner order; None for the whole workspace."""
+    if scope.owner_ids is None:
+        return None
+    owners = [EVERY_BOOK, *sorted(scope.owner_ids)]
+    rows = dict(
+        session.execute(select(BookVersion.owner_id, BookVersion.version).where(BookVersion.owner_id.in_(owners))).tuples().all()
+    )
+    return tuple(rows.get(owner, 0) for owner in owners)
+
+
+def cached(session: Session, scope: Scope, key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, or what it gave for `key` over the same versions of the books in scope.
+
+    The value is shared between callers: give only values nobody changes (tuples, frozen dataclasses, text).
+    """
+    version = book_version(session, scope)
+    if version is None:
+        return compute()
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    cache = _cache_of(engine)
+    full = (key, scope.user_id, scope.owner_ids, version)
+    hit = cache.get(full)
+    if hit is not None:
+        return hit  # type: ignore[return-value]
+    value = compute()
+    cache.put(full, value)
+    return value
