@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo.crm.book_cache import Versions
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 
@@ -30,6 +31,7 @@ class ToolContext:
     now: dt.datetime
     thread_id: str = ""
     action_id: str = ""  # set when an approved side effect runs: its idempotency key
+    versions: Versions | None = None  # a chat turn's book versions, read once (lumo.crm.book_cache)
 
 
 Runner = Callable[[ToolContext, Any, Session], dict[str, Any]]

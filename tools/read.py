@@ -153,7 +153,7 @@ class PrioritiesArgs(Args):
 @tool(PrioritiesArgs)
 def todays_priorities(ctx: ToolContext, args: PrioritiesArgs, session: Session) -> dict[str, Any]:
     """Today's ranked work for the rep, each item with its reasons and suggested next action."""
-    items = priorities.priorities_json(session, ctx.scope, ctx.as_of, limit=args.limit)
+    items = priorities.priorities_json(session, ctx.scope, ctx.as_of, limit=args.limit, versions=ctx.versions)
     # The rank is the order; the internal score would only tempt the model to reason about it.
     shown = [{k: v for k, v in i.items() if k != "score"} for i in items]
     return {"date": ctx.as_of.today.isoformat(), "items": shown}

@@ -12,10 +12,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from sqlalchemy.engine import make_url
 
+from lumo.crm.outage import server_hung_up
+
 POOL_TIMEOUT_SECONDS = 10.0
+# In a run's configurable: the thread id was made up for this turn, so there is no checkpoint to read.
+NEW_THREAD = "lumo_new_thread"
 log = logging.getLogger("lumo.agent")
 
 
@@ -40,20 +45,29 @@ class _Sweeper:
         self._sweep: asyncio.Task[None] | None = None
 
     async def __call__(self, conn: Any) -> None:
-        from psycopg_pool import AsyncConnectionPool
-
-        try:
-            await AsyncConnectionPool.check_connection(conn)
-        except Exception:
+        # The socket is looked at, not sent a query: psycopg_pool's own check is a round trip on every checkout,
+        # two per chat turn. A connection the server dropped has a readable socket (lumo.crm.outage.server_hung_up).
+        if conn.closed or conn.broken or server_hung_up(conn.pgconn.socket):
+            await conn.close()  # the pool then discards it instead of putting it back
             if self.pool is not None and (self._sweep is None or self._sweep.done()):
                 self._sweep = asyncio.create_task(self.pool.check())
                 self._sweep.add_done_callback(_log_failed_sweep)
-            raise
+            raise ConnectionError("the server closed the connection")
 
 
 def _log_failed_sweep(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("checkpointer.sweep_failed error=%s", task.exception())
+
+
+class _SkipsNewThreads:
+    """A saver that does not look up a thread id made up for this very turn (`NEW_THREAD`): LangGraph reads the
+    latest checkpoint of every thread it runs, a round trip that can only find nothing there."""
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        if config.get("configurable", {}).get(NEW_THREAD):
+            return None
+        return await super().aget_tuple(config)  # type: ignore[misc,no-any-return]
 
 
 @asynccontextmanager
@@ -80,13 +94,20 @@ async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncI
             timeout=POOL_TIMEOUT_SECONDS,
         )
         sweeper.pool = pool
+
+        class PostgresSaver(_SkipsNewThreads, AsyncPostgresSaver):
+            pass
+
         async with pool:
-            pg_saver = AsyncPostgresSaver(conn=pool)
+            pg_saver = PostgresSaver(conn=pool)
             await pg_saver.setup()
             yield pg_saver
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    async with AsyncSqliteSaver.from_conn_string(where) as saver:
+    class SqliteSaver(_SkipsNewThreads, AsyncSqliteSaver):
+        pass
+
+    async with SqliteSaver.from_conn_string(where) as saver:
         await saver.setup()
         yield saver

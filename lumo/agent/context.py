@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
+from lumo.crm.book_cache import Versions
 from lumo.crm.lifecycle import AsOf
 from lumo.crm.scope import Scope
 from lumo.llm import ModelReply
@@ -37,3 +38,4 @@ class AgentContext:
     history_messages: int = 24  # how much of the thread the model sees
     deadline: TurnDeadline = field(default_factory=lambda: TurnDeadline(DEFAULT_TURN_DEADLINE_S))
     strict_tools: bool = False  # tool schemas in OpenAI's strict mode (LUMO_STRICT_TOOLS)
+    versions: Versions = field(default_factory=Versions)  # the books as the turn found them (lumo.crm.book_cache)

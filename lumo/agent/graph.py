@@ -53,7 +53,7 @@ GUARD_NOTE = "Your answer states facts that are not in the tool results: {proble
 
 
 def tool_context(ctx: AgentContext) -> ToolContext:
-    return ToolContext(ctx.session_factory, ctx.scope, ctx.as_of, ctx.now, ctx.thread_key)
+    return ToolContext(ctx.session_factory, ctx.scope, ctx.as_of, ctx.now, ctx.thread_key, versions=ctx.versions)
 
 
 def action_context(ctx: AgentContext) -> ToolContext:
@@ -193,7 +193,7 @@ class EmailRewrite(toolrun.ToolCallError):
 
 def _book(ctx: AgentContext) -> BookNames:
     with ctx.session_factory() as session:
-        return book_cache.cached(session, ctx.scope, ("book_names",), lambda: book_names(session, ctx.scope))
+        return book_cache.cached(session, ctx.scope, ("book_names",), lambda: book_names(session, ctx.scope), ctx.versions)
 
 
 async def prepare(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -423,6 +423,7 @@ async def execute(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str
                     held.append(_held(action, args, mismatch))
                     continue
                 content = await toolrun.execute(tctx, tool, args, f"{ctx.thread_key}:{action['id']}")
+                ctx.versions.forget()  # the turn's reads from here on see its own write
                 if mismatch:
                     log.warning("agent.guard_override action=%s user=%s problems=%s", action["id"], ctx.scope.user_id, mismatch)
                     content["guard_override"] = mismatch

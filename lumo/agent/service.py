@@ -14,6 +14,7 @@ from langgraph.types import Command
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.agent import toolrun
+from lumo.agent.checkpoint import NEW_THREAD
 from lumo.agent.context import AgentContext, Model
 from lumo.agent.contracts import Decision, PendingAction, TurnResult, public_action
 from lumo.agent.deadline import DEFAULT_TURN_DEADLINE_S, TurnDeadline
@@ -120,7 +121,9 @@ class Lumo:
         turn["proposed"] = [{"name": name, "args": args} for name, args in calls]
         result = await self._run(turn, config, self._context(scope, key, as_of, now), thread_id)
         if not result["pending_actions"]:
-            raise InvalidInput(_first_error(await self.graph.aget_state(config)) or "nothing to approve")
+            raise InvalidInput(
+                _first_error(await self.graph.aget_state({"configurable": {"thread_id": key}})) or "nothing to approve"
+            )
         return result
 
     def _check_proposed(self, scope: Scope, calls: list[tuple[str, dict[str, Any]]], as_of: AsOf, now: dt.datetime) -> None:
@@ -177,7 +180,7 @@ class Lumo:
         new = thread_id is None  # a fresh id has no state to read: nothing can be waiting on it
         thread_id = thread_id or uuid.uuid4().hex[:12]
         key = self.thread_key(scope, thread_id)
-        config = {"configurable": {"thread_id": key}}
+        config: dict[str, Any] = {"configurable": {"thread_id": key}}
         waiting: list[PendingAction] = []
         if not new:
             snapshot = await self.graph.aget_state(config)
@@ -187,6 +190,8 @@ class Lumo:
         if waiting:
             ids = ", ".join(a["id"] for a in waiting)
             raise InvalidInput(f"thread {thread_id} is waiting for approval of {ids}: approve or reject it first")
+        if new:  # the run's config only: the checkpointer need not look for what cannot be there
+            config = {"configurable": {"thread_id": key, NEW_THREAD: True}}
         return message, thread_id, key, config
 
     async def approve(

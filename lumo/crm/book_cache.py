@@ -72,12 +72,28 @@ def book_version(session: Session, scope: Scope) -> tuple[int, ...] | None:
     return tuple(rows.get(owner, 0) for owner in owners)
 
 
-def cached(session: Session, scope: Scope, key: Hashable, compute: Callable[[], T]) -> T:
+class Versions:
+    """Book versions read at most once, for one chat turn: its reads all see the books as they were when it
+    began (a read at that moment would have). `forget` after the turn's own write."""
+
+    def __init__(self) -> None:
+        self._read: dict[frozenset[str] | None, tuple[int, ...] | None] = {}
+
+    def of(self, session: Session, scope: Scope) -> tuple[int, ...] | None:
+        if scope.owner_ids not in self._read:
+            self._read[scope.owner_ids] = book_version(session, scope)
+        return self._read[scope.owner_ids]
+
+    def forget(self) -> None:
+        self._read.clear()
+
+
+def cached(session: Session, scope: Scope, key: Hashable, compute: Callable[[], T], versions: Versions | None = None) -> T:
     """`compute()`, or what it gave for `key` over the same versions of the books in scope.
 
     The value is shared between callers: give only values nobody changes (tuples, frozen dataclasses, text).
     """
-    version = book_version(session, scope)
+    version = book_version(session, scope) if versions is None else versions.of(session, scope)
     if version is None:
         return compute()
     engine = session.get_bind()

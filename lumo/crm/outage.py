@@ -9,6 +9,10 @@ import psycopg
 import psycopg_pool
 from sqlalchemy import exc as sa_exc
 
+from lumo.db.session import server_hung_up
+
+__all__ = ["DB_UNAVAILABLE", "TRANSIENT", "is_transient", "server_hung_up"]  # server_hung_up: for the checkpointer
+
 DB_UNAVAILABLE = "the database is unavailable right now; try again in a moment"
 TRANSIENT: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError,  # SQLite "database is locked", PostgreSQL down or restarting

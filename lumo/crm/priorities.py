@@ -329,14 +329,16 @@ def compute_priorities(
     return top
 
 
-def priorities_json(session: Session, scope: Scope, as_of: AsOf, *, limit: int | None = 20) -> list[dict[str, Any]]:
+def priorities_json(
+    session: Session, scope: Scope, as_of: AsOf, *, limit: int | None = 20, versions: book_cache.Versions | None = None
+) -> list[dict[str, Any]]:
     """`compute_priorities` as JSON, kept while the books in scope are unchanged (`lumo.crm.book_cache`)."""
 
     def compute() -> str:
         return json.dumps([i.as_json() for i in compute_priorities(session, scope, as_of, limit=limit)])
 
     key = ("priorities", as_of.today, as_of.tz.key, limit)
-    return cast(list[dict[str, Any]], json.loads(book_cache.cached(session, scope, key, compute)))
+    return cast(list[dict[str, Any]], json.loads(book_cache.cached(session, scope, key, compute, versions)))
 
 
 def _candidates(session: Session, scope: Scope, as_of: AsOf, w: Weights, rules: stale.StaleThresholds) -> list[InvoiceRow]:

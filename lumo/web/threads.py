@@ -6,7 +6,8 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.db.models import ChatThread
@@ -15,19 +16,21 @@ TITLE_CHARS = 120
 
 
 def remember_thread(factory: sessionmaker[Session], user_id: str, thread_id: str, message: str | None, now: dt.datetime) -> None:
-    """Record a turn of a thread: created with its first message as title, then its time moves on."""
+    """Record a turn of a thread: created with its first message as title, then its time moves on.
+
+    One statement (an upsert on the user's thread id): it runs on every chat turn, and concurrent turns of one
+    thread cannot both insert it."""
+    title = " ".join((message or "").split())[:TITLE_CHARS] or thread_id
     with factory() as session:
-        row = session.scalar(select(ChatThread).where(ChatThread.user_id == user_id, ChatThread.thread_id == thread_id))
-        if row is not None:
-            row.updated_at = now
-            session.commit()
-            return
-        title = " ".join((message or "").split())[:TITLE_CHARS] or thread_id
-        session.add(ChatThread(user_id=user_id, thread_id=thread_id, title=title, created_at=now, updated_at=now))
-        try:
-            session.commit()
-        except IntegrityError:  # the same thread recorded by a concurrent turn: nothing to add
-            session.rollback()
+        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+        row = {"user_id": user_id, "thread_id": thread_id, "title": title, "created_at": now, "updated_at": now}
+        statement = insert(ChatThread).values(row)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["user_id", "thread_id"], set_={"updated_at": statement.excluded.updated_at}
+            )
+        )
+        session.commit()
 
 
 def recent_threads(session: Session, user_id: str, limit: int) -> list[dict[str, Any]]:

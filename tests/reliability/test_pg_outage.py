@@ -205,7 +205,8 @@ def wait_for(condition: Any, what: str, timeout: float = 10.0) -> Any:
 
 
 def test_a_query_killed_mid_request_is_a_503_and_the_next_requests_succeed(outage_db: tuple[str, Any, str]) -> None:
-    """The request's own connection is terminated while its query runs (held on a lock, so it is surely mid-query)."""
+    """The request's own connection is terminated while its query runs (held on a lock, so it is surely mid-query:
+    the book's version is read first, and the invoices when the priorities are not kept already)."""
     url, admin, token = outage_db
     headers = {"Authorization": f"Bearer {token}"}
     app = create_app(Settings(database_url=url), env={"LUMO_LLM": "offline"})
@@ -213,7 +214,7 @@ def test_a_query_killed_mid_request_is_a_503_and_the_next_requests_succeed(outag
         assert client.get("/v1/priorities", params={"date": DATE}, headers=headers).status_code == 200
         locker = create_engine(url)
         with locker.connect() as held, ThreadPoolExecutor(1) as pool:
-            held.execute(text("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE"))
+            held.execute(text("LOCK TABLE book_versions, invoices IN ACCESS EXCLUSIVE MODE"))
             in_flight = pool.submit(client.get, "/v1/priorities", params={"date": DATE}, headers=headers)
             stuck = wait_for(lambda: backends(admin, url, waiting_on_lock=True), "the request to block on the lock")
             terminate(admin, stuck)
@@ -239,7 +240,7 @@ def test_an_outage_that_starts_mid_request_is_a_503_readyz_says_so_and_recovery_
         ]
         locker = create_engine(url)
         with locker.connect() as held, ThreadPoolExecutor(1) as pool:
-            held.execute(text("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE"))
+            held.execute(text("LOCK TABLE book_versions, invoices IN ACCESS EXCLUSIVE MODE"))
             in_flight = pool.submit(client.get, "/v1/priorities", params={"date": DATE}, headers=headers)
             wait_for(lambda: backends(admin, url, waiting_on_lock=True), "the request to block on the lock")
             cut_off(admin, url)  # the server goes away under the running query: every connection ends, none opens
