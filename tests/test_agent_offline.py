@@ -214,3 +214,28 @@ async def test_send_reminder_queues_one_email_only_after_approval(
     with session_factory() as s:
         [email] = s.scalars(select(OutboxEmail)).all()
     assert email.status == "queued" and email.invoice_numbers == "INV-1042" and "€12,400.00" in email.body
+
+
+async def test_a_new_thread_is_not_looked_up_and_a_continued_one_is(
+    db_url: str, session_factory: sessionmaker[Session], book: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread id Lumo just made up cannot have a checkpoint: its first turn skips LangGraph's read of the latest."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    reads: list[str] = []
+    for saver in (AsyncSqliteSaver, AsyncPostgresSaver):
+        original = saver.aget_tuple
+
+        async def counted(self: Any, config: Any, original: Any = original) -> Any:
+            reads.append(config["configurable"]["thread_id"])
+            return await original(self, config)
+
+        monkeypatch.setattr(saver, "aget_tuple", counted)
+    scope = scope_of(session_factory, "u1@acme.test")
+    async with open_lumo(db_url, session_factory, None) as lumo:
+        out = await ask(lumo, scope, "Log a note on INV-1042: called, no answer")
+        assert reads == []
+        done = await approve(lumo, scope, out["thread_id"])  # a thread that exists is read, and resumes
+        assert reads and done["pending_actions"] == []
+    assert _count(session_factory, Activity, Activity.kind == "note", Activity.text == "called, no answer") == 1

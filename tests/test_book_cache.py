@@ -8,7 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Executable, delete, select, update
+from sqlalchemy import Engine, Executable, delete, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.crm import book_cache
@@ -17,6 +17,7 @@ from lumo.crm.priorities import compute_priorities, priorities_json
 from lumo.crm.scope import Scope, scope_for_email
 from lumo.db.models import Account, Contact, FxRate, Invoice, InvoiceContact, Task, User
 from tests import factories as f
+from tests.agent_support import ask, build_book, open_lumo, scope_of
 
 AS_OF = AsOf(f.TODAY, ZoneInfo("UTC"))
 
@@ -137,3 +138,39 @@ def _id_of(number: object, s: Session) -> str:
     found = s.scalar(select(Invoice.id).where(Invoice.number == number))
     assert found is not None
     return found
+
+
+def test_versions_are_read_once_until_forgotten(session_factory: sessionmaker[Session]) -> None:
+    _book(session_factory)
+    versions = book_cache.Versions()
+    with session_factory() as s:
+        scope = scope_for_email(s, "u1@acme.test")
+        first = versions.of(s, scope)
+    with session_factory() as s:
+        f.task(s, "t5", "u1", f.TODAY)
+        s.commit()
+    with session_factory() as s:
+        assert versions.of(s, scope) == first  # the turn sees the books as it found them
+        versions.forget()  # after its own write
+        assert versions.of(s, scope) != first
+
+
+async def test_a_chat_turn_reads_the_book_versions_once(
+    db_url: str, engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory() as s:
+        build_book(s)
+    scope = scope_of(session_factory, "u1@acme.test")
+    reads: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "book_versions" in statement:
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    async with open_lumo(db_url, session_factory, None) as lumo:
+        first = await ask(lumo, scope, "what should I do today?")
+        assert len(reads) == 1  # the names of the book and the priorities tool share one read
+        again = await ask(lumo, scope, "what should I do today?")
+    assert len(reads) == 2
+    assert "INV-1042" in first["reply"] and again["reply"] == first["reply"]

@@ -25,7 +25,11 @@ class Unauthorized(LumoError):
     headers = {"WWW-Authenticate": "Bearer"}  # RFC 6750: say which scheme the client should retry with
 
 
-def no_nul_characters(request: Request) -> None:
+# The dependencies that only compute are `async def`: FastAPI runs a plain `def` one on its thread pool, a hand-off
+# that costs more than the work. Those that query the database stay plain, off the event loop.
+
+
+async def no_nul_characters(request: Request) -> None:
     """PostgreSQL can neither store nor compare a NUL character: refuse one in the path or query up front."""
     values = [str(v) for v in request.path_params.values()] + [x for kv in request.query_params.multi_items() for x in kv]
     if any("\x00" in v for v in values):
@@ -40,7 +44,7 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def now_utc() -> dt.datetime:
+async def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
@@ -64,7 +68,7 @@ def current_scope(
 CurrentScope = Annotated[Scope, Depends(current_scope)]
 
 
-def as_of(
+async def as_of(
     scope: CurrentScope,
     now: Now,
     date: Annotated[DateText | None, Query(description=f"The day it is, {DATE_HELP} (default: today for the user).")] = None,
@@ -78,7 +82,7 @@ AsOfDep = Annotated[AsOf, Depends(as_of)]
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-def get_lumo(request: Request) -> Lumo:
+async def get_lumo(request: Request) -> Lumo:
     lumo: Lumo = request.app.state.lumo
     return lumo
 

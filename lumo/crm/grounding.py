@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -203,11 +204,13 @@ def check_text(
 CODED_AMOUNT = re.compile(rf"(?<![A-Za-z])([A-Z]{{3}}) ?({NUMBER})")
 
 
-def facts_in_text(text: str) -> tuple[set[tuple[str, Decimal]], set[str], set[dt.date]]:
+@functools.lru_cache(maxsize=256)
+def facts_in_text(text: str) -> tuple[frozenset[tuple[str, Decimal]], frozenset[str], frozenset[dt.date]]:
     """Money, invoice numbers and ISO dates stated in a trusted text (a tool's JSON result).
 
     Tools write money as "EUR 12,400.00" (and as structured fields, read elsewhere), so only ISO codes are
-    looked for here: much cheaper than every symbol and word the guard must recognise in free text.
+    looked for here: much cheaper than every symbol and word the guard must recognise in free text. Kept per
+    text: the same result (a rep's priorities, kept per book version) is checked on every turn that shows it.
     """
     codes = currency_tokens()
     amounts = {
@@ -216,7 +219,7 @@ def facts_in_text(text: str) -> tuple[set[tuple[str, Decimal]], set[str], set[dt
         if codes.get(code) == code and (value := _decimal(number)) is not None
     }
     dates = {dt.date(int(m[1]), int(m[2]), int(m[3])) for m in ISO_DATE.finditer(text) if _valid(m)}
-    return amounts, set(INVOICE_NUMBER.findall(text)), dates
+    return frozenset(amounts), frozenset(INVOICE_NUMBER.findall(text)), frozenset(dates)
 
 
 def _valid(mt: re.Match[str]) -> bool:
