@@ -746,6 +746,7 @@ async def load_phase(
 ) -> list[LoadResult]:
     from sqlalchemy.engine import make_url
 
+    from lumo.cli.serve import KEEP_ALIVE_SECONDS
     from lumo.compose import open_lumo
     from lumo.crm.lifecycle import AsOf
     from lumo.crm.scope import scope_for_email
@@ -842,6 +843,8 @@ async def load_phase(
                     str(port),
                     "--workers",
                     str(workers),
+                    "--timeout-keep-alive",
+                    str(KEEP_ALIVE_SECONDS),  # as `lumo serve` runs
                     "--log-level",
                     "info",
                     "--no-proxy-headers",

@@ -40,6 +40,7 @@ from lumo.jobs.queue import Jobs, build_app, postgres_connector
 
 DB_NAME = "lumo_bench_digest"
 TIMEOUT_S = 3600
+PROGRESS_S = 60
 
 
 class Sink:
@@ -162,11 +163,22 @@ def run(url: str, smtp_url: str, sink: Sink, workers: int, concurrency: int, lim
         enqueued = time.perf_counter() - started
         engine = make_engine(url)
         with make_sessionmaker(engine)() as session:
+            reported = started
             while True:
                 done = session.scalar(select(func.count()).select_from(DigestRun).where(DigestRun.status != "pending")) or 0
                 session.rollback()
-                if done >= jobs or time.perf_counter() - started > limit:
+                now = time.perf_counter()
+                if done >= jobs or now - started > limit:
                     break
+                if now - reported >= PROGRESS_S:  # a long run can be read (or cut short) as it goes
+                    reported = now
+                    elapsed = now - started
+                    print(
+                        f"{workers} workers: {done:,} of {jobs:,} done in {elapsed:.0f} s ({done / elapsed:.1f} jobs/s), "
+                        f"load {os.getloadavg()[0]:.2f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 time.sleep(0.5)
             total = time.perf_counter() - started
             failed = session.scalar(select(func.count()).select_from(DigestRun).where(DigestRun.status == "failed")) or 0

@@ -10,6 +10,7 @@ import typer
 from lumo.cli.app import app, open_session, settings
 from lumo.crm.errors import InvalidInput
 
+KEEP_ALIVE_SECONDS = 75
 # The server stack (uvicorn, the agent, alembic) is imported in the command: `lumo --help` starts fast.
 
 
@@ -112,7 +113,15 @@ def serve(
     asyncio.run(prepare_checkpoints(url))
     if workers > 1:
         _warn_if_too_many_connections(url, workers, config.db_connections)
-    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False}
+    # Keep idle connections longer than a client or load balancer does (60 s is the usual idle timeout): a server
+    # that closes first races the client's next request on that connection, which then gets a reset.
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "proxy_headers": False,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }
     if workers == 1:
         from lumo.api.app import create_app
 
