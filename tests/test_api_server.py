@@ -208,3 +208,25 @@ def test_approval_round_trip_over_http(server: Server, session_factory: sessionm
             )
         ).all()
         assert [tuple(c) for c in changes] == [("sent", "paid")]
+
+
+def _get_on(conn: socket.socket) -> bytes:
+    conn.sendall(b"GET /readyz HTTP/1.1\r\nHost: lumo\r\n\r\n")
+    conn.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_an_idle_connection_stays_open_past_uvicorns_default(server: Server) -> None:
+    """A load balancer reuses idle connections for up to its idle timeout (often 60 s): a server that closes
+    them sooner (uvicorn's default is 5 s) races its next request, which then meets a reset."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        assert _get_on(conn).startswith(b"HTTP/1.1 200")
+        time.sleep(6)
+        assert _get_on(conn).startswith(b"HTTP/1.1 200")
