@@ -21,6 +21,8 @@ from lumo.crm.outage import server_hung_up
 POOL_TIMEOUT_SECONDS = 10.0
 # In a run's configurable: the thread id was made up for this turn, so there is no checkpoint to read.
 NEW_THREAD = "lumo_new_thread"
+SETUP_POLL_SECONDS = 0.1
+SETUP_LOCK = 0x4C554D4F43500001  # the PostgreSQL advisory lock key of the checkpoint tables' set-up ("LUMOCP" 1)
 log = logging.getLogger("lumo.agent")
 
 
@@ -70,6 +72,13 @@ class _SkipsNewThreads:
         return await super().aget_tuple(config)  # type: ignore[misc,no-any-return]
 
 
+async def _take_setup_lock(conn: Any) -> None:
+    """Poll for the lock instead of waiting in pg_advisory_lock: a statement waiting on it is an open transaction,
+    which the holder's CREATE INDEX CONCURRENTLY would wait for in turn (a deadlock)."""
+    while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (SETUP_LOCK,))).fetchone())["ok"]:
+        await asyncio.sleep(SETUP_POLL_SECONDS)
+
+
 @asynccontextmanager
 async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncIterator[BaseCheckpointSaver[str]]:
     kind, where = checkpoint_location(database_url)
@@ -100,7 +109,12 @@ async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncI
 
         async with pool:
             pg_saver = PostgresSaver(conn=pool)
-            await pg_saver.setup()
+            async with pool.connection() as lock:  # hosts and workers starting at once: one sets up, the others wait
+                await _take_setup_lock(lock)
+                try:  # on the lock's own connection: a pool of one still sets up
+                    await PostgresSaver(conn=lock).setup()  # its migrations deadlock when two processes run them at once
+                finally:
+                    await lock.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
             yield pg_saver
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
