@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,7 +29,7 @@ from lumo.crm.outage import DB_UNAVAILABLE
 from lumo.db.migrate import upgrade
 from lumo.db.session import make_engine, make_sessionmaker
 from tests.agent_support import NOW, TODAY, build_book
-from tests.conftest import PG_SKIP, PG_URL
+from tests.conftest import new_pg_database
 
 DATE = TODAY.isoformat()
 LLM_URL = "http://llm.test/v1"
@@ -47,21 +46,9 @@ def completion(content: str | None, tool_calls: list[dict[str, Any]] | None = No
 @pytest.fixture(scope="module")
 def outage_server() -> Iterator[tuple[str, Any, str]]:
     """A migrated and seeded database of this module's own, an admin engine that can cut it off, u1's token."""
-    if not PG_URL:
-        pytest.skip(PG_SKIP)
-    name = f"lumo_outage_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with new_pg_database("lumo_outage") as (url, admin):
         upgrade(url)
         yield url, admin, seeded_token(url)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
