@@ -22,10 +22,10 @@ evals: $(BIN)/lumo
 	$(BIN)/python -m evals run --model offline --k 1
 
 # The lint gate, the offline evaluation suite at k=1 (fails below evals/thresholds.toml), then the tests
-# (with the 20 slowest listed: .ci/run must stay under 15 minutes).
+# in two processes (each with its own PostgreSQL database), the 20 slowest listed: .ci/run must stay under 15 minutes.
 test: lint
 	$(BIN)/python -m evals run --model offline --k 1 --report $$(mktemp -d)
-	$(BIN)/pytest -q --durations=20
+	$(BIN)/pytest -q -n 2 --durations=20
 
 # The lint gate (CI runs it through `make test`): ruff, the format check, mypy --strict on lumo and tools,
 # and the layer rule (import-linter contracts in pyproject.toml).

@@ -1,6 +1,7 @@
 """Database fixtures: every DB test runs on SQLite and, when LUMO_TEST_DATABASE_URL is set, on PostgreSQL.
 
-Each test run creates its own PostgreSQL database and drops it at the end, so runs never share rows.
+Each test run (each pytest-xdist worker of it) creates its own PostgreSQL database and drops it at the end, so runs
+never share rows.
 """
 
 from __future__ import annotations
