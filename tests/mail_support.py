@@ -5,7 +5,7 @@ Google's token endpoint (requests, under google-auth-oauthlib) with `responses`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,5 +122,8 @@ class RecordingSmtp:
         html: str | None = None,
         cc: Sequence[str] = (),
         message_id: str | None = None,
+        on_transmit: Callable[[], None] | None = None,
     ) -> None:
+        if on_transmit is not None:
+            on_transmit()
         self.sent.append({"to": to, "subject": subject, "message_id": message_id})

@@ -28,8 +28,18 @@ from lumo.digest.run import send_digest_of
 
 
 class DropMailer:
-    def send(self, to: list[str], subject: str, text: str, html: str | None = None, cc: Any = (), message_id: Any = None) -> None:
-        pass
+    def send(
+        self,
+        to: list[str],
+        subject: str,
+        text: str,
+        html: str | None = None,
+        cc: Any = (),
+        message_id: Any = None,
+        on_transmit: Any = None,
+    ) -> None:
+        if on_transmit is not None:
+            on_transmit()
 
     def new_message_id(self) -> str:
         return "<profile@lumo.test>"

@@ -321,10 +321,11 @@ class DigestRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     day: Mapped[dt.date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed | uncertain
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sending | sent | failed | uncertain
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # when it started to leave ('sending')
 
     __table_args__ = (UniqueConstraint("user_id", "day", name="uq_digest_runs_user_day"),)
 

@@ -157,10 +157,13 @@ class Mailer:
         html: str | None = None,
         cc: Sequence[str] = (),
         message_id: str | None = None,
+        on_transmit: Callable[[], None] | None = None,
     ) -> None:
         """Send one email (multipart/alternative when `html` is given); raise MailError if it did not go.
 
         `message_id`: the Message-ID to use, so that every attempt at one email carries the same one.
+        `on_transmit`: called just before the message's end leaves (from then on the server may hold it), so the
+        caller can record that a crash past this point must not be followed by a resend; if it raises, nothing left.
         """
         if not to:
             raise MailError("no recipient")
@@ -185,7 +188,7 @@ class Mailer:
             reraise=True,
         )
         try:
-            retrying(self._deliver, message, recipients)
+            retrying(self._deliver, message, recipients, on_transmit)
         except Unconfirmed as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             log.warning("mail.uncertain to=%s attempts=%d error=%s", ",".join(recipients), attempts, exc)
@@ -237,7 +240,7 @@ class Mailer:
             raise
         return smtp
 
-    def _deliver(self, message: EmailMessage, recipients: list[str]) -> None:
+    def _deliver(self, message: EmailMessage, recipients: list[str], on_transmit: Callable[[], None] | None = None) -> None:
         """One attempt. Every recipient is checked before DATA, so a refusal leaves nothing half-sent."""
         smtp = self._connect()
         try:
@@ -256,6 +259,8 @@ class Mailer:
             code, reply = smtp.docmd("DATA")
             if code != 354:
                 raise smtplib.SMTPDataError(code, reply)
+            if on_transmit is not None:
+                on_transmit()
             # Cut off while the message is still being written: its end (CRLF.CRLF) never left, so no server can
             # hold it, and the send is safe to retry (an OSError or disconnect here is transient).
             smtp.send(_data_block(message.as_bytes(policy=WIRE_POLICY)))

@@ -2,8 +2,11 @@
 queue, lumo.jobs, runs them on schedule).
 
 Exactly-once is enforced by the database, not by the process. A digest send holds a conditional
-UPDATE on its digest_runs row in a transaction that stays open until the row is marked sent or
-failed: a concurrent run blocks on that row and then finds it sent; a crash rolls the claim back.
+UPDATE on its digest_runs row in a transaction that stays open until the message is about to leave:
+a concurrent run blocks on that row, and a crash before then rolls the claim back (the next run sends
+it). Just before the message's end is written, the row is committed as `sending`: a crash from there
+on may have delivered it, so it is never sent again. A run that finds it `sending` leaves it to the
+sender; once that is older than any send takes, it was cut off and becomes `uncertain`.
 An outbox email is claimed by a committed conditional UPDATE (queued -> sending) before it is sent:
 a customer email that may have left is never sent again by a machine. When the server's answer is
 lost after the message was transmitted, or a claim was interrupted, the email becomes `uncertain`
@@ -43,8 +46,10 @@ OUTBOX_MAX_ATTEMPTS = 3
 SENDING_STALE_AFTER = dt.timedelta(minutes=15)
 # Waiting for an operator: the email may or may not have arrived.
 OPERATOR_STATUSES = ("uncertain", "failed")
-DONE = ("sent", "uncertain")  # a digest run in either state is not sent again
+DONE = ("sent", "uncertain", "sending")  # a digest run in any of these is not sent again
+NOT_DUE = ("sent", "uncertain")  # 'sending' stays due, so that a cut-off send is found and reported
 UNCERTAIN_DIGEST = "an earlier send was transmitted but never confirmed: it may have been delivered, so it is not resent"
+INTERRUPTED_DIGEST = "an earlier send was cut off while transmitting: it may have been delivered, so it is not resent"
 
 
 Sender = SmtpSender  # what sends a digest or an approved email by SMTP (one protocol, in lumo.mail.transport)
@@ -148,11 +153,11 @@ def _digest_for(
     def result(status: str, error: str | None = None, digest: Digest | None = None) -> DigestResult:
         return DigestResult(user.id, user.email, day, status, error, digest)
 
-    status = _run_status(session_factory, user.id, day) if send else None
-    if status == "sent":
+    status, error = _run_status(session_factory, user.id, day, now) if send else (None, None)
+    if status in ("sent", "sending"):
         return result("already_sent")  # skip the build too: it is the expensive part
-    if status == "uncertain":  # the server took it but never confirmed: resending could make two
-        return result("uncertain", UNCERTAIN_DIGEST)
+    if status == "uncertain":  # it may have arrived: resending could make two
+        return result("uncertain", error or UNCERTAIN_DIGEST)
     try:
         with session_factory() as session:
             digest = build_digest(session, user, day, top=top)
@@ -171,8 +176,13 @@ def _digest_for(
         ).rowcount
         if not claimed:  # another run sent it while we were building
             return result("already_sent", digest=digest)
+
+        def transmitting() -> None:  # ends the claim's transaction: from here a crash must not lead to a resend
+            session.execute(update(DigestRun).where(run).values(status="sending", claimed_at=now))
+            session.commit()
+
         try:
-            mailer.send([user.email], digest.subject, digest.text, html=digest.html)
+            mailer.send([user.email], digest.subject, digest.text, html=digest.html, on_transmit=transmitting)
         except MailError as exc:
             failed = "uncertain" if exc.uncertain else "failed"
             session.execute(update(DigestRun).where(run).values(status=failed, last_error=str(exc)))
@@ -183,9 +193,21 @@ def _digest_for(
     return result("sent", digest=digest)
 
 
-def _run_status(session_factory: sessionmaker[Session], user_id: str, day: dt.date) -> str | None:
+def _run_status(
+    session_factory: sessionmaker[Session], user_id: str, day: dt.date, now: dt.datetime
+) -> tuple[str | None, str | None]:
+    """The run's (status, last error); a 'sending' older than any send takes was cut off: uncertain from now on."""
+    run = (DigestRun.user_id == user_id) & (DigestRun.day == day)
     with session_factory() as session:
-        return session.scalar(select(DigestRun.status).where(DigestRun.user_id == user_id, DigestRun.day == day))
+        found = session.execute(select(DigestRun.status, DigestRun.last_error, DigestRun.claimed_at).where(run)).first()
+        if found is None:
+            return None, None
+        status, error, claimed_at = found
+        if status == "sending" and claimed_at is not None and claimed_at < now - SENDING_STALE_AFTER:
+            status, error = "uncertain", INTERRUPTED_DIGEST
+            session.execute(update(DigestRun).where(run, DigestRun.status == "sending").values(status=status, last_error=error))
+            session.commit()
+        return status, error
 
 
 def _ensure_run_row(session_factory: sessionmaker[Session], user_id: str, day: dt.date) -> None:
@@ -200,14 +222,15 @@ def _ensure_run_row(session_factory: sessionmaker[Session], user_id: str, day: d
 
 def due_digests(session_factory: sessionmaker[Session], now: dt.datetime, at: dt.time) -> list[tuple[str, dt.date]]:
     """(user id, local day) of each rep and manager whose clock has reached `at` today and whose digest of that
-    day is not sent yet: what a job queue should run now. A failed one is due again (retried, never marked sent)."""
+    day is not sent yet (nor uncertain): what a job queue should run now. A failed one is due again (retried,
+    never marked sent); so is one being sent, whose job finds it cut off once it is old enough."""
     with session_factory() as session:
         targets = due_targets(_digest_users(session, None), now, at)
         days = {day for _, day in targets}
         sent = (
             set(
                 session.execute(
-                    select(DigestRun.user_id, DigestRun.day).where(DigestRun.day.in_(days), DigestRun.status == "sent")
+                    select(DigestRun.user_id, DigestRun.day).where(DigestRun.day.in_(days), DigestRun.status.in_(NOT_DUE))
                 ).tuples()
             )
             if days

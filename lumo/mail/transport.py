@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Protocol
@@ -44,6 +44,7 @@ class SmtpSender(Protocol):
         html: str | None = None,
         cc: list[str] = ...,
         message_id: str | None = None,
+        on_transmit: Callable[[], None] | None = None,
     ) -> None: ...
 
     def new_message_id(self) -> str: ...

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lumo.db.models import DigestRun
 from lumo.digest import Mailer
-from lumo.digest.run import DigestResult, send_digests
+from lumo.digest.run import SENDING_STALE_AFTER, DigestResult, due_digests, send_digests
 from tests import factories as f
 from tests.reliability.smtp_faults import FaultySmtp
 
@@ -117,4 +118,58 @@ def test_a_digest_the_server_took_but_never_confirmed_is_not_sent_again_by_the_n
 
     assert [r.status for r in first] == ["uncertain"] and "may have been delivered" in (first[0].error or "")
     assert [r.status for r in again] == ["uncertain"]  # reported again, not resent
+    assert received(server) == Counter(["r0@acme.test"])
+
+
+class Crash(BaseException):
+    """The process dying: nothing below catches it, and the open transaction goes with the connection."""
+
+
+class CrashAfterSmtp(Mailer):
+    """The real Mailer, whose process dies the moment the server has taken the message, before it is recorded."""
+
+    def send(self, *args: Any, **kwargs: Any) -> None:
+        super().send(*args, **kwargs)
+        raise Crash
+
+
+def test_a_sender_that_dies_after_the_server_took_the_digest_is_not_followed_by_a_second_one(
+    session_factory: sessionmaker[Session], server: FaultySmtp, users: list[str]
+) -> None:
+    dying = CrashAfterSmtp(server.url, "Lumo <lumo@lumenbase.test>", timeout=5, sleep=lambda _: None)
+    with pytest.raises(Crash):
+        send_digests(session_factory, dying, None, now=NOW, user_email="r0@acme.test")
+    assert received(server) == Counter(["r0@acme.test"])
+
+    # The job retried at once (the dead worker's, by another) leaves it to the sender it cannot tell is dead;
+    # once the send is older than any send takes, it is reported cut off and no longer queued.
+    retried = send_digests(session_factory, mailer(server), None, now=NOW + dt.timedelta(seconds=5), user_email="r0@acme.test")
+    later = NOW + SENDING_STALE_AFTER + dt.timedelta(minutes=1)
+    assert "r0" in [user for user, _day in due_digests(session_factory, later, dt.time(7, 30))]
+    again = send_digests(session_factory, mailer(server), None, now=later, user_email="r0@acme.test")
+
+    assert [r.status for r in retried] == ["already_sent"]
+    assert [r.status for r in again] == ["uncertain"] and "cut off while transmitting" in (again[0].error or "")
+    assert received(server) == Counter(["r0@acme.test"])  # one digest, not two
+    due = [user for user, _day in due_digests(session_factory, later, dt.time(7, 30))]
+    assert "r0" not in due and "r1" in due
+
+
+class CrashBeforeSmtp(Mailer):
+    """The real Mailer, whose process dies after the run claimed the digest, before connecting."""
+
+    def send(self, *args: Any, **kwargs: Any) -> None:
+        raise Crash
+
+
+def test_a_sender_that_dies_before_the_message_left_is_followed_by_one_that_sends_it(
+    session_factory: sessionmaker[Session], server: FaultySmtp, users: list[str]
+) -> None:
+    dying = CrashBeforeSmtp(server.url, "Lumo <lumo@lumenbase.test>", timeout=5, sleep=lambda _: None)
+    with pytest.raises(Crash):
+        send_digests(session_factory, dying, None, now=NOW, user_email="r0@acme.test")
+
+    again = send_digests(session_factory, mailer(server), None, now=NOW + dt.timedelta(minutes=10), user_email="r0@acme.test")
+
+    assert [r.status for r in again] == ["sent"]
     assert received(server) == Counter(["r0@acme.test"])
