@@ -1,8 +1,42 @@
-"""Helpers for tests that mock the OpenAI HTTP API with respx (openai 3.x speaks httpx2: use "httpcore2")."""
+"""Helpers for tests that mock the OpenAI HTTP API with respx: `respx.mock(base_url=..., using=LLM_MOCKER)`.
+
+Lumo's model client sends through the openai SDK's aiohttp transport (lumo.llm.client), which neither respx's own
+mockers nor pytest-httpx2's "httpcore2" reach: `AiohttpTransportMocker` mocks that transport's one request method,
+so the SDK above it (retries, parsing, errors) runs as it does against a server.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+import httpx2
 import respx
+from respx.mocks import AbstractRequestMocker
+
+LLM_MOCKER = "openai-aiohttp"
+
+
+class AiohttpTransportMocker(AbstractRequestMocker):
+    name = LLM_MOCKER
+    targets = ["openai._vendor.httpx_aiohttp.transport.AiohttpTransport"]
+    target_methods = ["handle_async_request"]
+
+    @classmethod
+    def to_httpx_request(cls, **kwargs: Any) -> httpx.Request:
+        request: httpx2.Request = kwargs["request"]  # respx matches routes on legacy httpx requests
+        return httpx.Request(request.method, str(request.url), headers=request.headers.raw, content=request.content)
+
+    @classmethod
+    async def prepare_async_request(cls, httpx_request: httpx.Request, **kwargs: Any) -> tuple[httpx.Request, dict[str, Any]]:
+        return httpx_request, kwargs  # built with its content already
+
+    @classmethod
+    async def from_async_httpx_response(cls, httpx_response: httpx.Response, target: Any, **kwargs: Any) -> httpx2.Response:
+        content = await httpx_response.aread()
+        return httpx2.Response(
+            httpx_response.status_code, headers=httpx_response.headers.raw, content=content, request=kwargs["request"]
+        )
 
 
 class FakeTime:

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx2
 import pytest
-import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
 import respx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +22,7 @@ from lumo.crm.errors import NotFound
 from lumo.db.models import Activity, AgentAction, Invoice, OutboxEmail, Task
 from lumo.llm import LLMSettings, ModelClient
 from tests.agent_support import AS_OF, INJECTION, approve, ask, build_book, open_lumo, scope_of
-from tests.llm_support import FakeTime, api_error
+from tests.llm_support import LLM_MOCKER, FakeTime, api_error
 
 BASE_URL = "http://llm.test/v1"
 MAX_ATTEMPTS = 3
@@ -83,7 +82,7 @@ def book(session: Session) -> dict[str, Any]:
 
 @pytest.fixture
 def llm_api() -> Iterator[respx.Router]:
-    with respx.mock(base_url=BASE_URL, using="httpcore2") as router:
+    with respx.mock(base_url=BASE_URL, using=LLM_MOCKER) as router:
         yield router
 
 

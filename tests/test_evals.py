@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
 import respx
 
 from evals import graders, report, runner
@@ -23,6 +22,7 @@ from evals.cases import Case, Expect, Turn, load_cases
 from evals.data import Databases, expand, merge
 from evals.graders import GRADERS, Grade, db_diff, grade, kendall_tau, ndcg_at_k, precision_at_k
 from lumo.llm import LLMSettings, ModelClient
+from tests.llm_support import LLM_MOCKER
 
 BASE_URL = "http://llm.test/v1"
 MODEL = "scripted-model"
@@ -80,7 +80,7 @@ def dbs(tmp_path_factory: pytest.TempPathFactory) -> Databases:
 
 @pytest.fixture
 def llm() -> Iterator[respx.Route]:
-    with respx.mock(base_url=BASE_URL, using="httpcore2") as router:
+    with respx.mock(base_url=BASE_URL, using=LLM_MOCKER) as router:
         yield router.post("/chat/completions", name="chat")
 
 

@@ -8,10 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpcore2
 import httpx2
 import pytest
-import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
 import respx
 
 from lumo.llm import (
@@ -23,7 +21,7 @@ from lumo.llm import (
     UsageTotals,
     parse_retry_after,
 )
-from tests.llm_support import FakeTime, api_error
+from tests.llm_support import LLM_MOCKER, FakeTime, api_error
 
 BASE_URL = "http://llm.test/v1"
 
@@ -62,12 +60,9 @@ def ok(**kwargs: object) -> respx.MockResponse:
 
 @pytest.fixture
 def llm_api() -> Iterator[respx.Router]:
-    """respx router over httpx2's transport; unmatched requests fail instead of hitting the network.
-
-    A plain `respx.mock()` patches legacy httpcore, which openai 3.x never calls. The plugin's
-    `httpx2_mock` fixture would do too, but its `httpx2` marker is not registered in 1.0.0.
-    """
-    with respx.mock(base_url=BASE_URL, using="httpcore2") as router:
+    """respx router over the SDK's aiohttp transport (tests.llm_support); unmatched requests fail instead of
+    hitting the network. A plain `respx.mock()` patches legacy httpcore, which openai 3.x never calls."""
+    with respx.mock(base_url=BASE_URL, using=LLM_MOCKER) as router:
         yield router
 
 
@@ -185,9 +180,9 @@ async def test_400_raises_model_error_without_retry(llm_api: respx.Router, clien
     assert fake_time.sleeps == []
 
 
-# Both work: httpx2's transport maps httpcore2.ReadTimeout to httpx2.ReadTimeout, and the
-# SDK turns either into openai.APITimeoutError.
-@pytest.mark.parametrize("timeout_exc", [httpx2.ReadTimeout, httpcore2.ReadTimeout])
+# The aiohttp transport maps aiohttp's timeouts to these (openai/_vendor/httpx_aiohttp), and the SDK turns either
+# into openai.APITimeoutError; a real stalled server is in tests/test_model_dialects.py.
+@pytest.mark.parametrize("timeout_exc", [httpx2.ReadTimeout, httpx2.ConnectTimeout])
 async def test_timeout_then_success(llm_api: respx.Router, client: ModelClient, timeout_exc: type[Exception]) -> None:
     route = chat_route(llm_api).mock(side_effect=[timeout_exc("read timed out"), ok(content="late")])
 

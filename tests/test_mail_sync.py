@@ -24,6 +24,7 @@ from lumo.mail.providers import Providers
 from lumo.mail.sync import sync_mailboxes
 from tests.clients import run_cli
 from tests.factories import NOON, TODAY, basic_book, invoice, outbox_email
+from tests.llm_support import LLM_MOCKER
 from tests.mail_support import (
     CONFIG,
     GRAPH,
@@ -383,7 +384,7 @@ def test_the_model_reads_only_what_the_rules_could_not_and_only_proposes(
     }
     providers = gmail_providers(google_token(), ok(history), _gmail_message("r9", remittance))
     reader = reply_reader(LLMSettings(api_key="k", base_url=LLM_URL, max_attempts=1))
-    with respx.mock(base_url=LLM_URL, using="httpcore2") as llm:
+    with respx.mock(base_url=LLM_URL, using=LLM_MOCKER) as llm:
         chat = llm.post("/chat/completions").respond(json=_read_reply_completion(answer))
         [result] = sync_mailboxes(session_factory, LATER, providers=providers, reader=reader)
     assert result.replies == 1 and chat.call_count == 1

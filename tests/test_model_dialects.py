@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx2
 import pytest
-import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
 import respx
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -36,7 +35,7 @@ from lumo.db.models import OutboxEmail
 from lumo.llm import LLMSettings, ModelClient
 from tests import factories as f
 from tests.agent_support import NOW, approve, ask, build_book, scope_of
-from tests.llm_support import FakeTime
+from tests.llm_support import LLM_MOCKER, FakeTime
 from tools import REGISTRY, schemas
 
 BASE_URL = "http://llm.test/v1"
@@ -113,7 +112,7 @@ def book(session: Session) -> dict[str, Any]:
 
 @pytest.fixture
 def llm_api() -> Iterator[respx.Router]:
-    with respx.mock(base_url=BASE_URL, using="httpcore2", assert_all_called=False) as router:
+    with respx.mock(base_url=BASE_URL, using=LLM_MOCKER, assert_all_called=False) as router:
         yield router
 
 

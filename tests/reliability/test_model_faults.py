@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
 import respx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +28,7 @@ from lumo.auth import create_token
 from lumo.config import Settings
 from lumo.db.models import AgentAction, Invoice, OutboxEmail
 from tests.agent_support import NOW, TODAY, build_book
+from tests.llm_support import LLM_MOCKER
 
 BASE_URL = "http://llm.test/v1"
 DATE = TODAY.isoformat()
@@ -86,7 +86,7 @@ FAULTS: dict[str, Callable[[], Any]] = {
 
 @pytest.fixture
 def llm_api() -> Iterator[respx.Router]:
-    with respx.mock(base_url=BASE_URL, using="httpcore2", assert_all_called=False) as router:
+    with respx.mock(base_url=BASE_URL, using=LLM_MOCKER, assert_all_called=False) as router:
         yield router
 
 

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import pytest_httpx2  # noqa: F401  (registers respx's "httpcore2" mocker)
 import respx
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -30,6 +29,7 @@ from lumo.db.migrate import upgrade
 from lumo.db.session import make_engine, make_sessionmaker
 from tests.agent_support import NOW, TODAY, build_book
 from tests.conftest import new_pg_database
+from tests.llm_support import LLM_MOCKER
 
 DATE = TODAY.isoformat()
 LLM_URL = "http://llm.test/v1"
@@ -264,7 +264,7 @@ def test_connections_killed_while_the_model_thinks_do_not_fail_the_chat(outage_d
             return completion(None, [call])
         return completion("INV-1042 (Globex) is 38 days overdue: EUR 12,400.00.")
 
-    with respx.mock(base_url=LLM_URL, using="httpcore2", assert_all_called=False) as llm:
+    with respx.mock(base_url=LLM_URL, using=LLM_MOCKER, assert_all_called=False) as llm:
         llm.post("/chat/completions").side_effect = model
         with TestClient(create_app(Settings(database_url=url), env=env), raise_server_exceptions=False) as client:
             warm = client.post("/v1/chat", json={"message": "hello", "date": DATE}, headers=headers)
