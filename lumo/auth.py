@@ -9,7 +9,7 @@ import secrets
 import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from lumo.crm.addresses import parse_address
@@ -107,15 +107,18 @@ def revoke_tokens(session: Session, *, token: str | None = None, email: str | No
     return len(ids)
 
 
+# Built once: every request runs it, and building and coercing it each time cost more than the query (~0.15 ms).
+_TOKEN_USER = (
+    select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked.is_(False),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
+    )
+)
+
+
 def user_for_token(session: Session, token: str, now: dt.datetime) -> User | None:
     """The token's user, unless it is unknown, revoked or expired at `now`."""
-    row = session.execute(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == hash_token(token),
-            ApiToken.revoked.is_(False),
-            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
-        )
-    ).scalar_one_or_none()
-    return row
+    return session.execute(_TOKEN_USER, {"token_hash": hash_token(token), "now": now}).scalar_one_or_none()

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from lumo.crm.scope import Scope
@@ -61,14 +61,16 @@ def _cache_of(engine: Engine) -> _Lru:
         return cache
 
 
+# Built once: a chat turn reads it, and building it each time cost as much as running it.
+_VERSIONS = select(BookVersion.owner_id, BookVersion.version).where(BookVersion.owner_id.in_(bindparam("owners", expanding=True)))
+
+
 def book_version(session: Session, scope: Scope) -> tuple[int, ...] | None:
     """The versions of every book in scope (and of '*'), in owner order; None for the whole workspace."""
     if scope.owner_ids is None:
         return None
     owners = [EVERY_BOOK, *sorted(scope.owner_ids)]
-    rows = dict(
-        session.execute(select(BookVersion.owner_id, BookVersion.version).where(BookVersion.owner_id.in_(owners))).tuples().all()
-    )
+    rows = dict(session.execute(_VERSIONS, {"owners": owners}).tuples().all())
     return tuple(rows.get(owner, 0) for owner in owners)
 
 
