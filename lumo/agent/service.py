@@ -177,21 +177,20 @@ class Lumo:
             raise InvalidInput("the message is empty")
         if len(message) > MAX_MESSAGE_CHARS:
             raise InvalidInput(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
-        new = thread_id is None  # a fresh id has no state to read: nothing can be waiting on it
-        thread_id = thread_id or uuid.uuid4().hex[:12]
+        if thread_id is None:  # a fresh id has no state to read: nothing can be waiting on it
+            thread_id = uuid.uuid4().hex[:12]
+            key = self.thread_key(scope, thread_id)
+            # The run's config only: the checkpointer need not look for what cannot be there.
+            return message, thread_id, key, {"configurable": {"thread_id": key, NEW_THREAD: True}}
         key = self.thread_key(scope, thread_id)
         config: dict[str, Any] = {"configurable": {"thread_id": key}}
-        waiting: list[PendingAction] = []
-        if not new:
-            snapshot = await self.graph.aget_state(config)
-            if not snapshot.values and not start_if_new:
-                raise NotFound(f"thread {thread_id} not found")
-            waiting = _waiting(snapshot)
+        snapshot = await self.graph.aget_state(config)
+        if not snapshot.values and not start_if_new:
+            raise NotFound(f"thread {thread_id} not found")
+        waiting = _waiting(snapshot)
         if waiting:
             ids = ", ".join(a["id"] for a in waiting)
             raise InvalidInput(f"thread {thread_id} is waiting for approval of {ids}: approve or reject it first")
-        if new:  # the run's config only: the checkpointer need not look for what cannot be there
-            config = {"configurable": {"thread_id": key, NEW_THREAD: True}}
         return message, thread_id, key, config
 
     async def approve(
