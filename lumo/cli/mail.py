@@ -74,7 +74,7 @@ def mail_status(user: Annotated[str | None, typer.Option("--user", help="Only th
                 "synced_at": box.synced_at.isoformat() if box.synced_at else None,
                 "error": box.last_error,
             }
-            for email, box in session.execute(query).tuples()
+            for email, box in session.execute(query)
         ]
     if json:
         emit_json(rows)

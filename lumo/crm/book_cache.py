@@ -10,13 +10,14 @@ admin's scope) is not cached: any write anywhere would change its key.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from lumo.crm.scope import Scope
@@ -61,8 +62,13 @@ def _cache_of(engine: Engine) -> _Lru:
         return cache
 
 
-# Built once: a chat turn reads it, and building it each time cost as much as running it.
-_VERSIONS = select(BookVersion.owner_id, BookVersion.version).where(BookVersion.owner_id.in_(bindparam("owners", expanding=True)))
+@functools.cache
+def _versions(owners: int) -> Select[str, int]:
+    """Built once per number of owners (every chat turn reads it, and building it cost as much as running it);
+    one bound parameter per owner, as an expanding IN would be rewritten on every run."""
+    return select(BookVersion.owner_id, BookVersion.version).where(
+        BookVersion.owner_id.in_([bindparam(f"o{i}") for i in range(owners)])
+    )
 
 
 def book_version(session: Session, scope: Scope) -> tuple[int, ...] | None:
@@ -70,7 +76,8 @@ def book_version(session: Session, scope: Scope) -> tuple[int, ...] | None:
     if scope.owner_ids is None:
         return None
     owners = [EVERY_BOOK, *sorted(scope.owner_ids)]
-    rows = dict(session.execute(_VERSIONS, {"owners": owners}).tuples().all())
+    found = session.execute(_versions(len(owners)), {f"o{i}": owner for i, owner in enumerate(owners)})
+    rows = {owner: version for owner, version in found}
     return tuple(rows.get(owner, 0) for owner in owners)
 
 

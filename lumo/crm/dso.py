@@ -63,7 +63,7 @@ def dso_report(session: Session, scope: Scope, as_of: AsOf, fx: FxTable | None =
     for inv in fetch_rows(session, rows_query(scope)):
         reps[inv.owner_id].add(inv, as_of, fx)
         team.add(inv, as_of, fx)
-    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(sorted(reps)))).tuples().all())
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(sorted(reps)))).all())
     return {
         "definition": definition(fx.base),
         "base_currency": fx.base,

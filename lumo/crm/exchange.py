@@ -206,7 +206,7 @@ def _load_existing(session: Session, checked: Checked) -> Existing:
         if isinstance(ids, list):
             wanted["contacts"].update(_strings(ids))
     # Users are few (reps of one workspace) and all are needed for the email check: load them whole.
-    rows = session.execute(select(User.id, User.email, User.slack_user_id)).tuples()
+    rows = session.execute(select(User.id, User.email, User.slack_user_id))
     users = {user_id: (email, slack_user_id) for user_id, email, slack_user_id in rows}
     ids = {name: _present(session, column, wanted[name]) for name, column in ID_COLUMNS.items() if name != "users"}
     ids["users"] = set(users)
@@ -226,7 +226,7 @@ def _invoice_numbers(session: Session, invoice_ids: set[str], numbers: set[str])
     found: dict[str, str] = {}
     for column, values in ((Invoice.id, invoice_ids), (Invoice.number, numbers)):
         for clause in _one_of(session, column, values):
-            found.update(session.execute(select(Invoice.id, Invoice.number).where(clause)).tuples().all())
+            found.update(session.execute(select(Invoice.id, Invoice.number).where(clause)).all())
     return found
 
 
@@ -507,7 +507,7 @@ def _status_changes(
     ids = [i.id for i in invoices if i.id in known]
     before: dict[str, str] = {}
     for clause in _one_of(session, Invoice.id, set(ids)):
-        before.update(session.execute(select(Invoice.id, Invoice.status).where(clause)).tuples().all())
+        before.update(session.execute(select(Invoice.id, Invoice.status).where(clause)).all())
     carried = {(a.invoice_id, a.to_status) for a in activities if a.kind == "status_change"}
     return [
         ActivityIn.model_construct(  # built from checked values: no second validation
@@ -586,7 +586,7 @@ def export_snapshot(session: Session) -> dict[str, Any]:
     workspace = session.get(Workspace, 1)
     if workspace is None:
         raise LumoError("the database holds no workspace yet: import a snapshot first")
-    rates = sorted(session.execute(select(FxRate.currency, FxRate.rate)).tuples())
+    rates = sorted(session.execute(select(FxRate.currency, FxRate.rate)))
     return {
         "workspace": {
             "name": workspace.name,
@@ -608,9 +608,7 @@ def export_snapshot(session: Session) -> dict[str, Any]:
 
 
 def _export_users(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(User.id, User.email, User.name, User.role, User.manager_id, User.timezone, User.slack_user_id)
-    ).tuples()
+    rows = session.execute(select(User.id, User.email, User.name, User.role, User.manager_id, User.timezone, User.slack_user_id))
     keys = list(LISTS["users"].model_fields)
     return [dict(zip(keys, row, strict=True)) for row in sorted(rows, key=lambda r: r[0])]
 
@@ -626,7 +624,7 @@ def _export_accounts(session: Session) -> list[dict[str, Any]]:
 def _export_contacts(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
         select(Contact.id, Contact.account_id, Contact.name, Contact.email, Contact.role, Contact.do_not_contact)
-    ).tuples()
+    )
     keys = list(LISTS["contacts"].model_fields)
     return [dict(zip(keys, row, strict=True)) for row in sorted(rows, key=lambda r: r[0])]
 
@@ -649,7 +647,7 @@ def _export_deals(session: Session) -> list[dict[str, Any]]:
 def _export_invoices(session: Session) -> list[dict[str, Any]]:
     contacts: dict[str, list[tuple[int, str]]] = {}
     links = session.execute(select(InvoiceContact.invoice_id, InvoiceContact.position, InvoiceContact.contact_id))
-    for invoice_id, position, contact_id in links.tuples():
+    for invoice_id, position, contact_id in links:
         contacts.setdefault(invoice_id, []).append((position, contact_id))
     rows = session.execute(
         select(

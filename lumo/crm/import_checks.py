@@ -152,7 +152,7 @@ def _check_manager_cycles(checked: Checked, people: _People) -> None:
 
 
 def _people(session: Session, checked: Checked) -> _People:
-    rows = session.execute(select(User.id, User.role, User.manager_id)).tuples().all()
+    rows = session.execute(select(User.id, User.role, User.manager_id)).all()
     role = {uid: r for uid, r, _ in rows}
     manager = {uid: m for uid, _, m in rows}
     for _, raw in _records(checked, "users"):
@@ -192,7 +192,7 @@ def _db_values(
     out: dict[str, str] = {}
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start : start + CHUNK]
-        out.update(session.execute(select(id_column, value_column).where(id_column.in_(chunk))).tuples().all())
+        out.update(session.execute(select(id_column, value_column).where(id_column.in_(chunk))).all())
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from babel.numbers import is_currency
 from sqlalchemy import Select, and_, func, or_, select
@@ -58,7 +58,7 @@ def rows_query(scope: Scope) -> Select[*tuple[Any, ...]]:
 
 def fetch_rows(session: Session, query: Select[*tuple[Any, ...]]) -> list[InvoiceRow]:
     # Core execution: these are plain column rows, so the ORM's loading machinery is pure overhead.
-    return [InvoiceRow(*r) for r in session.connection().execute(query).tuples().all()]
+    return [InvoiceRow(*cast(tuple[Any, ...], r)) for r in session.connection().execute(query)]
 
 
 def actionable_clause() -> Any:

@@ -58,9 +58,7 @@ def _check_recipients(
     one string never matches a contact.
     """
     invoice_people = [c for cs in invoice_contacts(session, invoice_ids).values() for c in cs]
-    account_people = session.execute(
-        select(Contact.email, Contact.do_not_contact).where(Contact.account_id == account_id)
-    ).tuples()
+    account_people = session.execute(select(Contact.email, Contact.do_not_contact).where(Contact.account_id == account_id))
     reachable = {k for c in invoice_people if not c.do_not_contact and (k := address_key(c.email))}
     blocked = {k for c in invoice_people if c.do_not_contact and (k := address_key(c.email))}
     copyable = set(reachable)

@@ -290,7 +290,7 @@ def lines_to_match(session: Session, scope: Scope, limit: int = 50) -> dict[str,
             ).all()
         )
     ids = {i for ln in [*suggested, *unmatched] for i in ln.invoice_ids.split(",") if i}
-    numbers = dict(session.execute(select(Invoice.id, Invoice.number).where(Invoice.id.in_(sorted(ids)))).tuples().all())
+    numbers = dict(session.execute(select(Invoice.id, Invoice.number).where(Invoice.id.in_(sorted(ids)))).all())
     return {
         "suggested": [line_json(ln, numbers) for ln in suggested],
         "unmatched": [{**line_json(ln, numbers), "action": None} for ln in unmatched],

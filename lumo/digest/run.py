@@ -231,7 +231,7 @@ def due_digests(session_factory: sessionmaker[Session], now: dt.datetime, at: dt
             set(
                 session.execute(
                     select(DigestRun.user_id, DigestRun.day).where(DigestRun.day.in_(days), DigestRun.status.in_(NOT_DUE))
-                ).tuples()
+                )
             )
             if days
             else set()

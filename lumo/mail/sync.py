@@ -145,7 +145,7 @@ def _threads(session: Session, box: Mailbox) -> dict[str, list[Invoice]]:
         .join(Invoice, Invoice.id == MailThread.invoice_id)
         .where(MailThread.mailbox_id == box.id, MailThread.provider_thread_id.is_not(None))
         .order_by(Invoice.number)
-    ).tuples()
+    )
     out: dict[str, list[Invoice]] = defaultdict(list)
     for thread_id, invoice in rows:
         out[str(thread_id)].append(invoice)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,15 +23,20 @@ def remember_thread(factory: sessionmaker[Session], user_id: str, thread_id: str
     thread cannot both insert it."""
     title = " ".join((message or "").split())[:TITLE_CHARS] or thread_id
     with factory() as session:
-        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
         row = {"user_id": user_id, "thread_id": thread_id, "title": title, "created_at": now, "updated_at": now}
-        statement = insert(ChatThread).values(row)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["user_id", "thread_id"], set_={"updated_at": statement.excluded.updated_at}
-            )
-        )
+        session.execute(_upsert(session.get_bind().dialect.name), row)
         session.commit()
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """Built once per dialect, its values bound per turn: building it took longer than running it."""
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    columns = ("user_id", "thread_id", "title", "created_at", "updated_at")
+    statement = insert(ChatThread).values({c: bindparam(c) for c in columns})
+    return statement.on_conflict_do_update(
+        index_elements=["user_id", "thread_id"], set_={"updated_at": statement.excluded.updated_at}
+    )
 
 
 def recent_threads(session: Session, user_id: str, limit: int) -> list[dict[str, Any]]:
