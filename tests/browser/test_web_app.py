@@ -169,6 +169,7 @@ def test_an_approval_refused_by_the_checks_says_why_in_the_thread(page: Any, ser
     ask(page, "send the reminder for INV-1004")
     first_thread = page.url
     page.get_by_role("link", name="New chat").click()
+    page.locator("article.approval").first.wait_for(state="detached")  # the new chat shows none yet (busy cores)
     ask(page, "send the reminder for INV-1004").get_by_role("button", name="Approve").click()
     page.get_by_text("queued in the outbox").wait_for()
     page.goto(first_thread)  # the older draft of the same reminder, reopened: it still waits

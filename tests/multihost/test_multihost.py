@@ -268,7 +268,7 @@ def test_two_apis_and_two_workers_share_one_database(database: str, mailbox: tup
         engine = make_engine(database)
         try:
             with make_sessionmaker(engine)() as session:
-                runs = dict(session.execute(select(DigestRun.user_id, DigestRun.status)).tuples())
+                runs = {user: status for user, status in session.execute(select(DigestRun.user_id, DigestRun.status))}
                 assert runs.keys() == {"m1", "u1", "u2"} and runs["u2"] == "sent"  # the victim's, from the survivor
                 # Another digest may have been leaving the killed worker: the server took it (once, above), and its
                 # row stays 'sending' (never sent again; reported uncertain once older than any send takes).
