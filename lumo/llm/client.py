@@ -165,7 +165,7 @@ class ModelClient:
             base_url=settings.base_url,
             max_retries=0,
             timeout=settings.request_timeout_s,
-            http_client=openai.DefaultAioHttpClient(timeout=settings.request_timeout_s),
+            http_client=openai.DefaultAioHttpClient(),  # the timeout above goes with every request
         )
         self._sleep = sleep
         self._clock = clock

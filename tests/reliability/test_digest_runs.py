@@ -35,8 +35,8 @@ def server() -> Iterator[FaultySmtp]:
     smtp.stop()
 
 
-def mailer(server: FaultySmtp, timeout: float = 5) -> Mailer:
-    return Mailer(server.url, "Lumo <lumo@lumenbase.test>", timeout=timeout, sleep=lambda _: None)
+def mailer(server: FaultySmtp, timeout: float = 5, kind: type[Mailer] = Mailer) -> Mailer:
+    return kind(server.url, "Lumo <lumo@lumenbase.test>", timeout=timeout, sleep=lambda _: None)
 
 
 @pytest.fixture
@@ -136,9 +136,8 @@ class CrashAfterSmtp(Mailer):
 def test_a_sender_that_dies_after_the_server_took_the_digest_is_not_followed_by_a_second_one(
     session_factory: sessionmaker[Session], server: FaultySmtp, users: list[str]
 ) -> None:
-    dying = CrashAfterSmtp(server.url, "Lumo <lumo@lumenbase.test>", timeout=5, sleep=lambda _: None)
     with pytest.raises(Crash):
-        send_digests(session_factory, dying, None, now=NOW, user_email="r0@acme.test")
+        send_digests(session_factory, mailer(server, kind=CrashAfterSmtp), None, now=NOW, user_email="r0@acme.test")
     assert received(server) == Counter(["r0@acme.test"])
 
     # The job retried at once (the dead worker's, by another) leaves it to the sender it cannot tell is dead;
@@ -165,9 +164,8 @@ class CrashBeforeSmtp(Mailer):
 def test_a_sender_that_dies_before_the_message_left_is_followed_by_one_that_sends_it(
     session_factory: sessionmaker[Session], server: FaultySmtp, users: list[str]
 ) -> None:
-    dying = CrashBeforeSmtp(server.url, "Lumo <lumo@lumenbase.test>", timeout=5, sleep=lambda _: None)
     with pytest.raises(Crash):
-        send_digests(session_factory, dying, None, now=NOW, user_email="r0@acme.test")
+        send_digests(session_factory, mailer(server, kind=CrashBeforeSmtp), None, now=NOW, user_email="r0@acme.test")
 
     again = send_digests(session_factory, mailer(server), None, now=NOW + dt.timedelta(minutes=10), user_email="r0@acme.test")
 
