@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, Executable, delete, event, select, update
@@ -132,6 +133,26 @@ def test_a_result_is_kept_per_key(session_factory: sessionmaker[Session]) -> Non
         again = book_cache.cached(s, scope, ("probe",), lambda: calls.append(1) or len(calls))
         other_day = book_cache.cached(s, scope, ("probe", dt.date(2026, 1, 1)), lambda: calls.append(1) or len(calls))
     assert (first, again, other_day) == (1, 1, 2)
+
+
+def test_the_cache_keeps_at_most_max_entries_the_least_recently_used_leaving_first(
+    session_factory: sessionmaker[Session], monkeypatch: Any
+) -> None:
+    _book(session_factory)
+    monkeypatch.setattr(book_cache, "MAX_ENTRIES", 2)
+    engine = session_factory.kw["bind"]
+    monkeypatch.delitem(book_cache._caches, engine, raising=False)  # a new cache, of the patched size
+    computed: list[str] = []
+
+    def get(s: Session, scope: Scope, key: str) -> str:
+        return book_cache.cached(s, scope, (key,), lambda: computed.append(key) or key)
+
+    with session_factory() as s:
+        scope: Scope = scope_for_email(s, "u1@acme.test")
+        get(s, scope, "a"), get(s, scope, "b"), get(s, scope, "a")  # "a" used last: "b" is the oldest
+        get(s, scope, "c")  # evicts "b"
+        get(s, scope, "a"), get(s, scope, "c"), get(s, scope, "b")
+    assert computed == ["a", "b", "c", "b"]
 
 
 def _id_of(number: object, s: Session) -> str:

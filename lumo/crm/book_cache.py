@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
+from cachetools import LRUCache
 from sqlalchemy import Engine, Select, bindparam, select
 from sqlalchemy.orm import Session
 
@@ -28,38 +28,19 @@ EVERY_BOOK = "*"
 MAX_ENTRIES = 2048  # a few per active rep; a priorities result is a few kB
 
 
-class _Lru:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[Hashable, object] = OrderedDict()
-        self.lock = threading.Lock()  # tools run on worker threads
-
-    def get(self, key: Hashable) -> object | None:
-        with self.lock:
-            value = self.entries.get(key)
-            if value is not None:
-                self.entries.move_to_end(key)
-            return value
-
-    def put(self, key: Hashable, value: object) -> None:
-        with self.lock:
-            self.entries[key] = value
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-
-
 # One cache per engine: two databases (tests, tools) never share entries.
-_caches: weakref.WeakKeyDictionary[Engine, _Lru] = weakref.WeakKeyDictionary()
+_Cache = LRUCache[Hashable, object]
+_caches: weakref.WeakKeyDictionary[Engine, tuple[_Cache, threading.Lock]] = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
 
 
-def _cache_of(engine: Engine) -> _Lru:
+def _cache_of(engine: Engine) -> tuple[_Cache, threading.Lock]:
+    """The engine's cache and its lock (tools run on worker threads; an LRU read reorders it)."""
     with _caches_lock:
-        cache = _caches.get(engine)
-        if cache is None:
-            cache = _caches[engine] = _Lru(MAX_ENTRIES)
-        return cache
+        found = _caches.get(engine)
+        if found is None:
+            found = _caches[engine] = (LRUCache(MAX_ENTRIES), threading.Lock())
+        return found
 
 
 @functools.cache
@@ -107,11 +88,13 @@ def cached(session: Session, scope: Scope, key: Hashable, compute: Callable[[], 
         return compute()
     engine = session.get_bind()
     assert isinstance(engine, Engine)
-    cache = _cache_of(engine)
+    cache, lock = _cache_of(engine)
     full = (key, scope.user_id, scope.owner_ids, version)
-    hit = cache.get(full)
+    with lock:
+        hit = cache.get(full)
     if hit is not None:
         return hit  # type: ignore[return-value]
     value = compute()
-    cache.put(full, value)
+    with lock:
+        cache[full] = value
     return value
