@@ -53,6 +53,7 @@ def test_two_workers_listen_apart_a_dead_one_is_replaced_and_sigterm_stops_all(p
         victim = max(workers)
         os.kill(victim, signal.SIGKILL)
         _wait_for(lambda: "died" in log.read_text() and log.read_text().count("Application startup complete.") == 3)
+        assert log.read_text().count("Collector settled") == 3  # each worker, the replacement too, set its collector
         assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=40) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from lumo import __version__, web
-from lumo.api import docs, errors, routes_chat, routes_mail, routes_payments, routes_reads, routes_record, routes_web
+from lumo.api import docs, errors, gc_tuning, routes_chat, routes_mail, routes_payments, routes_reads, routes_record, routes_web
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
 from lumo.api.schemas import Health, Readiness
@@ -21,9 +22,12 @@ from lumo.slack import routes as slack_routes
 from lumo.slack.client import SlackClient
 from lumo.slack.handlers import SlackRuntime
 
+serving_log = logging.getLogger("uvicorn.error")  # the served process's log, beside "Application startup complete."
 
-def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> FastAPI:
-    """`env` picks the model (see lumo.config.model_settings); None: the process environment."""
+
+def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None, *, serving: bool = False) -> FastAPI:
+    """`env` picks the model (see lumo.config.model_settings); None: the process environment. `serving`: this
+    process is a server that runs the app until it exits (`lumo serve`), so its collector is set for that."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -36,6 +40,13 @@ def create_app(settings: Settings | None = None, env: Mapping[str, str] | None =
             # The jobs: enqueued here; run by `lumo worker` on PostgreSQL, in this process on SQLite (lumo.jobs).
             async with serving_jobs(settings, lumo.session_factory, app.state.slack) as jobs:
                 app.state.jobs = jobs
+                if serving:
+                    frozen = gc_tuning.settle()
+                    serving_log.info(
+                        "Collector settled: %d start-up objects frozen, young generation every %d.",
+                        frozen,
+                        gc_tuning.YOUNG_THRESHOLD,
+                    )
                 yield
 
     app = FastAPI(

@@ -125,7 +125,7 @@ def serve(
     if workers == 1:
         from lumo.api.app import create_app
 
-        uvicorn.run(create_app(config), **options)  # this process's settings, --digest-at included
+        uvicorn.run(create_app(config, serving=True), **options)  # this process's settings, --digest-at included
     else:
         from lumo.cli.workers import serve_workers
 

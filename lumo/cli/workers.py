@@ -40,7 +40,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def _worker(options: dict[str, Any], sock: socket.socket) -> None:
     import uvicorn
 
-    uvicorn.Server(uvicorn.Config(APP, factory=True, **options)).run(sockets=[sock])
+    from lumo.api.app import create_app
+
+    try:  # built here, not by uvicorn's factory loading: the app must know it is served (lumo.api.gc_tuning)
+        served = create_app(serving=True)
+    except Exception:  # noqa: BLE001  (bad settings: every restart would fail the same way)
+        log.exception("Worker could not build the app.")
+        raise SystemExit(STARTUP_FAILURE) from None
+    uvicorn.Server(uvicorn.Config(served, **options)).run(sockets=[sock])
 
 
 def serve_workers(options: dict[str, Any], workers: int) -> None:

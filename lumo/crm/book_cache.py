@@ -14,10 +14,10 @@ import functools
 import threading
 import weakref
 from collections.abc import Callable, Hashable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from cachetools import LRUCache
-from sqlalchemy import Engine, Select, bindparam, select
+from sqlalchemy import Engine, Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from lumo.crm.scope import Scope
@@ -46,10 +46,10 @@ def _cache_of(engine: Engine) -> tuple[_Cache, threading.Lock]:
 @functools.cache
 def _versions(owners: int) -> Select[str, int]:
     """Built once per number of owners (every chat turn reads it, and building it cost as much as running it);
-    one bound parameter per owner, as an expanding IN would be rewritten on every run."""
-    return select(BookVersion.owner_id, BookVersion.version).where(
-        BookVersion.owner_id.in_([bindparam(f"o{i}") for i in range(owners)])
-    )
+    one bound parameter per owner, as an expanding IN would be rewritten on every run. On the table's columns:
+    an ORM select goes through the ORM's compile step on every run, for two plain columns."""
+    table = cast(Table, BookVersion.__table__)
+    return select(table.c.owner_id, table.c.version).where(table.c.owner_id.in_([bindparam(f"o{i}") for i in range(owners)]))
 
 
 def book_version(session: Session, scope: Scope) -> tuple[int, ...] | None:

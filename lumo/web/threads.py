@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,10 +30,11 @@ def remember_thread(factory: sessionmaker[Session], user_id: str, thread_id: str
 
 @functools.cache
 def _upsert(dialect: str) -> Any:
-    """Built once per dialect, its values bound per turn: building it took longer than running it."""
+    """Built once per dialect, its values bound per turn: building it took longer than running it. On the table,
+    not the ORM class: an ORM insert goes through the bulk-persistence machinery, 4% of a chat turn's CPU."""
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
     columns = ("user_id", "thread_id", "title", "created_at", "updated_at")
-    statement = insert(ChatThread).values({c: bindparam(c) for c in columns})
+    statement = insert(cast(Table, ChatThread.__table__)).values({c: bindparam(c) for c in columns})
     return statement.on_conflict_do_update(
         index_elements=["user_id", "thread_id"], set_={"updated_at": statement.excluded.updated_at}
     )
