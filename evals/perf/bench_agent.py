@@ -386,6 +386,10 @@ def prebuilt_app() -> Any:
                 saver = await stack.enter_async_context(open_checkpointer(os.environ["BENCH_DATABASE_URL"]))
             state["checkpointed"] = saver is not None
             state["agent"] = make_prebuilt(os.environ["BENCH_MODEL_URL"], factory, system_prompt(first, today), saver)
+            if os.environ.get("BENCH_SETTLE_GC"):  # Lumo's served-process collector settings, for comparison
+                from lumo.api import gc_tuning
+
+                gc_tuning.settle()
             yield
         engine.dispose()
 
@@ -809,17 +813,20 @@ async def load_phase(
             procs.stop("lumo-serve")
 
         # The prebuilt agent behind a minimal FastAPI app, same uvicorn settings and workers; without a
-        # checkpointer (the anchor), and with --prebuilt-checkpointer also with Lumo's PostgreSQL checkpointer.
+        # checkpointer (the anchor), and with --prebuilt-checkpointer also with Lumo's PostgreSQL checkpointer, with
+        # --prebuilt-gc also with a served Lumo process's collector settings.
         def prebuilt_request(i: int) -> dict[str, Any]:
             return {"url": "/chat", "json": {"message": PROMPT, "email": emails[i % len(emails)], "date": today.isoformat()}}
 
         def prebuilt_check(body: dict[str, Any]) -> str | None:
             return None if body.get("reply") and body.get("model_calls") == 2 else "bad reply"
 
-        variants = [(w, False) for w in args.prebuilt_workers]
+        variants = [(w, False, False) for w in args.prebuilt_workers]
         if args.prebuilt_checkpointer:
-            variants += [(w, True) for w in args.prebuilt_workers]
-        for workers, checkpointed in variants:
+            variants += [(w, True, False) for w in args.prebuilt_workers]
+        if args.prebuilt_gc:
+            variants += [(w, False, True) for w in args.prebuilt_workers]
+        for workers, checkpointed, settled in variants:
             port = free_port()
             env = {
                 **child_env,
@@ -828,6 +835,7 @@ async def load_phase(
                 "BENCH_DATE": today.isoformat(),
                 "BENCH_PROMPT_EMAIL": emails[0],
                 "BENCH_CHECKPOINTER": "postgres" if checkpointed else "",
+                "BENCH_SETTLE_GC": "1" if settled else "",
             }
             base = f"http://127.0.0.1:{port}"
             start_server(
@@ -858,7 +866,8 @@ async def load_phase(
                 workers,
                 notes,
             )
-            name = f"prebuilt{' + PostgreSQL checkpointer' if checkpointed else ''}, FastAPI --workers {workers}"
+            extra = " + PostgreSQL checkpointer" if checkpointed else " + Lumo's collector settings" if settled else ""
+            name = f"prebuilt{extra}, FastAPI --workers {workers}"
             account = CpuAccount(db_name, {"server": procs.running["prebuilt-serve"].pid, "stand-in": standin_group})
             log(f"load: {name}")
             results.append(
@@ -988,7 +997,7 @@ def cpu_targets(series: list[TurnSeries], args: argparse.Namespace) -> Iterator[
 
 def load_targets(load: list[LoadResult], args: argparse.Namespace) -> Iterator[str]:
     best = max(
-        (r for r in load if r.name.startswith("prebuilt") and "checkpointer" not in r.name and r.concurrency == args.concurrency),
+        (r for r in load if r.name.startswith("prebuilt,") and r.concurrency == args.concurrency),  # as shipped: no "+ ..."
         key=lambda r: r.throughput,
     )
     alone = {r.name.split()[0]: percentile(r.latencies_s, 50) for r in load if r.concurrency == 1}
@@ -1043,6 +1052,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--prebuilt-checkpointer",
         action="store_true",
         help="also run the prebuilt app with Lumo's PostgreSQL checkpointer (a thread saved per chat, as Lumo does)",
+    )
+    parser.add_argument(
+        "--prebuilt-gc",
+        action="store_true",
+        help="also run the prebuilt app with the collector settings of a served Lumo process (lumo.api.gc_tuning)",
     )
     parser.add_argument("--invoices", type=int, default=20_000)
     parser.add_argument("--reps", type=int, default=20)
