@@ -103,7 +103,7 @@ def server(db_url: str, session_factory: sessionmaker[Session], tmp_path: Path) 
             process.kill()
             process.wait(timeout=5)
     assert "Traceback" not in log.read_text(), log.read_text()  # nothing crashed in the server either
-    assert "Collector settled" in log.read_text()  # a served process sets its collector (lumo.api.gc_tuning)
+    assert "Collector settled" in log.read_text()  # a served process sets its collector (lumo.gc_tuning)
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:

@@ -72,7 +72,7 @@ def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str) -> tuple
     real_create_app = lumo.api.app.create_app
 
     def create_app(settings: Settings | None = None, env: Any = None, *, serving: bool = False) -> Any:
-        assert serving  # `lumo serve` runs the app as a server (lumo.api.gc_tuning)
+        assert serving  # `lumo serve` runs the app as a server (lumo.gc_tuning)
         built.append(settings)
         return real_create_app(settings, env)
 

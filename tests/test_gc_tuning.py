@@ -1,4 +1,4 @@
-"""The collector of a served process (lumo.api.gc_tuning): set once start-up is over, in `lumo serve` only."""
+"""The collector of a long-running process (lumo.gc_tuning): set once start-up is over, in `lumo serve` and `lumo worker`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from fastapi.testclient import TestClient
 
-from lumo.api import gc_tuning
+from lumo import gc_tuning
 from lumo.api.app import create_app
 from lumo.config import Settings
 
@@ -17,7 +17,7 @@ from lumo.config import Settings
 def test_settle_freezes_start_up_and_collects_the_young_generation_less_often() -> None:
     # In a process of its own: the freeze and the threshold are process-wide.
     code = (
-        "import gc, json; from lumo.api import gc_tuning; before = gc.get_threshold(); frozen = gc_tuning.settle(); "
+        "import gc, json; from lumo import gc_tuning; before = gc.get_threshold(); frozen = gc_tuning.settle(); "
         "print(json.dumps([before, gc.get_threshold(), frozen, gc.get_freeze_count()]))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -387,7 +387,7 @@ def prebuilt_app() -> Any:
             state["checkpointed"] = saver is not None
             state["agent"] = make_prebuilt(os.environ["BENCH_MODEL_URL"], factory, system_prompt(first, today), saver)
             if os.environ.get("BENCH_SETTLE_GC"):  # Lumo's served-process collector settings, for comparison
-                from lumo.api import gc_tuning
+                from lumo import gc_tuning
 
                 gc_tuning.settle()
             yield
@@ -1056,7 +1056,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--prebuilt-gc",
         action="store_true",
-        help="also run the prebuilt app with the collector settings of a served Lumo process (lumo.api.gc_tuning)",
+        help="also run the prebuilt app with the collector settings of a served Lumo process (lumo.gc_tuning)",
     )
     parser.add_argument("--invoices", type=int, default=20_000)
     parser.add_argument("--reps", type=int, default=20)

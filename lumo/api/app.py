@@ -10,8 +10,8 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from lumo import __version__, web
-from lumo.api import docs, errors, gc_tuning, routes_chat, routes_mail, routes_payments, routes_reads, routes_record, routes_web
+from lumo import __version__, gc_tuning, web
+from lumo.api import docs, errors, routes_chat, routes_mail, routes_payments, routes_reads, routes_record, routes_web
 from lumo.api.deps import no_nul_characters
 from lumo.api.limits import BodySizeLimit
 from lumo.api.schemas import Health, Readiness

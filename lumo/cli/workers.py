@@ -42,7 +42,7 @@ def _worker(options: dict[str, Any], sock: socket.socket) -> None:
 
     from lumo.api.app import create_app
 
-    try:  # built here, not by uvicorn's factory loading: the app must know it is served (lumo.api.gc_tuning)
+    try:  # built here, not by uvicorn's factory loading: the app must know it is served (lumo.gc_tuning)
         served = create_app(serving=True)
     except Exception:  # noqa: BLE001  (bad settings: every restart would fail the same way)
         log.exception("Worker could not build the app.")

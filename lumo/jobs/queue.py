@@ -21,6 +21,7 @@ from procrastinate.testing import InMemoryConnector
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from lumo import gc_tuning
 from lumo.config import Settings
 from lumo.digest.mailer import Mailer
 from lumo.digest.run import OUTBOX_MAX_ATTEMPTS, queued_outbox_ids
@@ -248,7 +249,14 @@ async def run_worker(settings: Settings, env: Mapping[str, str] | None, *, concu
         mailer = Mailer(settings.smtp_url, settings.mail_from)
         deps = Deps(settings, lumo.session_factory, mailer, slack, jobs, _utcnow, **_mail(settings))
         async with app.open_async():
-            log.info("jobs.worker_start name=%s concurrency=%d digest_at=%s", name, concurrency, settings.digest_at)
+            frozen = gc_tuning.settle()
+            log.info(
+                "jobs.worker_start name=%s concurrency=%d digest_at=%s gc_frozen=%d",
+                name,
+                concurrency,
+                settings.digest_at,
+                frozen,
+            )
             await app.run_worker_async(
                 name=name,
                 concurrency=concurrency,

@@ -222,6 +222,8 @@ def test_two_apis_and_two_workers_share_one_database(database: str, mailbox: tup
 
         # A worker is sending the victim's digest, held at RCPT TO: kill it (SIGKILL: no clean-up, no goodbye).
         wait_until(box.held.is_set, "the victim's digest to reach the SMTP server", timeout=STARTUP_SECONDS)
+        # Each long-running process set its collector once started (lumo.gc_tuning).
+        assert all("gc_frozen=" in w.text() for w in workers)
         started = re.compile(r"Starting job (?:\S*\.)?send_digest\[(\d+)\]\([^)]*user_id='u2'")
 
         def running(worker: Process) -> list[str]:  # the victim's jobs it started and has not ended
