@@ -28,19 +28,18 @@ EVERY_BOOK = "*"
 MAX_ENTRIES = 2048  # a few per active rep; a priorities result is a few kB
 
 
-# One cache per engine: two databases (tests, tools) never share entries.
-_Cache = LRUCache[Hashable, object]
-_caches: weakref.WeakKeyDictionary[Engine, tuple[_Cache, threading.Lock]] = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
+# One cache per engine: two databases (tests, tools) never share entries. One lock for all: tools run on worker
+# threads, an LRU read reorders its cache, and every operation under it is a dict step.
+_caches: weakref.WeakKeyDictionary[Engine, LRUCache[Hashable, object]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
 
 
-def _cache_of(engine: Engine) -> tuple[_Cache, threading.Lock]:
-    """The engine's cache and its lock (tools run on worker threads; an LRU read reorders it)."""
-    with _caches_lock:
-        found = _caches.get(engine)
-        if found is None:
-            found = _caches[engine] = (LRUCache(MAX_ENTRIES), threading.Lock())
-        return found
+def _cache_of(engine: Engine) -> LRUCache[Hashable, object]:
+    """The engine's cache; call under `_lock`."""
+    cache = _caches.get(engine)
+    if cache is None:
+        cache = _caches[engine] = LRUCache(MAX_ENTRIES)
+    return cache
 
 
 @functools.cache
@@ -88,13 +87,12 @@ def cached(session: Session, scope: Scope, key: Hashable, compute: Callable[[], 
         return compute()
     engine = session.get_bind()
     assert isinstance(engine, Engine)
-    cache, lock = _cache_of(engine)
     full = (key, scope.user_id, scope.owner_ids, version)
-    with lock:
-        hit = cache.get(full)
+    with _lock:
+        hit = _cache_of(engine).get(full)
     if hit is not None:
         return hit  # type: ignore[return-value]
     value = compute()
-    with lock:
-        cache[full] = value
+    with _lock:
+        _cache_of(engine)[full] = value
     return value
